@@ -1,0 +1,146 @@
+#include "checkpoint.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <zlib.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "atomic_file.h"
+#include "error.h"
+
+namespace convoy {
+
+namespace {
+
+constexpr const char* kMagic = "convoy-checkpoint";
+constexpr uint32_t kFormatVersion = 1;
+
+uint32_t crc32_of(const std::string& bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  // zlib's crc32 takes uInt lengths; feed large bodies in pieces.
+  for (size_t at = 0; at < bytes.size();) {
+    const size_t n = std::min<size_t>(bytes.size() - at, 1u << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + at), static_cast<uInt>(n));
+    at += n;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+void fill_tensor(pb::TensorData* out, const std::string& name, const Tensor& t) {
+  out->set_name(name);
+  for (int64_t d : t.shape())
+    out->add_shape(d);
+  const std::vector<float> values = t.to_plain();
+  out->mutable_data()->Assign(values.begin(), values.end());
+}
+
+void load_tensor(const pb::TensorData& in, const std::string& name, Tensor& t,
+                 const std::string& source) {
+  const Dims shape(in.shape().begin(), in.shape().end());
+  if (in.name() != name || shape != t.shape()) {
+    throw InputError(fmt::format("{}: tensor '{}' [{}] does not match the model's '{}' [{}]",
+                                 source, in.name(), fmt::join(shape, ","), name,
+                                 fmt::join(t.shape(), ",")));
+  }
+  if (in.data_size() != t.size()) {
+    throw InputError(fmt::format("{}: tensor '{}' has {} values, expected {}", source, in.name(),
+                                 in.data_size(), t.size()));
+  }
+  t.copy_from_plain({in.data().data(), static_cast<size_t>(in.data_size())});
+}
+
+}  // namespace
+
+pb::Checkpoint make_checkpoint(Model& model, const Sgd* sgd, const TrainingPosition& position) {
+  pb::Checkpoint ck;
+  *ck.mutable_model() = model.spec();
+  for (const Parameter* p : model.parameters())
+    fill_tensor(ck.add_parameter(), p->name, p->value);
+  if (sgd != nullptr) {
+    pb::SgdState* s = ck.mutable_sgd();
+    s->set_learning_rate(sgd->config().learning_rate);
+    s->set_momentum(sgd->config().momentum);
+    s->set_weight_decay(sgd->config().weight_decay);
+    s->set_nesterov(sgd->config().nesterov);
+    for (size_t i = 0; i < sgd->parameters().size(); ++i) {
+      fill_tensor(s->add_momentum_buffer(), sgd->parameters()[i]->name, sgd->momentum_buffer(i));
+    }
+  }
+  ck.set_epoch(position.epoch);
+  ck.set_step(position.step);
+  ck.set_seed(position.seed);
+  ck.set_batch_size(position.batch_size);
+  ck.set_dataset(position.dataset);
+  return ck;
+}
+
+std::string serialize_checkpoint(const pb::Checkpoint& checkpoint) {
+  pb::CheckpointFile file;
+  file.set_magic(kMagic);
+  file.set_format_version(kFormatVersion);
+  if (!checkpoint.SerializeToString(file.mutable_body())) {
+    throw std::runtime_error("cannot serialize checkpoint (larger than 2 GiB?)");
+  }
+  file.set_body_crc32(crc32_of(file.body()));
+  return file.SerializeAsString();
+}
+
+pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source) {
+  pb::CheckpointFile file;
+  if (!file.ParseFromString(bytes) || file.magic() != kMagic) {
+    throw InputError(fmt::format("'{}': not a convoy checkpoint, or truncated", source));
+  }
+  if (file.format_version() != kFormatVersion) {
+    throw InputError(
+        fmt::format("'{}': checkpoint format version {} is not supported (expected {})", source,
+                    file.format_version(), kFormatVersion));
+  }
+  if (crc32_of(file.body()) != file.body_crc32()) {
+    throw InputError(fmt::format("'{}': corrupt checkpoint (checksum mismatch)", source));
+  }
+  pb::Checkpoint checkpoint;
+  if (!checkpoint.ParseFromString(file.body())) {
+    throw InputError(fmt::format("'{}': corrupt checkpoint (body does not parse)", source));
+  }
+  return checkpoint;
+}
+
+void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path) {
+  write_file_atomically(path, serialize_checkpoint(checkpoint));
+}
+
+pb::Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("'{}': cannot open checkpoint", path));
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return parse_checkpoint(bytes.str(), path);
+}
+
+void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Sgd* sgd,
+                        const std::string& source) {
+  const std::vector<Parameter*> params = model.parameters();
+  if (checkpoint.parameter_size() != static_cast<int>(params.size())) {
+    throw InputError(fmt::format("{}: holds {} parameters, the model has {}", source,
+                                 checkpoint.parameter_size(), params.size()));
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    load_tensor(checkpoint.parameter(static_cast<int>(i)), params[i]->name, params[i]->value,
+                source);
+    params[i]->grad.zero();
+  }
+  if (sgd != nullptr && checkpoint.sgd().momentum_buffer_size() > 0) {
+    if (checkpoint.sgd().momentum_buffer_size() != static_cast<int>(params.size())) {
+      throw InputError(fmt::format("{}: holds {} momentum buffers, the model has {} parameters",
+                                   source, checkpoint.sgd().momentum_buffer_size(), params.size()));
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      load_tensor(checkpoint.sgd().momentum_buffer(static_cast<int>(i)), params[i]->name,
+                  sgd->momentum_buffer(i), source);
+    }
+  }
+}
+
+}  // namespace convoy

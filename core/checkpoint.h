@@ -1,0 +1,37 @@
+// Checkpoint files (proto/checkpoint.proto): the model spec, every parameter in plain layout, the
+// optimizer's state, and where training stood. Saved atomically (atomic_file.h); loading checks the
+// magic, version and CRC-32 before using anything, so a truncated or corrupted file is refused.
+#pragma once
+
+#include <string>
+
+#include "checkpoint.pb.h"
+#include "model.h"
+#include "sgd.h"
+
+namespace convoy {
+
+struct TrainingPosition {
+  int64_t epoch = 0;  // epochs completed
+  int64_t step = 0;   // optimizer steps taken
+  uint64_t seed = 0;
+  int32_t batch_size = 0;
+  std::string dataset;
+};
+
+// Captures the model's parameters and, when `sgd` is given, its state.
+pb::Checkpoint make_checkpoint(Model& model, const Sgd* sgd, const TrainingPosition& position);
+
+// The bytes of a checkpoint file, and back. parse_checkpoint throws InputError naming `source`.
+std::string serialize_checkpoint(const pb::Checkpoint& checkpoint);
+pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
+
+void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path);
+pb::Checkpoint load_checkpoint(const std::string& path);
+
+// Copies parameter values (and, when `sgd` is given, momentum buffers) into a model built from
+// the checkpoint's spec. Throws InputError naming `source` when names or shapes disagree.
+void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Sgd* sgd,
+                        const std::string& source);
+
+}  // namespace convoy

@@ -1,0 +1,74 @@
+// Layer: one step of a network, built once for a batch size, then run many times.
+//
+// Building happens in two passes (model.cc drives them):
+//   1. build_forward(ctx, src), first layer to last. `src` is the previous layer's dst() (or the
+//      model's input), in whatever layout that layer's primitive chose. The layer creates its
+//      forward primitives (with format_tag::any where oneDNN allows), reorders `src` only if its
+//      primitive wants another layout, allocates dst() and its parameters.
+//   2. build_backward(ctx, diff_dst, need_diff_src), last layer to first. `diff_dst` always has
+//      the same desc as dst(), and diff_src() must have the same desc as `src`: gradients travel
+//      in the layout of the activations they belong to. When need_diff_src is false (the first
+//      layer) the layer computes parameter gradients only.
+// After building, forward() and backward() only execute prepared ops (see op.h).
+//
+// Parameters live in the layout the forward primitive chose for them; each gradient has the same
+// desc as its value, so optimizers can update them element by element.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "op.h"
+#include "tensor.h"
+
+namespace convoy {
+
+struct Parameter {
+  std::string name;  // "<layer>.weight" or "<layer>.bias"
+  Tensor value;
+  Tensor grad;  // same desc as value
+  // For weight initialisation: inputs and outputs feeding each output unit (0 for biases).
+  int64_t fan_in = 0;
+  int64_t fan_out = 0;
+  bool is_bias() const { return fan_in == 0; }
+};
+
+class Layer {
+ public:
+  explicit Layer(std::string name) : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  const std::string& name() const { return name_; }
+
+  virtual void build_forward(BuildContext& ctx, const Tensor& src) = 0;
+  virtual void build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) = 0;
+
+  void forward(const dnnl::stream& stream) const {
+    for (const Op& op : forward_ops_)
+      op.run(stream);
+  }
+  void backward(const dnnl::stream& stream) const {
+    for (const Op& op : backward_ops_)
+      op.run(stream);
+  }
+
+  const Tensor& dst() const { return dst_; }
+  const Tensor& diff_src() const { return diff_src_; }
+  std::span<Parameter> parameters() { return parameters_; }
+
+ protected:
+  Tensor dst_;
+  Tensor diff_src_;
+  std::vector<Op> forward_ops_;
+  std::vector<Op> backward_ops_;
+  std::vector<Parameter> parameters_;
+
+ private:
+  std::string name_;
+};
+
+}  // namespace convoy

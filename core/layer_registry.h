@@ -1,0 +1,32 @@
+// The layer registry: maps a layer type name from the model spec ("Conv2D") to the functions that
+// check its parameters, infer its output shape and create it. To add a layer type, write its
+// class and add one row to the table in layer_registry.cc.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "layer.h"
+#include "model.pb.h"
+#include "shape.h"
+
+namespace convoy {
+
+struct LayerType {
+  std::string_view name;
+  // Checks `spec` against input shape `in` and returns the output shape. Throws InputError whose
+  // message starts with `where` (for example "model.pbtxt: layer 'conv1' (Conv2D)").
+  SampleShape (*infer)(const pb::LayerSpec& spec, const SampleShape& in, const std::string& where);
+  // Creates the layer; `spec` has passed infer() for `in`.
+  std::unique_ptr<Layer> (*create)(const pb::LayerSpec& spec, const SampleShape& in,
+                                   const std::string& name);
+};
+
+// nullptr when `type` is not registered.
+const LayerType* find_layer_type(std::string_view type);
+// "Conv2D, MaxPool2D, ..." for error messages and documentation.
+std::string layer_type_names();
+
+}  // namespace convoy

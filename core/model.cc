@@ -1,0 +1,108 @@
+#include "model.h"
+
+#include <cstring>
+
+#include "error.h"
+#include "initializer.h"
+#include "layer_registry.h"
+#include "random.h"
+
+namespace convoy {
+
+Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& engine, Mode mode,
+             const std::string& source)
+    : spec_(spec),
+      plan_(plan_model(spec_, source)),
+      batch_size_(batch_size),
+      training_(mode == Mode::kTrain),
+      ctx_(engine, training_) {
+  CONVOY_CHECK(batch_size > 0);
+  input_ = Tensor(plain_desc(plan_.input.batch_dims(batch_size)), engine);
+
+  // Forward, first to last: each layer sees the previous layer's output in its chosen layout.
+  const Tensor* src = &input_;
+  for (const LayerPlan& lp : plan_.layers) {
+    layers_.push_back(find_layer_type(lp.spec->type())->create(*lp.spec, lp.in, lp.name));
+    layers_.back()->build_forward(ctx_, *src);
+    src = &layers_.back()->dst();
+  }
+
+  // The head: logits as a plain [batch, classes] view of the last layer's output.
+  const Tensor& last = layers_.back()->dst();
+  const Dims flat{batch_size, plan_.num_classes};
+  const dnnl::memory last_plain =
+      ctx_.convert(last.memory(), plain_desc(last.shape()), head_forward_ops_);
+  keep_alive_.push_back(last_plain);
+  logits_ = Tensor(dnnl::memory(plain_desc(flat), engine, last_plain.get_data_handle()));
+  diff_logits_ = Tensor(plain_desc(flat), engine);
+  loss_ = std::make_unique<SoftmaxCrossEntropy>(ctx_, logits_, diff_logits_);
+
+  if (training_) {
+    // Backward, last to first: each layer's diff_dst is the next layer's diff_src.
+    const dnnl::memory diff_last_plain(plain_desc(last.shape()), engine,
+                                       diff_logits_.memory().get_data_handle());
+    const Tensor diff_last(ctx_.convert(diff_last_plain, last.desc(), head_backward_ops_));
+    const Tensor* diff = &diff_last;
+    for (size_t i = layers_.size(); i-- > 0;) {
+      layers_[i]->build_backward(ctx_, *diff, /*need_diff_src=*/i > 0);
+      diff = &layers_[i]->diff_src();
+    }
+  }
+  ctx_.scratchpad().allocate();
+}
+
+void Model::set_input(std::span<const float> batch) {
+  CONVOY_CHECK(static_cast<int64_t>(batch.size()) == input_.size());
+  std::memcpy(input_.data(), batch.data(), batch.size_bytes());
+}
+
+void Model::forward(const dnnl::stream& stream, const std::function<void(size_t)>& layer_done) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->forward(stream);
+    if (layer_done) layer_done(i);
+  }
+  for (const Op& op : head_forward_ops_)
+    op.run(stream);
+}
+
+LossResult Model::loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count) {
+  return loss_->compute(stream, labels, count);
+}
+
+void Model::backward(const dnnl::stream& stream, const std::function<void(size_t)>& layer_done) {
+  CONVOY_CHECK(training_);
+  for (const Op& op : head_backward_ops_)
+    op.run(stream);
+  for (size_t i = layers_.size(); i-- > 0;) {
+    layers_[i]->backward(stream);
+    if (layer_done) layer_done(i);
+  }
+}
+
+std::vector<Parameter*> Model::parameters() {
+  std::vector<Parameter*> params;
+  for (const auto& layer : layers_) {
+    for (Parameter& p : layer->parameters())
+      params.push_back(&p);
+  }
+  return params;
+}
+
+void Model::initialize(uint64_t seed) {
+  uint64_t index = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (Parameter& p : layers_[i]->parameters()) {
+      p.grad.zero();
+      if (p.is_bias()) {
+        p.value.zero();
+      } else {
+        const pb::Init init = resolve_init(spec_, static_cast<int>(i));
+        p.value.copy_from_plain(
+            draw_weights(init, p.value.size(), p.fan_in, p.fan_out, mix_seed(seed, index)));
+      }
+      ++index;
+    }
+  }
+}
+
+}  // namespace convoy

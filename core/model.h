@@ -1,0 +1,77 @@
+// Model: a validated spec built into layers for one batch size.
+//
+// Construction validates the spec (plan_model), creates every layer through the registry and builds
+// all primitives: forward first to last, then (in training mode) backward last to first. After
+// that, a step is: set_input() -> forward() -> loss() -> backward(); none of them allocates or
+// creates primitives. Parameters start at zero; call initialize(seed) or load values.
+//
+// A Model is used from one thread at a time.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "layer.h"
+#include "model.pb.h"
+#include "model_spec.h"
+#include "softmax_cross_entropy.h"
+
+namespace convoy {
+
+class Model {
+ public:
+  enum class Mode { kTrain, kInference };
+
+  // Throws InputError (naming `source`) when the spec is invalid.
+  Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& engine, Mode mode,
+        const std::string& source = "model");
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const pb::ModelSpec& spec() const { return spec_; }
+  const ModelPlan& plan() const { return plan_; }
+  int64_t batch_size() const { return batch_size_; }
+  int num_classes() const { return plan_.num_classes; }
+  // Floats per sample in the plain input layout (channels x spatial).
+  int64_t sample_size() const { return plan_.input.elements(); }
+
+  // Copies a plain [batch, channels, spatial...] batch into the model's input buffer.
+  void set_input(std::span<const float> batch);
+  // Runs the layers first to last; after layer i, `layer_done(i)` is called when given.
+  void forward(const dnnl::stream& stream,
+               const std::function<void(size_t layer)>& layer_done = nullptr);
+  // Loss over the first `count` rows and its gradient with respect to the logits.
+  LossResult loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count);
+  // Runs backward layer by layer from the last; after layer i finishes, `layer_done(i)` is called
+  // (its parameter gradients are final then). Training mode only.
+  void backward(const dnnl::stream& stream,
+                const std::function<void(size_t layer)>& layer_done = nullptr);
+
+  // Plain [batch, classes] logits of the last forward(); predictions of the last loss().
+  const Tensor& logits() const { return logits_; }
+  std::span<const int32_t> predictions() const { return loss_->predictions(); }
+
+  size_t layer_count() const { return layers_.size(); }
+  Layer& layer(size_t i) { return *layers_[i]; }
+  // Every parameter, layer by layer, weight before bias.
+  std::vector<Parameter*> parameters();
+  // Draws weights as the spec asks (He/Xavier/LeCun) from `seed`; zeroes biases and gradients.
+  void initialize(uint64_t seed);
+
+ private:
+  pb::ModelSpec spec_;
+  ModelPlan plan_;
+  int64_t batch_size_;
+  bool training_;
+  BuildContext ctx_;
+  Tensor input_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  Tensor logits_, diff_logits_;
+  std::vector<Op> head_forward_ops_, head_backward_ops_;
+  std::vector<dnnl::memory> keep_alive_;
+  std::unique_ptr<SoftmaxCrossEntropy> loss_;
+};
+
+}  // namespace convoy

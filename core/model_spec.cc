@@ -1,0 +1,241 @@
+#include "model_spec.h"
+
+#include <fmt/format.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "error.h"
+#include "layer_registry.h"
+
+namespace convoy {
+
+namespace {
+
+// LeNet-5 (LeCun et al. 1998) with ReLU and max pooling, for 28x28 inputs.
+constexpr const char* kLenet5 = R"pb(
+  name: "lenet5"
+  input {
+    channels: 1
+    spatial: [ 28, 28 ]
+  }
+  num_classes: 10
+  layer {
+    name: "conv1"
+    type: "Conv2D"
+    conv { filters: 6 kernel: 5 pad: 2 }
+  }
+  layer { name: "relu1" type: "ReLU" }
+  layer {
+    name: "pool1"
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "conv2"
+    type: "Conv2D"
+    conv { filters: 16 kernel: 5 }
+  }
+  layer { name: "relu2" type: "ReLU" }
+  layer {
+    name: "pool2"
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "fc1"
+    type: "Dense"
+    dense { units: 120 }
+  }
+  layer { name: "relu3" type: "ReLU" }
+  layer {
+    name: "fc2"
+    type: "Dense"
+    dense { units: 84 }
+  }
+  layer { name: "relu4" type: "ReLU" }
+  layer {
+    name: "fc3"
+    type: "Dense"
+    dense { units: 10 }
+  }
+)pb";
+
+// Three 3x3 convolutions (32, 64, 128 filters) with ReLU and 2x2 max pooling, then 256 -> 10.
+constexpr const char* kFashionCnn = R"pb(
+  name: "fashion_cnn"
+  input {
+    channels: 1
+    spatial: [ 28, 28 ]
+  }
+  num_classes: 10
+  layer {
+    name: "conv1"
+    type: "Conv2D"
+    conv { filters: 32 kernel: 3 pad: 1 }
+  }
+  layer { name: "relu1" type: "ReLU" }
+  layer {
+    name: "pool1"
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "conv2"
+    type: "Conv2D"
+    conv { filters: 64 kernel: 3 pad: 1 }
+  }
+  layer { name: "relu2" type: "ReLU" }
+  layer {
+    name: "pool2"
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "conv3"
+    type: "Conv2D"
+    conv { filters: 128 kernel: 3 pad: 1 }
+  }
+  layer { name: "relu3" type: "ReLU" }
+  layer {
+    name: "pool3"
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "fc1"
+    type: "Dense"
+    dense { units: 256 }
+  }
+  layer { name: "relu4" type: "ReLU" }
+  layer {
+    name: "fc2"
+    type: "Dense"
+    dense { units: 10 }
+  }
+)pb";
+
+const std::map<std::string, const char*>& builtins() {
+  static const std::map<std::string, const char*> models{{"fashion_cnn", kFashionCnn},
+                                                         {"lenet5", kLenet5}};
+  return models;
+}
+
+// Keeps the first error protobuf's text parser reports, with its position.
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (message_.empty()) message_ = fmt::format("{}:{}: {}", line + 1, column + 1, message);
+  }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string message_;
+};
+
+std::string lowercase(std::string s) {
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string> builtin_model_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, text] : builtins())
+    names.push_back(name);
+  return names;
+}
+
+std::string builtin_model_text(const std::string& name) {
+  const auto it = builtins().find(name);
+  return it == builtins().end() ? std::string() : std::string(it->second);
+}
+
+pb::ModelSpec parse_model_text(const std::string& text, const std::string& source) {
+  pb::ModelSpec spec;
+  google::protobuf::TextFormat::Parser parser;
+  FirstError errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &spec)) {
+    throw InputError(fmt::format(
+        "{}:{}", source,
+        errors.message().empty() ? " not a valid model description" : errors.message()));
+  }
+  return spec;
+}
+
+pb::ModelSpec load_model_spec(const std::string& name_or_path, const std::string& flag) {
+  const std::string builtin = builtin_model_text(name_or_path);
+  if (!builtin.empty()) return parse_model_text(builtin, name_or_path);
+  std::ifstream in(name_or_path, std::ios::binary);
+  if (!in) {
+    if (name_or_path.find('/') == std::string::npos &&
+        name_or_path.find('.') == std::string::npos) {
+      throw InputError(fmt::format("{}: unknown model '{}' (built-in: {}; or a .pbtxt file)", flag,
+                                   name_or_path, fmt::join(builtin_model_names(), ", ")));
+    }
+    throw InputError(fmt::format("{}: cannot read model file '{}'", flag, name_or_path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_model_text(text.str(), name_or_path);
+}
+
+ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source) {
+  ModelPlan plan;
+  if (spec.input().channels() <= 0) {
+    throw InputError(source + ": input.channels must be > 0");
+  }
+  if (spec.input().spatial().empty() || spec.input().spatial_size() > 3) {
+    throw InputError(source + ": input.spatial must have 1 to 3 extents, for example [28, 28]");
+  }
+  plan.input.channels = spec.input().channels();
+  for (int32_t extent : spec.input().spatial()) {
+    if (extent <= 0) throw InputError(source + ": input.spatial extents must be > 0");
+    plan.input.spatial.push_back(extent);
+  }
+  if (spec.num_classes() < 2) {
+    throw InputError(
+        fmt::format("{}: num_classes must be >= 2, got {}", source, spec.num_classes()));
+  }
+  plan.num_classes = spec.num_classes();
+  if (spec.layer().empty()) throw InputError(source + ": the model has no layers");
+
+  std::set<std::string> names;
+  SampleShape shape = plan.input;
+  for (int i = 0; i < spec.layer_size(); ++i) {
+    const pb::LayerSpec& layer = spec.layer(i);
+    LayerPlan lp;
+    lp.spec = &layer;
+    lp.name = layer.name().empty() ? fmt::format("{}{}", lowercase(layer.type()), i) : layer.name();
+    const std::string where = fmt::format("{}: layer {} '{}' ({})", source, i + 1, lp.name,
+                                          layer.type().empty() ? "no type" : layer.type());
+    const LayerType* type = find_layer_type(layer.type());
+    if (type == nullptr) {
+      throw InputError(fmt::format("{}: layer {} '{}': unknown layer type '{}' (known: {})", source,
+                                   i + 1, lp.name, layer.type(), layer_type_names()));
+    }
+    if (!names.insert(lp.name).second) {
+      throw InputError(fmt::format("{}: the layer name '{}' is used twice", where, lp.name));
+    }
+    lp.in = shape;
+    lp.out = type->infer(layer, shape, where);
+    shape = lp.out;
+    plan.layers.push_back(std::move(lp));
+  }
+  if (shape.elements() != plan.num_classes) {
+    throw InputError(fmt::format(
+        "{}: the last layer '{}' yields {} values per sample ({}), but num_classes is {}", source,
+        plan.layers.back().name, shape.elements(), shape.str(), plan.num_classes));
+  }
+  return plan;
+}
+
+}  // namespace convoy

@@ -1,0 +1,36 @@
+// Pool: N-dimensional max or average pooling (MaxPool2D, AvgPool2D) on oneDNN's pooling
+// primitives. Max pooling keeps the forward workspace (the argmax) for its backward pass.
+// Layers in the spec: `type: "MaxPool2D" pool { kernel: 2 }` (stride defaults to the kernel).
+#pragma once
+
+#include "layer.h"
+#include "model.pb.h"
+#include "shape.h"
+
+namespace convoy {
+
+struct PoolConfig {
+  dnnl::algorithm algorithm = dnnl::algorithm::pooling_max;
+  Window window;
+
+  static PoolConfig from_spec(const pb::LayerSpec& spec, dnnl::algorithm max_or_avg,
+                              const SampleShape& in, const std::string& where);
+  SampleShape output_shape(const SampleShape& in, const std::string& where) const;
+};
+
+class Pool : public Layer {
+ public:
+  Pool(std::string name, PoolConfig config) : Layer(std::move(name)), config_(std::move(config)) {}
+
+  void build_forward(BuildContext& ctx, const Tensor& src) override;
+  void build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) override;
+
+ private:
+  PoolConfig config_;
+  Dims padding_r_;
+  dnnl::memory::desc src_desc_;
+  dnnl::memory workspace_;
+  dnnl::pooling_forward::primitive_desc forward_pd_;
+};
+
+}  // namespace convoy

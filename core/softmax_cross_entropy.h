@@ -1,0 +1,41 @@
+// SoftmaxCrossEntropy: the training loss over a batch of logits.
+//
+// log-softmax runs on oneDNN's logsoftmax primitive (it subtracts the row maximum, so large
+// logits neither overflow nor lose precision). For the first `count` rows (the real samples of a
+// possibly padded batch):
+//   loss      = mean_i -log_softmax(z_i)[y_i]
+//   d loss/dz = (softmax(z_i) - onehot(y_i)) / count, and 0 for padding rows.
+// The gradient is written into the tensor given at construction, ready for the backward pass.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "op.h"
+#include "tensor.h"
+
+namespace convoy {
+
+struct LossResult {
+  double loss = 0.0;    // mean over the counted rows
+  int64_t correct = 0;  // rows whose argmax equals the label
+};
+
+class SoftmaxCrossEntropy {
+ public:
+  // `logits` and `diff_logits`: plain [batch, classes] tensors that outlive this object.
+  SoftmaxCrossEntropy(BuildContext& ctx, const Tensor& logits, const Tensor& diff_logits);
+
+  // Labels must lie in [0, classes). Rows >= count get a zero gradient and no prediction use.
+  LossResult compute(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count);
+  // argmax of each row's logits from the last compute() (first maximum on ties).
+  std::span<const int32_t> predictions() const { return predictions_; }
+
+ private:
+  Tensor logits_, diff_logits_, log_probs_;
+  int64_t batch_, classes_;
+  std::vector<Op> ops_;
+  std::vector<int32_t> predictions_;
+};
+
+}  // namespace convoy

@@ -1,0 +1,112 @@
+#include "trainer.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "error.h"
+#include "shuffle.h"
+
+namespace convoy {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+Trainer::Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream)
+    : model_(model), sgd_(sgd), stream_(stream) {}
+
+LossResult Trainer::step(const Batch& batch) {
+  model_.set_input({batch.samples.data(), batch.samples.size()});
+  model_.forward(stream_);
+  const LossResult result = model_.loss(stream_, batch.labels, batch.count);
+  if (!std::isfinite(result.loss)) {
+    throw InputError(fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
+                                 result.loss, steps_ + 1));
+  }
+  model_.backward(stream_);
+  stream_.wait();
+  sgd_.step();
+  ++steps_;
+  return result;
+}
+
+TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
+                          TrainObserver* observer, const Dataset* test) {
+  const int64_t batch = model_.batch_size();
+  const int64_t steps_per_epoch = train.count() / batch;
+  if (steps_per_epoch == 0) {
+    throw InputError(fmt::format("--batch-size: {} is larger than the training set ({} samples)",
+                                 batch, train.count()));
+  }
+  int64_t total_steps = steps_per_epoch * options.epochs;
+  if (options.max_steps > 0) total_steps = std::min(total_steps, options.max_steps);
+
+  BatchLoader loader(train, batch);
+  TrainSummary summary;
+  for (int64_t epoch = 0; epoch < options.epochs && summary.steps < total_steps; ++epoch) {
+    loader.start(epoch_permutation(train.count(), options.seed, epoch), /*keep_partial=*/false);
+    ++summary.epochs;
+    EpochStats stats;
+    stats.epoch = epoch;
+    double loss_sum = 0.0;
+    int64_t correct = 0, images = 0;
+    const Clock::time_point start = Clock::now();
+    while (summary.steps < total_steps) {
+      const Batch* b = loader.next();
+      if (b == nullptr) break;
+      const LossResult r = step(*b);
+      ++summary.steps;
+      ++stats.steps;
+      loss_sum += r.loss;
+      correct += r.correct;
+      images += b->count;
+      if (observer != nullptr) {
+        const double elapsed = seconds_since(start);
+        observer->on_step({epoch, summary.steps, stats.steps, steps_per_epoch, total_steps, r.loss,
+                           double(r.correct) / double(b->count), double(images) / elapsed,
+                           summary.seconds + elapsed});
+      }
+    }
+    stats.seconds = seconds_since(start);
+    summary.seconds += stats.seconds;
+    summary.images += images;
+    stats.loss = loss_sum / double(std::max<int64_t>(stats.steps, 1));
+    stats.accuracy = double(correct) / double(std::max<int64_t>(images, 1));
+    stats.images_per_second = double(images) / stats.seconds;
+    if (test != nullptr) stats.test = summary.test = evaluate(model_, stream_, *test);
+    if (observer != nullptr) observer->on_epoch(stats);
+  }
+  return summary;
+}
+
+EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data) {
+  EvalResult result{ConfusionMatrix(model.num_classes()), 0.0};
+  BatchLoader loader(data, model.batch_size());
+  std::vector<int64_t> order(static_cast<size_t>(data.count()));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  loader.start(std::move(order), /*keep_partial=*/true);
+  double loss_sum = 0.0;
+  while (const Batch* b = loader.next()) {
+    model.set_input({b->samples.data(), b->samples.size()});
+    model.forward(stream);
+    const LossResult r = model.loss(stream, b->labels, b->count);
+    loss_sum += r.loss * double(b->count);
+    const std::span<const int32_t> predicted = model.predictions();
+    for (int64_t i = 0; i < b->count; ++i) {
+      result.confusion.add(b->labels[static_cast<size_t>(i)], predicted[static_cast<size_t>(i)]);
+    }
+  }
+  result.loss = data.count() > 0 ? loss_sum / double(data.count()) : 0.0;
+  return result;
+}
+
+}  // namespace convoy

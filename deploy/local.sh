@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine: installs dependencies (deploy/install-deps.sh),
+# configures and builds into build/, then runs what was asked for.
+#
+#   deploy/local.sh train [convoy train flags...]   train on Fashion-MNIST and print the report
+#   deploy/local.sh test                            run the whole test suite (what CI runs)
+#   deploy/local.sh build                           only install and build
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="${CONVOY_BUILD_DIR:-$root/build}"
+jobs="${CONVOY_JOBS:-$(nproc)}"
+
+mode="${1:-}"
+case "$mode" in
+  train | test | build) shift ;;
+  *)
+    echo "usage: deploy/local.sh train|test|build [convoy train flags...]" >&2
+    exit 2
+    ;;
+esac
+
+"$root/deploy/install-deps.sh"
+
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
+cmake --build "$build" -j "$jobs"
+
+case "$mode" in
+  train)
+    exec "$build/launcher/convoy" train --model fashion_cnn "$@"
+    ;;
+  test)
+    cd "$build"
+    exec ctest --output-on-failure -j "$jobs"
+    ;;
+esac

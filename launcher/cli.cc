@@ -1,0 +1,150 @@
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <exception>
+#include <thread>
+
+#include "commands.h"
+#include "error.h"
+
+namespace convoy {
+
+namespace {
+
+// Positive and finite: CLI::PositiveNumber lets "nan" through.
+const CLI::Validator kPositive(
+    [](const std::string& text) -> std::string {
+      try {
+        const double v = std::stod(text);
+        if (std::isfinite(v) && v > 0) return {};
+      } catch (const std::exception&) {
+      }
+      return "must be a positive number, got '" + text + "'";
+    },
+    "POSITIVE");
+
+const CLI::Validator kNonNegative(
+    [](const std::string& text) -> std::string {
+      try {
+        const double v = std::stod(text);
+        if (std::isfinite(v) && v >= 0) return {};
+      } catch (const std::exception&) {
+      }
+      return "must be a number >= 0, got '" + text + "'";
+    },
+    "NONNEGATIVE");
+
+void add_data_flags(CLI::App* app, DataOptions& data) {
+  app->add_option("--dataset", data.dataset, "Data set kind (decides class names)")
+      ->check(CLI::IsMember({"fashion-mnist", "mnist"}))
+      ->capture_default_str();
+  app->add_option("--data", data.dir,
+                  fmt::format("Directory with the IDX files (default {})", kDefaultDataDir));
+  app->add_option("--limit-test", data.limit_test, "Evaluate on the first N test samples only")
+      ->check(kPositive);
+}
+
+void add_threads_flag(CLI::App* app, int& threads) {
+  app->add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(kPositive);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app("convoy: data-parallel ConvNet training on CPUs", "convoy");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "convoy 0.1.0");
+
+  TrainCommand train;
+  CLI::App* t = app.add_subcommand("train", "Train a model and report test metrics");
+  t->add_option("--model", train.model, "Built-in model name or a .pbtxt file")->required();
+  add_data_flags(t, train.data);
+  t->add_option("--limit-train", train.data.limit_train,
+                "Train on the first N training samples only")
+      ->check(kPositive);
+  t->add_option("--epochs", train.epochs, "Passes over the training set")
+      ->check(kPositive)
+      ->capture_default_str();
+  t->add_option("--batch-size", train.batch_size, "Samples per step")
+      ->check(kPositive)
+      ->capture_default_str();
+  t->add_option("--lr", train.lr, "Learning rate")->check(kPositive)->capture_default_str();
+  t->add_option("--momentum", train.momentum, "SGD momentum")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  t->add_flag("--nesterov", train.nesterov, "Use Nesterov momentum");
+  t->add_option("--weight-decay", train.weight_decay, "L2 weight decay")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  t->add_option("--seed", train.seed, "Seed for initialisation and shuffling")
+      ->capture_default_str();
+  add_threads_flag(t, train.threads);
+  t->add_option("--max-steps", train.max_steps, "Stop after N optimizer steps")->check(kPositive);
+  t->add_option("--save", train.save, "Write a checkpoint here when training ends");
+  t->add_flag("--log-json", train.log_json, "JSON lines on stdout");
+
+  EvaluateCommand evaluate;
+  CLI::App* e = app.add_subcommand("evaluate", "Evaluate a checkpoint on the test set");
+  e->add_option("--checkpoint", evaluate.checkpoint, "Checkpoint file")->required();
+  add_data_flags(e, evaluate.data);
+  e->add_option("--batch-size", evaluate.batch_size, "Samples per forward pass")
+      ->check(kPositive)
+      ->capture_default_str();
+  add_threads_flag(e, evaluate.threads);
+  e->add_flag("--log-json", evaluate.log_json, "JSON lines on stdout");
+
+  BenchCommand bench;
+  CLI::App* b = app.add_subcommand("bench", "Time training steps on synthetic data");
+  b->add_option("--model", bench.model, "Built-in model name or a .pbtxt file")->required();
+  b->add_option("--batch-size", bench.batch_size, "Samples per step")
+      ->check(kPositive)
+      ->capture_default_str();
+  b->add_option("--steps", bench.steps, "Timed steps")->check(kPositive)->capture_default_str();
+  b->add_option("--warmup", bench.warmup, "Untimed steps first")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  add_threads_flag(b, bench.threads);
+  b->add_flag("--per-layer", bench.per_layer, "Also time each layer's forward and backward");
+
+  ExportCommand export_cmd;
+  CLI::App* x = app.add_subcommand("export", "Write a checkpoint's parameters as NumPy .npz");
+  x->add_option("--checkpoint", export_cmd.checkpoint, "Checkpoint file")->required();
+  x->add_option("--out", export_cmd.out, "Output .npz file")->required();
+
+  ModelsCommand models;
+  CLI::App* m = app.add_subcommand("models", "List built-in models, or print one as .pbtxt");
+  m->add_option("name", models.name, "A built-in model name");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& err) {
+    return app.exit(err);
+  } catch (const CLI::CallForAllHelp& err) {
+    return app.exit(err);
+  } catch (const CLI::CallForVersion& err) {
+    return app.exit(err);
+  } catch (const CLI::ParseError& err) {
+    std::string message = err.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    fmt::print(stderr, "convoy: {} (see convoy --help)\n", message);
+    return 2;
+  }
+
+  try {
+    if (t->parsed()) return run_train(train);
+    if (e->parsed()) return run_evaluate(evaluate);
+    if (b->parsed()) return run_bench(bench);
+    if (x->parsed()) return run_export(export_cmd);
+    if (m->parsed()) return run_models(models);
+  } catch (const InputError& err) {
+    fmt::print(stderr, "convoy: {}\n", err.what());
+    return 2;
+  } catch (const std::exception& err) {
+    fmt::print(stderr, "convoy: error: {}\n", err.what());
+    return 1;
+  }
+  return 1;
+}
+
+}  // namespace convoy

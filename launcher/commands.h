@@ -1,0 +1,70 @@
+// The `convoy` subcommands. Each takes its parsed options, does its work and returns the process
+// exit code; recoverable problems are thrown as InputError and turned into exit code 2 by cli.cc.
+// They are plain functions so that tests can call them without a main().
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace convoy {
+
+inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnist";
+
+struct DataOptions {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist
+  std::string dir;                        // empty: the packaged Fashion-MNIST
+  int64_t limit_train = 0;                // use only the first N training samples; 0: all
+  int64_t limit_test = 0;                 // use only the first N test samples; 0: all
+};
+
+struct TrainCommand {
+  std::string model;
+  DataOptions data;
+  int64_t epochs = 5;
+  int64_t batch_size = 64;
+  double lr = 0.05;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  uint64_t seed = 1;
+  int threads = 0;  // 0: all cores
+  int64_t max_steps = 0;
+  std::string save;
+  bool log_json = false;
+};
+int run_train(const TrainCommand& cmd);
+
+struct EvaluateCommand {
+  std::string checkpoint;
+  DataOptions data;
+  int64_t batch_size = 256;
+  int threads = 0;
+  bool log_json = false;
+};
+int run_evaluate(const EvaluateCommand& cmd);
+
+struct BenchCommand {
+  std::string model;
+  int64_t batch_size = 64;
+  int64_t steps = 100;
+  int64_t warmup = 10;
+  int threads = 0;
+  bool per_layer = false;
+};
+int run_bench(const BenchCommand& cmd);
+
+struct ExportCommand {
+  std::string checkpoint;
+  std::string out;
+};
+int run_export(const ExportCommand& cmd);
+
+struct ModelsCommand {
+  std::string name;  // empty: list the built-in models
+};
+int run_models(const ModelsCommand& cmd);
+
+// Parses argv, runs the subcommand, maps errors to exit codes (0 ok, 2 bad input, 1 failure).
+int run_cli(int argc, char** argv);
+
+}  // namespace convoy

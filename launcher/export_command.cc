@@ -1,0 +1,24 @@
+// convoy export: a checkpoint's parameters as a NumPy .npz ("conv1.weight", "conv1.bias", ...).
+#include <fmt/format.h>
+
+#include "checkpoint.h"
+#include "command_support.h"
+#include "npz_writer.h"
+
+namespace convoy {
+
+int run_export(const ExportCommand& cmd) {
+  check_writable(cmd.out, "--out");
+  const pb::Checkpoint checkpoint = load_checkpoint(cmd.checkpoint);
+  std::vector<NpyArray> arrays;
+  for (const pb::TensorData& t : checkpoint.parameter()) {
+    arrays.push_back({t.name(),
+                      {t.shape().begin(), t.shape().end()},
+                      {t.data().data(), static_cast<size_t>(t.data_size())}});
+  }
+  write_npz(cmd.out, arrays);
+  fmt::print("wrote {} arrays to {}\n", arrays.size(), cmd.out);
+  return 0;
+}
+
+}  // namespace convoy
