@@ -17,107 +17,39 @@ namespace convoy {
 namespace {
 
 // LeNet-5 (LeCun et al. 1998) with ReLU and max pooling, for 28x28 inputs.
-constexpr const char* kLenet5 = R"pb(
-  name: "lenet5"
-  input {
-    channels: 1
-    spatial: [ 28, 28 ]
-  }
-  num_classes: 10
-  layer {
-    name: "conv1"
-    type: "Conv2D"
-    conv { filters: 6 kernel: 5 pad: 2 }
-  }
-  layer { name: "relu1" type: "ReLU" }
-  layer {
-    name: "pool1"
-    type: "MaxPool2D"
-    pool { kernel: 2 }
-  }
-  layer {
-    name: "conv2"
-    type: "Conv2D"
-    conv { filters: 16 kernel: 5 }
-  }
-  layer { name: "relu2" type: "ReLU" }
-  layer {
-    name: "pool2"
-    type: "MaxPool2D"
-    pool { kernel: 2 }
-  }
-  layer {
-    name: "fc1"
-    type: "Dense"
-    dense { units: 120 }
-  }
-  layer { name: "relu3" type: "ReLU" }
-  layer {
-    name: "fc2"
-    type: "Dense"
-    dense { units: 84 }
-  }
-  layer { name: "relu4" type: "ReLU" }
-  layer {
-    name: "fc3"
-    type: "Dense"
-    dense { units: 10 }
-  }
-)pb";
+constexpr const char* kLenet5 = R"model(name: "lenet5"
+input { channels: 1 spatial: [28, 28] }
+num_classes: 10
+layer { name: "conv1" type: "Conv2D" conv { filters: 6 kernel: 5 pad: 2 } }
+layer { name: "relu1" type: "ReLU" }
+layer { name: "pool1" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "conv2" type: "Conv2D" conv { filters: 16 kernel: 5 } }
+layer { name: "relu2" type: "ReLU" }
+layer { name: "pool2" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "fc1" type: "Dense" dense { units: 120 } }
+layer { name: "relu3" type: "ReLU" }
+layer { name: "fc2" type: "Dense" dense { units: 84 } }
+layer { name: "relu4" type: "ReLU" }
+layer { name: "fc3" type: "Dense" dense { units: 10 } }
+)model";
 
 // Three 3x3 convolutions (32, 64, 128 filters) with ReLU and 2x2 max pooling, then 256 -> 10.
-constexpr const char* kFashionCnn = R"pb(
-  name: "fashion_cnn"
-  input {
-    channels: 1
-    spatial: [ 28, 28 ]
-  }
-  num_classes: 10
-  layer {
-    name: "conv1"
-    type: "Conv2D"
-    conv { filters: 32 kernel: 3 pad: 1 }
-  }
-  layer { name: "relu1" type: "ReLU" }
-  layer {
-    name: "pool1"
-    type: "MaxPool2D"
-    pool { kernel: 2 }
-  }
-  layer {
-    name: "conv2"
-    type: "Conv2D"
-    conv { filters: 64 kernel: 3 pad: 1 }
-  }
-  layer { name: "relu2" type: "ReLU" }
-  layer {
-    name: "pool2"
-    type: "MaxPool2D"
-    pool { kernel: 2 }
-  }
-  layer {
-    name: "conv3"
-    type: "Conv2D"
-    conv { filters: 128 kernel: 3 pad: 1 }
-  }
-  layer { name: "relu3" type: "ReLU" }
-  layer {
-    name: "pool3"
-    type: "MaxPool2D"
-    pool { kernel: 2 }
-  }
-  layer {
-    name: "fc1"
-    type: "Dense"
-    dense { units: 256 }
-  }
-  layer { name: "relu4" type: "ReLU" }
-  layer {
-    name: "fc2"
-    type: "Dense"
-    dense { units: 10 }
-  }
-)pb";
+constexpr const char* kFashionCnn = R"model(name: "fashion_cnn"
+input { channels: 1 spatial: [28, 28] }
+num_classes: 10
+layer { name: "conv1" type: "Conv2D" conv { filters: 32 kernel: 3 pad: 1 } }
+layer { name: "relu1" type: "ReLU" }
+layer { name: "pool1" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "conv2" type: "Conv2D" conv { filters: 64 kernel: 3 pad: 1 } }
+layer { name: "relu2" type: "ReLU" }
+layer { name: "pool2" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "conv3" type: "Conv2D" conv { filters: 128 kernel: 3 pad: 1 } }
+layer { name: "relu3" type: "ReLU" }
+layer { name: "pool3" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "fc1" type: "Dense" dense { units: 256 } }
+layer { name: "relu4" type: "ReLU" }
+layer { name: "fc2" type: "Dense" dense { units: 10 } }
+)model";
 
 const std::map<std::string, const char*>& builtins() {
   static const std::map<std::string, const char*> models{{"fashion_cnn", kFashionCnn},

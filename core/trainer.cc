@@ -30,7 +30,7 @@ LossResult Trainer::step(const Batch& batch) {
   const LossResult result = model_.loss(stream_, batch.labels, batch.count);
   if (!std::isfinite(result.loss)) {
     throw InputError(fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
-                                 result.loss, steps_ + 1));
+                                 std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
   }
   model_.backward(stream_);
   stream_.wait();
@@ -42,11 +42,8 @@ LossResult Trainer::step(const Batch& batch) {
 TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
                           TrainObserver* observer, const Dataset* test) {
   const int64_t batch = model_.batch_size();
+  check_batch_fits(batch, train);
   const int64_t steps_per_epoch = train.count() / batch;
-  if (steps_per_epoch == 0) {
-    throw InputError(fmt::format("--batch-size: {} is larger than the training set ({} samples)",
-                                 batch, train.count()));
-  }
   int64_t total_steps = steps_per_epoch * options.epochs;
   if (options.max_steps > 0) total_steps = std::min(total_steps, options.max_steps);
 
@@ -82,10 +79,25 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     stats.loss = loss_sum / double(std::max<int64_t>(stats.steps, 1));
     stats.accuracy = double(correct) / double(std::max<int64_t>(images, 1));
     stats.images_per_second = double(images) / stats.seconds;
-    if (test != nullptr) stats.test = summary.test = evaluate(model_, stream_, *test);
+    if (test != nullptr) {
+      stats.test = summary.test = evaluate(model_, stream_, *test);
+      // The last update can leave non-finite parameters that no training step has seen yet.
+      if (!std::isfinite(stats.test->loss)) {
+        throw InputError(
+            fmt::format("training diverged: the test loss is {} after step {}; try a lower --lr",
+                        std::isnan(stats.test->loss) ? "NaN" : "infinite", steps_));
+      }
+    }
     if (observer != nullptr) observer->on_epoch(stats);
   }
   return summary;
+}
+
+void check_batch_fits(int64_t batch, const Dataset& train) {
+  if (batch > train.count()) {
+    throw InputError(fmt::format("--batch-size: {} is larger than the training set ({} samples)",
+                                 batch, train.count()));
+  }
 }
 
 EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data) {

@@ -87,6 +87,9 @@ class Trainer {
   int64_t steps_ = 0;
 };
 
+// Throws InputError naming --batch-size when `batch` exceeds the training set (no full batch).
+void check_batch_fits(int64_t batch, const Dataset& train);
+
 // Forward passes over every sample of `data` once; the model must match the data's sample shape.
 EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data);
 

@@ -54,6 +54,8 @@ void add_threads_flag(CLI::App* app, int& threads) {
 int run_cli(int argc, char** argv) {
   CLI::App app("convoy: data-parallel ConvNet training on CPUs", "convoy");
   app.require_subcommand(1);
+  // A flag given twice takes its last value, so wrappers can append overrides.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_version_flag("--version", "convoy 0.1.0");
 
   TrainCommand train;
@@ -116,6 +118,16 @@ int run_cli(int argc, char** argv) {
   CLI::App* m = app.add_subcommand("models", "List built-in models, or print one as .pbtxt");
   m->add_option("name", models.name, "A built-in model name");
 
+  std::string known;
+  bool is_command = false;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+    is_command = is_command || (argc > 1 && sub->get_name() == argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !is_command) {
+    fmt::print(stderr, "convoy: unknown command '{}' (expected one of: {})\n", argv[1], known);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& err) {

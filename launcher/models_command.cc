@@ -14,7 +14,7 @@ int run_models(const ModelsCommand& cmd) {
       throw InputError(fmt::format("models: unknown model '{}' (built-in: {})", cmd.name,
                                    fmt::join(builtin_model_names(), ", ")));
     }
-    fmt::print("{}", text.substr(text.find_first_not_of('\n')));
+    fmt::print("{}", text);
     return 0;
   }
   for (const std::string& name : builtin_model_names()) {

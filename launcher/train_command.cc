@@ -19,6 +19,7 @@ int run_train(const TrainCommand& cmd) {
   const int threads = setup_threads(cmd.threads);
   const Dataset train = load_split(cmd.data, Split::kTrain, plan, cmd.model);
   const Dataset test = load_split(cmd.data, Split::kTest, plan, cmd.model);
+  check_batch_fits(cmd.batch_size, train);
 
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);

@@ -1,0 +1,132 @@
+// Checkpoint files: round trip through a model and optimizer, refusal of damaged files, and
+// atomic replacement.
+#include "checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "error.h"
+#include "testing/layer_harness.h"
+#include "testing/temp_dir.h"
+
+namespace convoy {
+namespace {
+
+using testing::read_file;
+using testing::TempDir;
+
+struct Trained {
+  Trained()
+      : engine(dnnl::engine::kind::cpu, 0),
+        stream(engine),
+        spec(load_model_spec("lenet5", "--model")),
+        model(spec, 4, engine, Model::Mode::kTrain, "lenet5"),
+        sgd(model.parameters(), {.learning_rate = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f}) {
+    model.initialize(3);
+    for (int step = 0; step < 3; ++step) {
+      model.set_input(testing::random_values(4 * 784, step, 0.f, 1.f));
+      model.forward(stream);
+      model.loss(stream, std::vector<int32_t>{1, 2, 3, 4}, 4);
+      model.backward(stream);
+      sgd.step();
+    }
+  }
+  pb::Checkpoint checkpoint() {
+    return make_checkpoint(model, &sgd, {1, 3, 3, 4, "fashion-mnist"});
+  }
+  dnnl::engine engine;
+  dnnl::stream stream;
+  pb::ModelSpec spec;
+  Model model;
+  Sgd sgd;
+};
+
+std::string error_of(const std::string& path) {
+  try {
+    load_checkpoint(path);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Checkpoint, RoundTripRestoresParametersMomentumAndPosition) {
+  Trained t;
+  TempDir dir;
+  const std::string path = dir.file("a.ckpt");
+  save_checkpoint(t.checkpoint(), path);
+
+  const pb::Checkpoint loaded = load_checkpoint(path);
+  EXPECT_EQ(loaded.epoch(), 1);
+  EXPECT_EQ(loaded.step(), 3);
+  EXPECT_EQ(loaded.seed(), 3u);
+  EXPECT_EQ(loaded.dataset(), "fashion-mnist");
+  EXPECT_EQ(loaded.model().name(), "lenet5");
+  EXPECT_FLOAT_EQ(loaded.sgd().weight_decay(), 1e-4f);
+
+  // A different batch size and inference mode: layouts may differ, values must not.
+  Model other(loaded.model(), 7, t.engine, Model::Mode::kTrain, "ckpt");
+  Sgd other_sgd(other.parameters(), {});
+  restore_checkpoint(loaded, other, &other_sgd, path);
+  const auto a = t.model.parameters(), b = other.parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]->name, b[i]->name);
+    EXPECT_EQ(a[i]->value.to_plain(), b[i]->value.to_plain()) << a[i]->name;
+    EXPECT_EQ(t.sgd.momentum_buffer(i).to_plain(), other_sgd.momentum_buffer(i).to_plain());
+  }
+  // A weight is named by layer and parameter, in plain [O, I, KH, KW] shape.
+  EXPECT_EQ(loaded.parameter(0).name(), "conv1.weight");
+  EXPECT_EQ(loaded.parameter(0).shape_size(), 4);
+  EXPECT_EQ(loaded.parameter(0).shape(0), 6);
+}
+
+TEST(Checkpoint, RefusesCorruptTruncatedAndForeignFiles) {
+  Trained t;
+  TempDir dir;
+  const std::string good = dir.file("good.ckpt");
+  save_checkpoint(t.checkpoint(), good);
+  const std::string bytes = read_file(good);
+
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] = static_cast<char>(flipped[bytes.size() / 2] ^ 0x40);
+  const std::string corrupt = dir.write("corrupt.ckpt", flipped);
+  EXPECT_EQ(error_of(corrupt), "'" + corrupt + "': corrupt checkpoint (checksum mismatch)");
+
+  for (size_t keep : {bytes.size() - 1, bytes.size() / 2, size_t{10}, size_t{0}}) {
+    const std::string cut = dir.write("cut.ckpt", bytes.substr(0, keep));
+    EXPECT_EQ(error_of(cut), "'" + cut + "': not a convoy checkpoint, or truncated") << keep;
+  }
+  const std::string text = dir.write("model.pbtxt", "name: \"x\"\n");
+  EXPECT_EQ(error_of(text), "'" + text + "': not a convoy checkpoint, or truncated");
+  EXPECT_EQ(error_of(dir.file("missing")), "'" + dir.file("missing") + "': cannot open checkpoint");
+}
+
+TEST(Checkpoint, RestoreIntoTheWrongModelIsRefused) {
+  Trained t;
+  const pb::Checkpoint ck = t.checkpoint();
+  Model other(load_model_spec("fashion_cnn", "--model"), 2, t.engine, Model::Mode::kInference,
+              "fashion_cnn");
+  EXPECT_THROW(restore_checkpoint(ck, other, nullptr, "x"), InputError);
+}
+
+TEST(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaryFiles) {
+  Trained t;
+  TempDir dir;
+  const std::string path = dir.file("a.ckpt");
+  save_checkpoint(t.checkpoint(), path);
+  const pb::Checkpoint second = make_checkpoint(t.model, &t.sgd, {2, 6, 3, 4, "fashion-mnist"});
+  save_checkpoint(second, path);
+  EXPECT_EQ(load_checkpoint(path).step(), 6);
+  int files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    ++files;
+  EXPECT_EQ(files, 1);
+  // An unwritable destination fails cleanly and leaves the old file alone.
+  EXPECT_THROW(save_checkpoint(second, dir.file("no/such/dir/a.ckpt")), InputError);
+  EXPECT_EQ(load_checkpoint(path).step(), 6);
+}
+
+}  // namespace
+}  // namespace convoy

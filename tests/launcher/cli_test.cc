@@ -1,0 +1,198 @@
+// The convoy binary on bad input: every case ends with exit code 2 and exactly one line on
+// stderr that names the flag, file or field -- never a crash, a hang or a core dump.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "testing/idx_files.h"
+#include "testing/run_command.h"
+#include "testing/temp_dir.h"
+
+namespace convoy {
+namespace {
+
+using testing::CommandResult;
+using testing::TempDir;
+
+CommandResult convoy(std::vector<std::string> args) {
+  args.insert(args.begin(), testing::convoy_binary());
+  return testing::run_command(args, 120, {"OMP_NUM_THREADS=1"});
+}
+
+// Runs convoy and checks the bad-input contract; returns stderr for further checks. Errors found
+// before any work starts are the only line on stderr; errors found during training
+// (`after_progress`) are the last line, after the progress lines.
+std::string expect_bad_input(const std::vector<std::string>& args, const std::string& needle,
+                             bool after_progress = false) {
+  const CommandResult r = convoy(args);
+  std::string joined;
+  for (const std::string& a : args)
+    joined += a + " ";
+  EXPECT_FALSE(r.timed_out) << joined;
+  EXPECT_EQ(r.signal, 0) << joined;
+  EXPECT_EQ(r.exit_code, 2) << joined << "\nstderr: " << r.err;
+  std::string line = r.err;
+  if (after_progress) {
+    const size_t start = r.err.rfind('\n', r.err.size() >= 2 ? r.err.size() - 2 : 0);
+    line = start == std::string::npos ? r.err : r.err.substr(start + 1);
+  }
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << joined << "\nstderr: " << r.err;
+  EXPECT_EQ(line.rfind("convoy: ", 0), 0u) << r.err;
+  EXPECT_NE(line.find(needle), std::string::npos)
+      << joined << "\nexpected '" << needle << "' in: " << r.err;
+  return line;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override { testing::write_mnist_dir(data_.path(), 64, 20); }
+  std::vector<std::string> train(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"train",      "--model",  "lenet5", "--data",
+                                     data_.path(), "--epochs", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  TempDir data_;
+  TempDir work_;
+};
+
+TEST_F(Cli, UsageErrors) {
+  expect_bad_input({}, "subcommand");
+  expect_bad_input({"fly"}, "fly");
+  expect_bad_input({"train"}, "--model");
+  expect_bad_input(train({"--frobnicate"}), "--frobnicate");
+}
+
+TEST_F(Cli, NonPositiveNumbers) {
+  expect_bad_input(train({"--batch-size", "0"}), "--batch-size");
+  expect_bad_input(train({"--batch-size", "-3"}), "--batch-size");
+  expect_bad_input(train({"--epochs", "0"}), "--epochs");
+  expect_bad_input(train({"--lr", "0"}), "--lr");
+  expect_bad_input(train({"--lr", "-0.1"}), "--lr");
+  expect_bad_input(train({"--lr", "nan"}), "--lr");
+  expect_bad_input(train({"--lr", "fast"}), "--lr");
+}
+
+TEST_F(Cli, BadModels) {
+  expect_bad_input(train({"--model", "resnet"}), "unknown model 'resnet'");
+  const std::string malformed = work_.write("bad.pbtxt",
+                                            "input { channels: 1 spatial: [28, 28]\n"
+                                            "num_classes: 10\n");
+  expect_bad_input(train({"--model", malformed}), malformed + ":");
+  const std::string unknown =
+      work_.write("unknown.pbtxt", R"(input { channels: 1 spatial: [28, 28] } num_classes: 10
+                                      layer { name: "x" type: "Convolution" })");
+  expect_bad_input(train({"--model", unknown}), "unknown layer type 'Convolution'");
+  const std::string zero =
+      work_.write("zero.pbtxt", R"(input { channels: 1 spatial: [28, 28] } num_classes: 10
+                                   layer { name: "c" type: "Conv2D" conv { filters: 4 kernel: 29 } }
+                                   layer { type: "Dense" dense { units: 10 } })");
+  expect_bad_input(train({"--model", zero}), "output size would be 4x0x0");
+  expect_bad_input(train({"--model", work_.file("missing.pbtxt")}), "cannot read model file");
+}
+
+TEST_F(Cli, BadDataDirectories) {
+  expect_bad_input(train({"--data", "/nonexistent/dir"}), "'/nonexistent/dir' does not exist");
+  expect_bad_input({"train", "--model", "lenet5", "--dataset", "mnist"},
+                   "--data: required with --dataset mnist");
+
+  TempDir missing;
+  testing::write_mnist_dir(missing.path(), 64, 20);
+  std::filesystem::remove(missing.file("t10k-labels-idx1-ubyte.gz"));
+  expect_bad_input(train({"--data", missing.path()}), "t10k-labels-idx1-ubyte");
+
+  TempDir magic;
+  testing::write_mnist_dir(magic.path(), 64, 20);
+  magic.write("train-images-idx3-ubyte.gz", testing::gzip(testing::idx_labels({1, 2})));
+  expect_bad_input(train({"--data", magic.path()}), "wrong IDX magic 2049");
+
+  TempDir truncated;
+  testing::write_mnist_dir(truncated.path(), 64, 20);
+  const std::string images = testing::idx_images(64, 28, 28);
+  truncated.write("train-images-idx3-ubyte.gz", testing::gzip(images.substr(0, 5000)));
+  expect_bad_input(train({"--data", truncated.path()}), "truncated IDX file");
+
+  TempDir cut_gzip;
+  testing::write_mnist_dir(cut_gzip.path(), 64, 20);
+  const std::string zipped = testing::gzip(images);
+  cut_gzip.write("train-images-idx3-ubyte.gz", zipped.substr(0, zipped.size() / 2));
+  expect_bad_input(train({"--data", cut_gzip.path()}), "gzip");
+
+  TempDir counts;
+  testing::write_mnist_dir(counts.path(), 64, 20);
+  counts.write("train-labels-idx1-ubyte.gz", testing::gzip(testing::idx_labels({1, 2, 3})));
+  expect_bad_input(train({"--data", counts.path()}), "holds 64 images but");
+
+  TempDir label;
+  testing::write_mnist_dir(label.path(), 64, 20);
+  std::vector<uint8_t> labels(64, 3);
+  labels[17] = 12;
+  label.write("train-labels-idx1-ubyte.gz", testing::gzip(testing::idx_labels(labels)));
+  expect_bad_input(train({"--data", label.path()}), "label 12 of sample 17");
+
+  TempDir small;
+  testing::write_mnist_dir(small.path(), 64, 20, 8, 8);
+  expect_bad_input(train({"--data", small.path()}), "holds 1x8x8 samples but model 'lenet5'");
+}
+
+TEST_F(Cli, BatchLargerThanTheTrainingSet) {
+  expect_bad_input(train({"--batch-size", "65"}), "--batch-size: 65 is larger than the training");
+}
+
+TEST_F(Cli, UnwritableOutputsFailBeforeWork) {
+  expect_bad_input(train({"--save", "/nonexistent/dir/m.ckpt"}), "--save");
+  expect_bad_input({"export", "--checkpoint", work_.file("x"), "--out", "/nonexistent/d/x.npz"},
+                   "--out");
+}
+
+TEST_F(Cli, CorruptCheckpoints) {
+  const std::string garbage = work_.write("garbage.ckpt", "this is not a checkpoint");
+  expect_bad_input({"evaluate", "--checkpoint", garbage, "--data", data_.path()},
+                   "not a convoy checkpoint");
+  expect_bad_input({"export", "--checkpoint", garbage, "--out", work_.file("x.npz")},
+                   "not a convoy checkpoint");
+  EXPECT_FALSE(std::filesystem::exists(work_.file("x.npz")));
+
+  // A real checkpoint with one byte flipped.
+  const std::string good = work_.file("good.ckpt");
+  const CommandResult r = convoy(train({"--max-steps", "2", "--save", good}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string bytes = testing::read_file(good);
+  bytes[bytes.size() / 3] = static_cast<char>(bytes[bytes.size() / 3] ^ 1);
+  const std::string flipped = work_.write("flipped.ckpt", bytes);
+  expect_bad_input({"evaluate", "--checkpoint", flipped, "--data", data_.path()},
+                   "corrupt checkpoint (checksum mismatch)");
+  expect_bad_input({"evaluate", "--checkpoint", work_.file("none.ckpt")}, "cannot open");
+}
+
+TEST_F(Cli, DivergingLossStopsWithTheStep) {
+  const std::string err = expect_bad_input(
+      train({"--lr", "1e30", "--batch-size", "8", "--epochs", "3"}), "training diverged",
+      /*after_progress=*/true);
+  EXPECT_NE(err.find("at step "), std::string::npos) << err;
+}
+
+TEST_F(Cli, HelpAndVersionSucceed) {
+  CommandResult r = convoy({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("train"), std::string::npos);
+  r = convoy({"train", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--batch-size"), std::string::npos);
+  r = convoy({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+}
+
+TEST_F(Cli, ModelsListsAndPrintsBuiltins) {
+  CommandResult r = convoy({"models"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("fashion_cnn: input 1x28x28, 10 classes"), std::string::npos) << r.out;
+  r = convoy({"models", "lenet5"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find(R"(layer { name: "conv1" type: "Conv2D")"), std::string::npos) << r.out;
+  expect_bad_input({"models", "vgg"}, "unknown model 'vgg'");
+}
+
+}  // namespace
+}  // namespace convoy
