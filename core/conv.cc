@@ -66,9 +66,11 @@ void Conv::build_forward(BuildContext& ctx, const Tensor& src) {
 void Conv::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
   const dnnl::memory::desc bias_desc =
       config_.bias ? plain_desc({config_.filters}) : dnnl::memory::desc();
+  // The forward source layout, not `any`: for few input channels (the first layer) oneDNN would
+  // otherwise pad the input to a channel block and compute 8x the work.
   dnnl::convolution_backward_weights::desc wd(
-      dnnl::algorithm::convolution_direct, any_desc(src_dims_), any_desc(weight_dims_), bias_desc,
-      any_desc(dst_dims_), config_.window.stride, config_.window.pad, padding_r_);
+      dnnl::algorithm::convolution_direct, forward_pd_.src_desc(), any_desc(weight_dims_),
+      bias_desc, any_desc(dst_dims_), config_.window.stride, config_.window.pad, padding_r_);
   dnnl::convolution_backward_weights::primitive_desc weights_pd(wd, ctx.attr(), ctx.engine(),
                                                                 forward_pd_);
   if (!need_diff_src) {

@@ -12,28 +12,22 @@ namespace convoy {
 
 namespace {
 
-// Positive and finite: CLI::PositiveNumber lets "nan" through.
-const CLI::Validator kPositive(
-    [](const std::string& text) -> std::string {
-      try {
-        const double v = std::stod(text);
-        if (std::isfinite(v) && v > 0) return {};
-      } catch (const std::exception&) {
-      }
-      return "must be a positive number, got '" + text + "'";
-    },
-    "POSITIVE");
-
-const CLI::Validator kNonNegative(
-    [](const std::string& text) -> std::string {
-      try {
-        const double v = std::stod(text);
-        if (std::isfinite(v) && v >= 0) return {};
-      } catch (const std::exception&) {
-      }
-      return "must be a number >= 0, got '" + text + "'";
-    },
-    "NONNEGATIVE");
+// A finite number above zero (or at least zero). CLI::PositiveNumber lets "nan" through.
+CLI::Validator finite_number(bool allow_zero) {
+  return CLI::Validator(
+      [allow_zero](const std::string& text) -> std::string {
+        try {
+          const double v = std::stod(text);
+          if (std::isfinite(v) && (v > 0 || (allow_zero && v == 0))) return {};
+        } catch (const std::exception&) {
+        }
+        return (allow_zero ? "must be a number >= 0, got '" : "must be a positive number, got '") +
+               text + "'";
+      },
+      allow_zero ? "NONNEGATIVE" : "POSITIVE");
+}
+const CLI::Validator kPositive = finite_number(false);
+const CLI::Validator kNonNegative = finite_number(true);
 
 void add_data_flags(CLI::App* app, DataOptions& data) {
   app->add_option("--dataset", data.dataset, "Data set kind (decides class names)")

@@ -83,20 +83,28 @@ struct Fixture {
   Model model;
 };
 
+// d loss / d parameter from backward() against finite differences of the loss, for every
+// parameter of the model.
+void expect_loss_gradients_match(Fixture& f, const std::vector<float>& x,
+                                 const std::vector<int32_t>& y,
+                                 const testing::GradientCheckOptions& options) {
+  const auto count = static_cast<int64_t>(y.size());
+  f.loss(x, y, count);
+  f.model.backward(f.stream);
+  for (Parameter* p : f.model.parameters()) {
+    EXPECT_TRUE(testing::gradient_matches(
+        p->name, p->value.to_plain(),
+        [&](std::span<const float> v) { p->value.copy_from_plain(v); },
+        [&] { return f.loss(x, y, count); }, p->grad.to_plain(), options));
+  }
+}
+
 TEST(Model, SmoothModelGradientMatchesFiniteDifferences) {
   Fixture f(kSmallModel, 3);
   const std::vector<float> x = random_values(3 * 2 * 9 * 8, 1, 0.f, 1.f);
   const std::vector<int32_t> y = {3, 0, 2};
-  f.loss(x, y, 3);
-  f.model.backward(f.stream);
-  for (Parameter* p : f.model.parameters()) {
-    const std::vector<float> analytic = p->grad.to_plain();
-    EXPECT_TRUE(testing::gradient_matches(
-        p->name, p->value.to_plain(),
-        [&](std::span<const float> v) { p->value.copy_from_plain(v); },
-        [&] { return f.loss(x, y, 3); }, analytic,
-        {.epsilon = 1e-2, .abs_tolerance = 2e-4, .rel_tolerance = 3e-2}));
-  }
+  expect_loss_gradients_match(f, x, y,
+                              {.epsilon = 1e-2, .abs_tolerance = 2e-4, .rel_tolerance = 3e-2});
 }
 
 // LeNet's shape in miniature: ReLU and max pooling, whose kinks a finite difference can straddle;
@@ -144,16 +152,9 @@ TEST(Model, ReluMaxPoolModelGradientMatchesFiniteDifferences) {
   Fixture f(kReluModel, 2);
   const std::vector<float> x = random_values(2 * 144, 3, 0.f, 1.f);
   const std::vector<int32_t> y = {2, 0};
-  f.loss(x, y, 2);
-  f.model.backward(f.stream);
-  for (Parameter* p : f.model.parameters()) {
-    const std::vector<float> analytic = p->grad.to_plain();
-    EXPECT_TRUE(testing::gradient_matches(
-        p->name, p->value.to_plain(),
-        [&](std::span<const float> v) { p->value.copy_from_plain(v); },
-        [&] { return f.loss(x, y, 2); }, analytic,
-        {.epsilon = 1e-3, .abs_tolerance = 5e-4, .rel_tolerance = 2e-2, .max_kink_fraction = 0.1}));
-  }
+  expect_loss_gradients_match(
+      f, x, y,
+      {.epsilon = 1e-3, .abs_tolerance = 5e-4, .rel_tolerance = 2e-2, .max_kink_fraction = 0.1});
 }
 
 TEST(Model, SameSeedSameParametersAfterTraining) {
@@ -249,7 +250,8 @@ TEST(Model, FlattenThenDenseEqualsImplicitFlatten) {
                                  name: "d"
                                  type: "Dense"
                                  dense { units: 5 }
-                               })pb", 2);
+                               })pb",
+                   2);
   Fixture explicit_(body + R"pb(layer { type: "Flatten" }
                                 layer {
                                   name: "d"
