@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -21,19 +22,24 @@ double seconds_since(Clock::time_point start) {
 
 }  // namespace
 
-Trainer::Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream)
-    : model_(model), sgd_(sgd), stream_(stream) {}
+Trainer::Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream, ProcessGroup* group)
+    : model_(model), sgd_(sgd), stream_(stream), group_(group != nullptr ? *group : single_) {}
 
 LossResult Trainer::step(const Batch& batch) {
   model_.set_input({batch.samples.data(), batch.samples.size()});
   model_.forward(stream_);
-  const LossResult result = model_.loss(stream_, batch.labels, batch.count);
+  const LossResult local = model_.loss(stream_, batch.labels, batch.count);
+  // One small collective: the job's loss and accuracy, and the same NaN verdict everywhere.
+  std::array<double, 3> totals{local.loss * double(batch.count), double(local.correct),
+                               double(batch.count)};
+  group_.sum(totals);
+  const LossResult result{totals[0] / totals[2], static_cast<int64_t>(totals[1])};
   if (!std::isfinite(result.loss)) {
     throw InputError(fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
                                  std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
   }
-  model_.backward(stream_);
-  stream_.wait();
+  model_.backward(stream_, [this](size_t layer) { group_.gradients_ready(layer); });
+  group_.finish_gradients();
   sgd_.step();
   ++steps_;
   return result;
@@ -42,15 +48,19 @@ LossResult Trainer::step(const Batch& batch) {
 TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
                           TrainObserver* observer, const Dataset* test) {
   const int64_t batch = model_.batch_size();
-  check_batch_fits(batch, train);
-  const int64_t steps_per_epoch = train.count() / batch;
+  check_batch_fits(batch * group_.size(), train);
+  std::vector<int64_t> order = epoch_permutation(train.count(), options.seed, 0);
+  group_.select_training_samples(order, batch);
+  const auto steps_per_epoch = static_cast<int64_t>(order.size()) / batch;
   int64_t total_steps = steps_per_epoch * options.epochs;
   if (options.max_steps > 0) total_steps = std::min(total_steps, options.max_steps);
 
   BatchLoader loader(train, batch);
   TrainSummary summary;
   for (int64_t epoch = 0; epoch < options.epochs && summary.steps < total_steps; ++epoch) {
-    loader.start(epoch_permutation(train.count(), options.seed, epoch), /*keep_partial=*/false);
+    order = epoch_permutation(train.count(), options.seed, epoch);
+    group_.select_training_samples(order, batch);
+    loader.start(std::move(order), /*keep_partial=*/false);
     ++summary.epochs;
     EpochStats stats;
     stats.epoch = epoch;
@@ -60,17 +70,19 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     while (summary.steps < total_steps) {
       const Batch* b = loader.next();
       if (b == nullptr) break;
+      const double lr = options.schedule.at(summary.steps, steps_per_epoch, total_steps);
+      sgd_.set_learning_rate(static_cast<float>(lr));
       const LossResult r = step(*b);
       ++summary.steps;
       ++stats.steps;
       loss_sum += r.loss;
       correct += r.correct;
-      images += b->count;
+      images += b->count * group_.size();
       if (observer != nullptr) {
         const double elapsed = seconds_since(start);
         observer->on_step({epoch, summary.steps, stats.steps, steps_per_epoch, total_steps, r.loss,
-                           double(r.correct) / double(b->count), double(images) / elapsed,
-                           summary.seconds + elapsed});
+                           double(r.correct) / double(b->count * group_.size()), lr,
+                           double(images) / elapsed, summary.seconds + elapsed});
       }
     }
     stats.seconds = seconds_since(start);
@@ -80,7 +92,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     stats.accuracy = double(correct) / double(std::max<int64_t>(images, 1));
     stats.images_per_second = double(images) / stats.seconds;
     if (test != nullptr) {
-      stats.test = summary.test = evaluate(model_, stream_, *test);
+      stats.test = summary.test = evaluate(model_, stream_, *test, &group_);
       // The last update can leave non-finite parameters that no training step has seen yet.
       if (!std::isfinite(stats.test->loss)) {
         throw InputError(
@@ -93,18 +105,23 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
   return summary;
 }
 
-void check_batch_fits(int64_t batch, const Dataset& train) {
-  if (batch > train.count()) {
-    throw InputError(fmt::format("--batch-size: {} is larger than the training set ({} samples)",
-                                 batch, train.count()));
+void check_batch_fits(int64_t global_batch, const Dataset& train) {
+  if (global_batch > train.count()) {
+    throw InputError(fmt::format(
+        "--batch-size: a global batch of {} is larger than the training set ({} samples)",
+        global_batch, train.count()));
   }
 }
 
-EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data) {
+EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data,
+                    ProcessGroup* group) {
   EvalResult result{ConfusionMatrix(model.num_classes()), 0.0};
   BatchLoader loader(data, model.batch_size());
-  std::vector<int64_t> order(static_cast<size_t>(data.count()));
-  std::iota(order.begin(), order.end(), int64_t{0});
+  SingleProcess single;
+  ProcessGroup& g = group != nullptr ? *group : single;
+  const auto [begin, end] = g.evaluation_range(data.count());
+  std::vector<int64_t> order(static_cast<size_t>(end - begin));
+  std::iota(order.begin(), order.end(), begin);
   loader.start(std::move(order), /*keep_partial=*/true);
   double loss_sum = 0.0;
   while (const Batch* b = loader.next()) {
@@ -117,6 +134,8 @@ EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& dat
       result.confusion.add(b->labels[static_cast<size_t>(i)], predicted[static_cast<size_t>(i)]);
     }
   }
+  g.sum(result.confusion.counts());
+  g.sum(std::span<double>(&loss_sum, 1));
   result.loss = data.count() > 0 ? loss_sum / double(data.count()) : 0.0;
   return result;
 }

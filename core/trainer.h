@@ -1,10 +1,13 @@
 // Trainer: the training loop of one process, and evaluation.
 //
 // A step is: batch (prepared by BatchLoader on its thread) -> Model::set_input -> forward -> loss
-// -> backward -> optimizer update. Each epoch visits epoch_permutation(seed, epoch) in full
-// batches; the last incomplete batch of an epoch is skipped (its samples come up in other batches
-// in later epochs, since each epoch is shuffled anew). evaluate() visits every sample exactly once,
-// padding the last batch and counting only its real rows.
+// -> backward (handing each layer's gradients to the ProcessGroup as they are ready) -> gradient
+// averaging across processes -> optimizer update. Each epoch visits epoch_permutation(seed, epoch)
+// (this process's share of it, when there are several) in full batches; the last incomplete
+// batch of an epoch is skipped (its samples come up in later epochs, since each epoch is shuffled
+// anew). evaluate() visits every sample exactly once, padding the last batch and counting only
+// its real rows. Losses, accuracies and confusion matrices are summed over all processes, so every
+// number reported is the job's, and every process takes the same decisions (stop on NaN).
 #pragma once
 
 #include <cstdint>
@@ -12,8 +15,10 @@
 
 #include "batch_loader.h"
 #include "dataset.h"
+#include "lr_schedule.h"
 #include "metrics.h"
 #include "model.h"
+#include "process_group.h"
 #include "sgd.h"
 
 namespace convoy {
@@ -22,6 +27,7 @@ struct TrainOptions {
   int64_t epochs = 5;
   int64_t max_steps = 0;  // stop after this many optimizer steps in total; 0: no limit
   uint64_t seed = 1;
+  LrSchedule schedule;  // sets the optimizer's learning rate before every step
 };
 
 struct StepStats {
@@ -30,9 +36,10 @@ struct StepStats {
   int64_t step_in_epoch = 0;  // 1-based
   int64_t steps_per_epoch = 0;
   int64_t total_steps = 0;         // steps the whole run will take
-  double loss = 0.0;               // this batch
-  double accuracy = 0.0;           // this batch
-  double images_per_second = 0.0;  // training throughput so far in this epoch
+  double loss = 0.0;               // this (global) batch
+  double accuracy = 0.0;           // this (global) batch
+  double learning_rate = 0.0;      // used for this step
+  double images_per_second = 0.0;  // training throughput so far in this epoch, all processes
   double train_seconds = 0.0;      // training time so far (evaluation excluded)
 };
 
@@ -69,9 +76,11 @@ class TrainObserver {
 
 class Trainer {
  public:
-  Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream);
+  // `group`: the other processes of a data-parallel job; null for a single process.
+  Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream, ProcessGroup* group = nullptr);
 
-  // One optimizer step on the batch's first `count` rows. Returns the batch loss and correct count.
+  // One optimizer step on the batch's first `count` rows. Returns the mean loss over all
+  // processes' batches and the number of correct predictions among them.
   LossResult step(const Batch& batch);
 
   // Trains on `train` as `options` say; evaluates on `test` after each epoch when given. Throws
@@ -84,13 +93,18 @@ class Trainer {
   Model& model_;
   Sgd& sgd_;
   dnnl::stream stream_;
+  SingleProcess single_;
+  ProcessGroup& group_;
   int64_t steps_ = 0;
 };
 
-// Throws InputError naming --batch-size when `batch` exceeds the training set (no full batch).
-void check_batch_fits(int64_t batch, const Dataset& train);
+// Throws InputError naming --batch-size when a global batch (the per-process batch times the
+// number of processes) exceeds the training set: not even one full step.
+void check_batch_fits(int64_t global_batch, const Dataset& train);
 
-// Forward passes over every sample of `data` once; the model must match the data's sample shape.
-EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data);
+// Forward passes over every sample of `data` once, spread over the processes of `group` (null: a
+// single process); the result is the whole data set's. The model must match the sample shape.
+EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data,
+                    ProcessGroup* group = nullptr);
 
 }  // namespace convoy

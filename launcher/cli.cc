@@ -66,6 +66,18 @@ int run_cli(int argc, char** argv) {
       ->check(kPositive)
       ->capture_default_str();
   t->add_option("--lr", train.lr, "Learning rate")->check(kPositive)->capture_default_str();
+  t->add_option("--lr-schedule", train.lr_schedule, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "step", "cosine"}))
+      ->capture_default_str();
+  t->add_option("--warmup-epochs", train.warmup_epochs, "Linear learning-rate warm-up")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  t->add_option("--lr-step-epochs", train.lr_step_epochs, "step schedule: decay every N epochs")
+      ->check(kPositive)
+      ->capture_default_str();
+  t->add_option("--lr-gamma", train.lr_gamma, "step schedule: decay factor")
+      ->check(kPositive)
+      ->capture_default_str();
   t->add_option("--momentum", train.momentum, "SGD momentum")
       ->check(kNonNegative)
       ->capture_default_str();

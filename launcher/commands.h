@@ -23,6 +23,10 @@ struct TrainCommand {
   int64_t epochs = 5;
   int64_t batch_size = 64;
   double lr = 0.05;
+  std::string lr_schedule = "cosine";
+  double warmup_epochs = 0.0;
+  int64_t lr_step_epochs = 2;
+  double lr_gamma = 0.1;
   double momentum = 0.9;
   bool nesterov = false;
   double weight_decay = 0.0;

@@ -41,6 +41,7 @@ int run_train(const TrainCommand& cmd) {
                                   {"epochs", cmd.epochs},
                                   {"batch_size", cmd.batch_size},
                                   {"lr", cmd.lr},
+                                  {"lr_schedule", cmd.lr_schedule},
                                   {"momentum", cmd.momentum},
                                   {"weight_decay", cmd.weight_decay},
                                   {"seed", cmd.seed},
@@ -58,7 +59,11 @@ int run_train(const TrainCommand& cmd) {
       {.json = cmd.log_json, .terminal = ::isatty(STDERR_FILENO) == 1, .epochs = cmd.epochs});
   Trainer trainer(model, sgd, stream);
   const TrainSummary summary =
-      trainer.fit(train, {cmd.epochs, cmd.max_steps, cmd.seed}, &progress, &test);
+      trainer.fit(train,
+                  {cmd.epochs, cmd.max_steps, cmd.seed,
+                   LrSchedule{LrSchedule::parse_kind(cmd.lr_schedule), cmd.lr, cmd.warmup_epochs,
+                              cmd.lr_step_epochs, cmd.lr_gamma}},
+                  &progress, &test);
 
   if (!cmd.save.empty()) {
     save_checkpoint(make_checkpoint(model, &sgd,
