@@ -2,12 +2,12 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <zlib.h>
 
 #include <fstream>
 #include <sstream>
 
 #include "atomic_file.h"
+#include "crc32.h"
 #include "error.h"
 
 namespace convoy {
@@ -16,17 +16,6 @@ namespace {
 
 constexpr const char* kMagic = "convoy-checkpoint";
 constexpr uint32_t kFormatVersion = 1;
-
-uint32_t crc32_of(const std::string& bytes) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  // zlib's crc32 takes uInt lengths; feed large bodies in pieces.
-  for (size_t at = 0; at < bytes.size();) {
-    const size_t n = std::min<size_t>(bytes.size() - at, 1u << 30);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + at), static_cast<uInt>(n));
-    at += n;
-  }
-  return static_cast<uint32_t>(crc);
-}
 
 void fill_tensor(pb::TensorData* out, const std::string& name, const Tensor& t) {
   out->set_name(name);
@@ -83,7 +72,7 @@ std::string serialize_checkpoint(const pb::Checkpoint& checkpoint) {
   if (!checkpoint.SerializeToString(file.mutable_body())) {
     throw std::runtime_error("cannot serialize checkpoint (larger than 2 GiB?)");
   }
-  file.set_body_crc32(crc32_of(file.body()));
+  file.set_body_crc32(crc32(file.body()));
   return file.SerializeAsString();
 }
 
@@ -97,7 +86,7 @@ pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& sou
         fmt::format("'{}': checkpoint format version {} is not supported (expected {})", source,
                     file.format_version(), kFormatVersion));
   }
-  if (crc32_of(file.body()) != file.body_crc32()) {
+  if (crc32(file.body()) != file.body_crc32()) {
     throw InputError(fmt::format("'{}': corrupt checkpoint (checksum mismatch)", source));
   }
   pb::Checkpoint checkpoint;

@@ -17,6 +17,14 @@ class InputError : public std::runtime_error {
   explicit InputError(const std::string& message) : std::runtime_error(message) {}
 };
 
+// An InputError that every process of a data-parallel job raises at the same point, from the same
+// (shared or summed) data: a configuration mismatch between ranks, a loss that became NaN. The
+// processes can stop together: one reports it, none needs to abort the others.
+class JobWideInputError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
 [[noreturn]] void check_failed(const char* condition, const char* file, int line);
 
 }  // namespace convoy

@@ -65,8 +65,9 @@ void Model::forward(const dnnl::stream& stream, const std::function<void(size_t)
     op.run(stream);
 }
 
-LossResult Model::loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count) {
-  return loss_->compute(stream, labels, count);
+LossResult Model::loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count,
+                       int64_t gradient_divisor) {
+  return loss_->compute(stream, labels, count, gradient_divisor);
 }
 
 void Model::backward(const dnnl::stream& stream, const std::function<void(size_t)>& layer_done) {

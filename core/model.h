@@ -42,8 +42,10 @@ class Model {
   // Runs the layers first to last; after layer i, `layer_done(i)` is called when given.
   void forward(const dnnl::stream& stream,
                const std::function<void(size_t layer)>& layer_done = nullptr);
-  // Loss over the first `count` rows and its gradient with respect to the logits.
-  LossResult loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count);
+  // Loss over the first `count` rows and its gradient with respect to the logits, divided by
+  // `gradient_divisor` (0: by `count`; see softmax_cross_entropy.h).
+  LossResult loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count,
+                  int64_t gradient_divisor = 0);
   // Runs backward layer by layer from the last; after layer i finishes, `layer_done(i)` is called
   // (its parameter gradients are final then). Training mode only.
   void backward(const dnnl::stream& stream,

@@ -24,7 +24,8 @@ class ProcessGroup {
 
   // During backward: layer `layer` has finished, its parameter gradients are final.
   virtual void gradients_ready(size_t layer) = 0;
-  // After backward: returns once every parameter gradient holds the average over all processes.
+  // After backward: returns once every parameter gradient holds the sum over all processes. (The
+  // trainer scales each process's loss gradient by 1/size, so the sum is the global mean.)
   virtual void finish_gradients() = 0;
 
   // Sums `values` element-wise over all processes, in place (metrics, confusion matrices).

@@ -22,7 +22,7 @@ SoftmaxCrossEntropy::SoftmaxCrossEntropy(BuildContext& ctx, const Tensor& logits
 }
 
 LossResult SoftmaxCrossEntropy::compute(const dnnl::stream& stream, std::span<const int32_t> labels,
-                                        int64_t count) {
+                                        int64_t count, int64_t divisor) {
   CONVOY_CHECK(count > 0 && count <= batch_ && static_cast<int64_t>(labels.size()) >= count);
   for (const Op& op : ops_)
     op.run(stream);
@@ -30,7 +30,7 @@ LossResult SoftmaxCrossEntropy::compute(const dnnl::stream& stream, std::span<co
   const float* logp = log_probs_.data();
   const float* z = logits_.data();
   float* grad = diff_logits_.data();
-  const float scale = 1.0f / static_cast<float>(count);
+  const float scale = 1.0f / static_cast<float>(divisor > 0 ? divisor : count);
   LossResult result;
   for (int64_t i = 0; i < batch_; ++i) {
     const float* row = logp + i * classes_;

@@ -4,7 +4,9 @@
 // logits neither overflow nor lose precision). For the first `count` rows (the real samples of a
 // possibly padded batch):
 //   loss      = mean_i -log_softmax(z_i)[y_i]
-//   d loss/dz = (softmax(z_i) - onehot(y_i)) / count, and 0 for padding rows.
+//   gradient  = (softmax(z_i) - onehot(y_i)) / divisor, and 0 for padding rows.
+// With divisor = count the gradient is d loss/dz. Data-parallel training passes the global batch
+// size instead, so that summing the gradients of all processes gives the global mean's.
 // The gradient is written into the tensor given at construction, ready for the backward pass.
 #pragma once
 
@@ -27,7 +29,9 @@ class SoftmaxCrossEntropy {
   SoftmaxCrossEntropy(BuildContext& ctx, const Tensor& logits, const Tensor& diff_logits);
 
   // Labels must lie in [0, classes). Rows >= count get a zero gradient and no prediction use.
-  LossResult compute(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count);
+  // divisor 0 means `count`.
+  LossResult compute(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count,
+                     int64_t divisor = 0);
   // argmax of each row's logits from the last compute() (first maximum on ties).
   std::span<const int32_t> predictions() const { return predictions_; }
 

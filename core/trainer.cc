@@ -28,15 +28,19 @@ Trainer::Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream, ProcessGrou
 LossResult Trainer::step(const Batch& batch) {
   model_.set_input({batch.samples.data(), batch.samples.size()});
   model_.forward(stream_);
-  const LossResult local = model_.loss(stream_, batch.labels, batch.count);
+  // Every process's gradient is its share of the global batch's mean: summed by the group, they
+  // make that mean.
+  const LossResult local =
+      model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size());
   // One small collective: the job's loss and accuracy, and the same NaN verdict everywhere.
   std::array<double, 3> totals{local.loss * double(batch.count), double(local.correct),
                                double(batch.count)};
   group_.sum(totals);
   const LossResult result{totals[0] / totals[2], static_cast<int64_t>(totals[1])};
   if (!std::isfinite(result.loss)) {
-    throw InputError(fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
-                                 std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
+    throw JobWideInputError(
+        fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
+                    std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
   }
   model_.backward(stream_, [this](size_t layer) { group_.gradients_ready(layer); });
   group_.finish_gradients();
@@ -95,7 +99,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       stats.test = summary.test = evaluate(model_, stream_, *test, &group_);
       // The last update can leave non-finite parameters that no training step has seen yet.
       if (!std::isfinite(stats.test->loss)) {
-        throw InputError(
+        throw JobWideInputError(
             fmt::format("training diverged: the test loss is {} after step {}; try a lower --lr",
                         std::isnan(stats.test->loss) ? "NaN" : "infinite", steps_));
       }

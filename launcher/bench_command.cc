@@ -1,5 +1,10 @@
 // convoy bench: training-step throughput of a model on synthetic data (uniform pixels, random
-// labels), so that it measures compute and nothing else. Prints one JSON line.
+// labels), so that it measures compute and communication and nothing else. Prints one JSON line.
+//
+// Under mpirun it trains data-parallel and also measures the gradient reducer: the time a step
+// waits for reductions after backward (communication not hidden), the reducer's own time for one
+// step's gradients without any compute (pack, bucketed all-reduce, unpack), and a raw
+// MPI_Allreduce of the same bytes in one buffer, in the same run.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,35 +12,93 @@
 #include <nlohmann/json.hpp>
 
 #include "command_support.h"
+#include "data_parallel.h"
+#include "job.h"
 #include "random.h"
 #include "trainer.h"
 
 namespace convoy {
 
 namespace {
+
 using Clock = std::chrono::steady_clock;
+
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
-}  // namespace
 
-int run_bench(const BenchCommand& cmd) {
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+// Median milliseconds of `body` over `repeats` runs, every rank in step (a barrier-like sum first).
+template <typename F>
+double timed_median(Communicator& comm, int repeats, F&& body) {
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    double sync = 0;
+    comm.allreduce_sum(std::span<double>(&sync, 1));
+    const Clock::time_point t0 = Clock::now();
+    body();
+    ms.push_back(ms_between(t0, Clock::now()));
+  }
+  return median(ms);
+}
+
+nlohmann::json per_layer_times(Model& model, const dnnl::stream& stream, const Batch& batch,
+                               int64_t steps) {
+  const size_t n = model.layer_count();
+  std::vector<double> fwd(n, 0.0), bwd(n, 0.0);
+  for (int64_t s = 0; s < steps; ++s) {
+    model.set_input({batch.samples.data(), batch.samples.size()});
+    Clock::time_point mark = Clock::now();
+    auto lap = [&](std::vector<double>& into) {
+      return [&](size_t i) {
+        const Clock::time_point now = Clock::now();
+        into[i] += ms_between(mark, now);
+        mark = now;
+      };
+    };
+    model.forward(stream, lap(fwd));
+    model.loss(stream, batch.labels, batch.count);
+    mark = Clock::now();
+    model.backward(stream, lap(bwd));
+  }
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t i = 0; i < n; ++i) {
+    layers.push_back({{"name", model.layer(i).name()},
+                      {"forward_ms", fwd[i] / double(steps)},
+                      {"backward_ms", bwd[i] / double(steps)}});
+  }
+  return layers;
+}
+
+int bench(const BenchCommand& cmd, Job& job) {
   const pb::ModelSpec spec = load_model_spec(cmd.model, "--model");
   const ModelPlan plan = plan_model(spec, cmd.model);
-  const int threads = setup_threads(cmd.threads);
+  const int threads = job.threads(cmd.threads);
 
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
   Model model(spec, cmd.batch_size, engine, Model::Mode::kTrain, cmd.model);
   model.initialize(1);
   Sgd sgd(model.parameters(), {0.01f, 0.9f, 0.f, false});
-  Trainer trainer(model, sgd, stream);
+  std::optional<GradientReducer> reducer;
+  std::optional<DataParallel> group;
+  if (job.comm() != nullptr) {
+    if (job.size() > 1) {
+      reducer.emplace(*job.comm(), model, stream, static_cast<size_t>(cmd.bucket_mb * (1 << 20)));
+    }
+    group.emplace(*job.comm(), reducer ? &*reducer : nullptr);
+  }
+  Trainer trainer(model, sgd, stream, group ? &*group : nullptr);
 
   Batch batch;
   batch.samples = AlignedBuffer<float>(static_cast<size_t>(cmd.batch_size * model.sample_size()));
   batch.labels.resize(static_cast<size_t>(cmd.batch_size));
   batch.count = cmd.batch_size;
-  Rng rng(42);
+  Rng rng(mix_seed(42, static_cast<uint64_t>(job.rank())));
   for (size_t i = 0; i < batch.samples.size(); ++i) {
     batch.samples[i] = static_cast<float>(rng.uniform());
   }
@@ -45,6 +108,7 @@ int run_bench(const BenchCommand& cmd) {
 
   for (int64_t i = 0; i < cmd.warmup; ++i)
     trainer.step(batch);
+  const GradientReducer::Stats before = reducer ? reducer->stats() : GradientReducer::Stats{};
   std::vector<double> step_ms;
   const Clock::time_point start = Clock::now();
   for (int64_t i = 0; i < cmd.steps; ++i) {
@@ -60,44 +124,57 @@ int run_bench(const BenchCommand& cmd) {
       {"model", spec.name().empty() ? cmd.model : spec.name()},
       {"batch_size", cmd.batch_size},
       {"threads", threads},
+      {"world_size", job.size()},
       {"steps", cmd.steps},
       {"warmup", cmd.warmup},
-      {"images_per_second", double(cmd.batch_size * cmd.steps) / (total_ms / 1000.0)},
+      {"images_per_second", double(cmd.batch_size * job.size() * cmd.steps) / (total_ms / 1000.0)},
       {"ms_per_step", total_ms / double(cmd.steps)},
       {"ms_per_step_median", sorted[sorted.size() / 2]},
       {"ms_per_step_min", sorted.front()},
   };
 
-  if (cmd.per_layer) {
-    // Per-layer times: the same steps again, with a clock read after every layer.
-    const size_t n = model.layer_count();
-    std::vector<double> fwd(n, 0.0), bwd(n, 0.0);
-    for (int64_t s = 0; s < cmd.steps; ++s) {
-      model.set_input({batch.samples.data(), batch.samples.size()});
-      Clock::time_point mark = Clock::now();
-      model.forward(stream, [&](size_t i) {
-        const Clock::time_point now = Clock::now();
-        fwd[i] += ms_between(mark, now);
-        mark = now;
-      });
-      model.loss(stream, batch.labels, batch.count);
-      mark = Clock::now();
-      model.backward(stream, [&](size_t i) {
-        const Clock::time_point now = Clock::now();
-        bwd[i] += ms_between(mark, now);
-        mark = now;
-      });
-    }
-    nlohmann::json layers = nlohmann::json::array();
-    for (size_t i = 0; i < n; ++i) {
-      layers.push_back({{"name", model.layer(i).name()},
-                        {"forward_ms", fwd[i] / double(cmd.steps)},
-                        {"backward_ms", bwd[i] / double(cmd.steps)}});
-    }
-    line["layers"] = layers;
+  if (reducer) {
+    const GradientReducer::Stats after = reducer->stats();
+    const double steps = double(after.steps - before.steps);
+    const double exposed_ms =
+        1000.0 * (after.finish_wait_seconds - before.finish_wait_seconds) / steps;
+    const double busy_ms = 1000.0 * (after.reduce_seconds - before.reduce_seconds) / steps;
+    const int repeats = static_cast<int>(std::max<int64_t>(cmd.steps, 10));
+    // The reducer alone: every layer's gradients handed over at once, then finish().
+    const double reducer_ms = timed_median(*job.comm(), repeats, [&] {
+      for (size_t l = model.layer_count(); l-- > 0;)
+        reducer->layer_ready(l);
+      reducer->finish();
+    });
+    AlignedBuffer<float> raw(reducer->bytes_per_step() / sizeof(float));
+    const double raw_ms = timed_median(*job.comm(), repeats, [&] {
+      job.comm()->allreduce_sum({raw.data(), raw.size()});
+    });
+    line["reducer"] = {
+        {"bytes_per_step", reducer->bytes_per_step()},
+        {"buckets", reducer->buckets().size()},
+        {"bucket_mb", cmd.bucket_mb},
+        {"zero_copy", reducer->zero_copy()},
+        {"allreduce_ms", reducer_ms},
+        {"raw_mpi_allreduce_ms", raw_ms},
+        {"bandwidth_vs_raw", raw_ms / reducer_ms},
+        {"communication_ms_per_step", busy_ms},
+        {"exposed_ms_per_step", exposed_ms},
+        {"hidden_fraction", busy_ms > 0 ? std::clamp(1.0 - exposed_ms / busy_ms, 0.0, 1.0) : 0.0},
+        {"buckets_done_during_backward",
+         double(after.buckets_done_before_finish - before.buckets_done_before_finish) /
+             double(after.buckets_reduced - before.buckets_reduced)},
+    };
   }
-  fmt::print("{}\n", line.dump());
+  if (cmd.per_layer) line["layers"] = per_layer_times(model, stream, batch, cmd.steps);
+  if (job.is_root()) fmt::print("{}\n", line.dump());
   return 0;
+}
+
+}  // namespace
+
+int run_bench(const BenchCommand& cmd) {
+  return run_job([&](Job& job) { return bench(cmd, job); });
 }
 
 }  // namespace convoy

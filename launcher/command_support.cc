@@ -1,7 +1,6 @@
 #include "command_support.h"
 
 #include <fmt/format.h>
-#include <omp.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -9,12 +8,6 @@
 #include "error.h"
 
 namespace convoy {
-
-int setup_threads(int threads) {
-  if (threads <= 0) threads = omp_get_num_procs();
-  omp_set_num_threads(threads);
-  return threads;
-}
 
 Dataset load_split(const DataOptions& data, Split split, const ModelPlan& plan,
                    const std::string& model_name) {

@@ -1,4 +1,4 @@
-// Pieces several commands share: thread setup, loading and checking data sets, checking that an
+// Pieces several commands share: loading and checking data sets, checking that an
 // output path can be written before spending time on work.
 #pragma once
 
@@ -10,9 +10,6 @@
 #include "model_spec.h"
 
 namespace convoy {
-
-// Sets the OpenMP thread count (0: all cores) and returns it.
-int setup_threads(int threads);
 
 // Loads one split of the data set `data` describes; checks that its samples have the model's
 // input shape and that its labels fit the model's classes. Errors name --data.

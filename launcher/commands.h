@@ -33,6 +33,7 @@ struct TrainCommand {
   uint64_t seed = 1;
   int threads = 0;  // 0: all cores
   int64_t max_steps = 0;
+  double bucket_mb = 4.0;  // gradient all-reduce bucket cap, MiB
   std::string save;
   bool log_json = false;
 };
@@ -53,6 +54,7 @@ struct BenchCommand {
   int64_t steps = 100;
   int64_t warmup = 10;
   int threads = 0;
+  double bucket_mb = 4.0;
   bool per_layer = false;
 };
 int run_bench(const BenchCommand& cmd);

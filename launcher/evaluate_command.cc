@@ -1,28 +1,39 @@
-// convoy evaluate: rebuild the model a checkpoint describes and report its test metrics.
+// convoy evaluate: rebuild the model a checkpoint describes and report its test metrics. Under
+// mpirun the test set is split across the ranks and their confusion matrices summed, so the
+// report is exactly the single-process one.
 #include "checkpoint.h"
 #include "command_support.h"
+#include "data_parallel.h"
+#include "job.h"
 #include "report.h"
 #include "trainer.h"
 
 namespace convoy {
 
 int run_evaluate(const EvaluateCommand& cmd) {
-  const pb::Checkpoint checkpoint = load_checkpoint(cmd.checkpoint);
-  const std::string source = cmd.checkpoint + ": model";
-  const ModelPlan plan = plan_model(checkpoint.model(), source);
-  setup_threads(cmd.threads);
-  DataOptions data = cmd.data;
-  if (!checkpoint.dataset().empty() && data.dataset == "fashion-mnist" && data.dir.empty()) {
-    data.dataset = checkpoint.dataset();
-  }
-  const Dataset test = load_split(data, Split::kTest, plan, cmd.checkpoint);
+  return run_job([&](Job& job) {
+    const pb::Checkpoint checkpoint = load_checkpoint(cmd.checkpoint);
+    const std::string source = cmd.checkpoint + ": model";
+    const ModelPlan plan = plan_model(checkpoint.model(), source);
+    job.threads(cmd.threads);
+    DataOptions data = cmd.data;
+    if (!checkpoint.dataset().empty() && data.dataset == "fashion-mnist" && data.dir.empty()) {
+      data.dataset = checkpoint.dataset();
+    }
+    const Dataset test = load_split(data, Split::kTest, plan, cmd.checkpoint);
 
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  dnnl::stream stream(engine);
-  Model model(checkpoint.model(), cmd.batch_size, engine, Model::Mode::kInference, source);
-  restore_checkpoint(checkpoint, model, nullptr, cmd.checkpoint);
-  print_final_report(evaluate(model, stream, test), test.class_names, nullptr, cmd.log_json);
-  return 0;
+    dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    dnnl::stream stream(engine);
+    Model model(checkpoint.model(), cmd.batch_size, engine, Model::Mode::kInference, source);
+    restore_checkpoint(checkpoint, model, nullptr, cmd.checkpoint);
+    std::optional<DataParallel> group;
+    if (job.comm() != nullptr) group.emplace(*job.comm(), nullptr);
+    const EvalResult result = evaluate(model, stream, test, group ? &*group : nullptr);
+    if (job.is_root()) {
+      print_final_report(result, test.class_names, nullptr, job.size(), cmd.log_json);
+    }
+    return 0;
+  });
 }
 
 }  // namespace convoy

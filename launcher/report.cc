@@ -7,7 +7,7 @@
 namespace convoy {
 
 void print_final_report(const EvalResult& result, const std::vector<std::string>& class_names,
-                        const TrainSummary* training, bool json) {
+                        const TrainSummary* training, int world_size, bool json) {
   const ConfusionMatrix& cm = result.confusion;
   if (json) {
     nlohmann::json precision = nlohmann::json::array(), recall = nlohmann::json::array(),
@@ -29,7 +29,8 @@ void print_final_report(const EvalResult& result, const std::vector<std::string>
                            {"recall", recall},
                            {"f1", f1},
                            {"classes", class_names},
-                           {"confusion_matrix", matrix}};
+                           {"confusion_matrix", matrix},
+                           {"world_size", world_size}};
     if (training != nullptr) {
       line["train_images_per_second"] = training->images_per_second();
       line["train_seconds"] = training->seconds;
@@ -42,8 +43,9 @@ void print_final_report(const EvalResult& result, const std::vector<std::string>
   fmt::print("\ntest accuracy {:.4f}, test loss {:.4f} ({} samples)\n", cm.accuracy(), result.loss,
              cm.total());
   if (training != nullptr) {
-    fmt::print("training: {} epoch(s), {} steps, {:.1f} s, {:.0f} images/s\n", training->epochs,
-               training->steps, training->seconds, training->images_per_second());
+    fmt::print("training: {} epoch(s), {} steps, {:.1f} s, {:.0f} images/s, {} process(es)\n",
+               training->epochs, training->steps, training->seconds, training->images_per_second(),
+               world_size);
   }
   fmt::print("\n{}", cm.report(class_names));
 }

@@ -35,7 +35,7 @@ TEST(LrSchedule, Table) {
       {{K::kConstant, 0.2, 2.0}, 9, 0.1},
       {{K::kConstant, 0.2, 2.0}, 19, 0.2},
       {{K::kCosine, 0.2, 2.0}, 20, 0.2},
-      {{K::kCosine, 0.2, 2.0}, 60, 0.1},  // half of the 80 steps after warm-up
+      {{K::kCosine, 0.2, 2.0}, 60, 0.1},         // half of the 80 steps after warm-up
       {{K::kStep, 0.2, 2.0, 1, 0.1}, 30, 0.02},  // 10 steps after warm-up: one decay
   };
   for (const Case& c : cases) {

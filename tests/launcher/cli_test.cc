@@ -137,7 +137,8 @@ TEST_F(Cli, BadDataDirectories) {
 }
 
 TEST_F(Cli, BatchLargerThanTheTrainingSet) {
-  expect_bad_input(train({"--batch-size", "65"}), "--batch-size: a global batch of 65 is larger than the training");
+  expect_bad_input(train({"--batch-size", "65"}),
+                   "--batch-size: a global batch of 65 is larger than the training");
 }
 
 TEST_F(Cli, UnwritableOutputsFailBeforeWork) {

@@ -1,5 +1,6 @@
 #include "testing/run_command.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -7,6 +8,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 extern char** environ;
@@ -19,6 +23,21 @@ std::string convoy_binary() {
 #else
   return "convoy";
 #endif
+}
+
+std::vector<std::string> mpirun_convoy(int ranks, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/bin/mpirun",
+                                   "--oversubscribe",
+                                   "--bind-to",
+                                   "none",
+                                   "-np",
+                                   std::to_string(ranks),
+                                   "-x",
+                                   "OMP_NUM_THREADS=1"};
+  if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
+  argv.push_back(convoy_binary());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, double timeout_seconds,
@@ -102,6 +121,89 @@ CommandResult run_command(const std::vector<std::string>& argv, double timeout_s
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   return result;
+}
+
+namespace {
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (std::string& s : strings)
+    out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_path,
+                           const std::string& stderr_path,
+                           const std::vector<std::string>& extra_env) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e)
+    env_strings.emplace_back(*e);
+  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargs = c_strings(args), cenv = c_strings(env_strings);
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    const int out = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, STDOUT_FILENO);
+    ::dup2(err, STDERR_FILENO);
+    ::execve(cargs[0], cargs.data(), cenv.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid_, pid_);  // also from the parent, so kill_group() works right away
+}
+
+ChildProcess::~ChildProcess() {
+  if (!ended_) {
+    kill_group();
+    wait_for(30);
+  }
+}
+
+bool ChildProcess::wait_for(double seconds) {
+  if (ended_) return true;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      ended_ = true;
+      if (WIFEXITED(status)) exit_code_ = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) signal_ = WTERMSIG(status);
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    ::usleep(20000);
+  }
+}
+
+void ChildProcess::kill_group() {
+  ::kill(-pid_, SIGKILL);
+}
+
+std::vector<int> child_pids(int parent) {
+  std::vector<int> pids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...; comm may contain spaces, so parse after the last ')'.
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != 'Z') pids.push_back(std::stoi(name));
+  }
+  return pids;
 }
 
 }  // namespace convoy::testing

@@ -18,7 +18,41 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv, double timeout_seconds = 300,
                           const std::vector<std::string>& extra_env = {});
 
+// A child process running in the background, in its own process group, with stdout and stderr
+// going to files. The destructor kills the whole group if it is still running, so a failing test
+// never leaves processes behind.
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_path,
+               const std::string& stderr_path, const std::vector<std::string>& extra_env = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  int pid() const { return pid_; }
+  // Waits up to `seconds` for the process to end; true if it has (then exit_code()/signal()).
+  bool wait_for(double seconds);
+  int exit_code() const { return exit_code_; }
+  int signal() const { return signal_; }
+  // SIGKILL to the whole process group.
+  void kill_group();
+
+ private:
+  int pid_ = -1;
+  bool ended_ = false;
+  int exit_code_ = -1;
+  int signal_ = 0;
+};
+
+// Pids of the live processes whose parent is `parent`.
+std::vector<int> child_pids(int parent);
+
 // Path of the convoy binary under test.
 std::string convoy_binary();
+
+// argv for `mpirun` starting `ranks` copies of convoy with `args`: oversubscribed (tests run on
+// small machines), unbound (each rank's OpenMP threads may use any core), one OpenMP thread per
+// rank, and allowed to run as root (CI does).
+std::vector<std::string> mpirun_convoy(int ranks, const std::vector<std::string>& args);
 
 }  // namespace convoy::testing

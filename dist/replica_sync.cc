@@ -1,0 +1,86 @@
+#include "replica_sync.h"
+
+#include <fmt/format.h>
+
+#include <sstream>
+#include <stdexcept>
+
+#include "crc32.h"
+#include "error.h"
+
+namespace convoy {
+
+void broadcast_parameters(Communicator& comm, Model& model) {
+  for (Parameter* p : model.parameters()) {
+    std::vector<float> values = p->value.to_plain();
+    comm.broadcast(std::as_writable_bytes(std::span<float>(values)), 0);
+    p->value.copy_from_plain(values);
+  }
+}
+
+uint32_t parameters_digest(Model& model) {
+  uint32_t crc = 0;
+  for (Parameter* p : model.parameters()) {
+    const std::vector<float> values = p->value.to_plain();
+    crc = crc32({reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)}, crc);
+  }
+  return crc;
+}
+
+void verify_identical_parameters(Communicator& comm, Model& model, const std::string& when) {
+  const std::vector<std::string> digests =
+      comm.allgather(fmt::format("{:08x}", parameters_digest(model)));
+  std::string differing;
+  for (size_t r = 1; r < digests.size(); ++r) {
+    if (digests[r] != digests[0]) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
+  }
+  if (!differing.empty()) {
+    throw std::runtime_error(fmt::format(
+        "model replicas differ {}: the parameters of rank(s) {} are not those of rank 0", when,
+        differing));
+  }
+}
+
+namespace {
+
+std::string encode(const JobFingerprint& fields) {
+  std::string text;
+  for (const auto& [name, value] : fields)
+    text += name + '\t' + value + '\n';
+  return text;
+}
+
+JobFingerprint decode(const std::string& text) {
+  JobFingerprint fields;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t tab = line.find('\t');
+    fields.emplace_back(line.substr(0, tab), tab == std::string::npos ? "" : line.substr(tab + 1));
+  }
+  return fields;
+}
+
+}  // namespace
+
+void check_same_configuration(Communicator& comm, const JobFingerprint& mine) {
+  const std::vector<std::string> all = comm.allgather(encode(mine));
+  const JobFingerprint reference = decode(all[0]);
+  for (size_t field = 0; field < reference.size(); ++field) {
+    std::string differing;
+    for (size_t r = 1; r < all.size(); ++r) {
+      const JobFingerprint theirs = decode(all[r]);
+      const std::string value = field < theirs.size() ? theirs[field].second : "(missing)";
+      if (value != reference[field].second) {
+        differing += fmt::format("{}rank {} has {}", differing.empty() ? "" : ", ", r, value);
+      }
+    }
+    if (!differing.empty()) {
+      throw JobWideInputError(fmt::format("ranks disagree on {}: rank 0 has {}, {}",
+                                          reference[field].first, reference[field].second,
+                                          differing));
+    }
+  }
+}
+
+}  // namespace convoy
