@@ -75,9 +75,13 @@ nlohmann::json per_layer_times(Model& model, const dnnl::stream& stream, const B
 }
 
 int bench(const BenchCommand& cmd, Job& job) {
-  const pb::ModelSpec spec = load_model_spec(cmd.model, "--model");
-  const ModelPlan plan = plan_model(spec, cmd.model);
   const int threads = job.threads(cmd.threads);
+  const pb::ModelSpec spec = job.agree([&] {
+    pb::ModelSpec s = load_model_spec(cmd.model, "--model");
+    plan_model(s, cmd.model);
+    return s;
+  });
+  const ModelPlan plan = plan_model(spec, cmd.model);
 
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);

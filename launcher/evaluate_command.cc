@@ -12,15 +12,19 @@ namespace convoy {
 
 int run_evaluate(const EvaluateCommand& cmd) {
   return run_job([&](Job& job) {
-    const pb::Checkpoint checkpoint = load_checkpoint(cmd.checkpoint);
-    const std::string source = cmd.checkpoint + ": model";
-    const ModelPlan plan = plan_model(checkpoint.model(), source);
     job.threads(cmd.threads);
-    DataOptions data = cmd.data;
-    if (!checkpoint.dataset().empty() && data.dataset == "fashion-mnist" && data.dir.empty()) {
-      data.dataset = checkpoint.dataset();
-    }
-    const Dataset test = load_split(data, Split::kTest, plan, cmd.checkpoint);
+    const std::string source = cmd.checkpoint + ": model";
+    const auto [checkpoint, test] = job.agree([&] {
+      std::pair<pb::Checkpoint, Dataset> in;
+      in.first = load_checkpoint(cmd.checkpoint);
+      const ModelPlan plan = plan_model(in.first.model(), source);
+      DataOptions data = cmd.data;
+      if (!in.first.dataset().empty() && data.dataset == "fashion-mnist" && data.dir.empty()) {
+        data.dataset = in.first.dataset();
+      }
+      in.second = load_split(data, Split::kTest, plan, cmd.checkpoint);
+      return in;
+    });
 
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     dnnl::stream stream(engine);

@@ -22,6 +22,17 @@ int Job::threads(int requested) const {
   return threads;
 }
 
+void Job::agree_on(const std::string& error) const {
+  if (comm_ == nullptr) return;
+  const std::vector<std::string> errors = comm_->allgather(error);
+  for (size_t r = 0; r < errors.size(); ++r) {
+    if (errors[r].empty()) continue;
+    const bool everywhere = std::all_of(errors.begin(), errors.end(),
+                                        [&](const std::string& e) { return e == errors[r]; });
+    throw JobWideInputError(everywhere ? errors[r] : fmt::format("rank {}: {}", r, errors[r]));
+  }
+}
+
 int run_job(const std::function<int(Job&)>& body) {
   std::optional<MpiRuntime> runtime;
   std::optional<MpiCommunicator> mpi;

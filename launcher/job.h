@@ -12,8 +12,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "communicator.h"
+#include "error.h"
 
 namespace convoy {
 
@@ -28,7 +31,16 @@ class Job {
   // the ranks on this machine (and never more than the cores this process may run on).
   int threads(int requested) const;
 
+  // Runs `setup` (reading flags, files, data) on every rank and agrees on the outcome: if it threw
+  // InputError on any rank, every rank throws JobWideInputError with the first failing rank's
+  // message, so the job ends with one clean message instead of an abort. Collective.
+  template <typename F>
+  auto agree(F&& setup) -> decltype(setup());
+
  private:
+  // Throws JobWideInputError if any rank's `error` is non-empty. Collective.
+  void agree_on(const std::string& error) const;
+
   friend int run_job(const std::function<int(Job&)>& body);
   Communicator* comm_ = nullptr;
   int local_size_ = 1;
@@ -36,5 +48,21 @@ class Job {
 
 // Runs `body` in the job convoy was started in; returns the process exit code.
 int run_job(const std::function<int(Job&)>& body);
+
+template <typename F>
+auto Job::agree(F&& setup) -> decltype(setup()) {
+  std::optional<decltype(setup())> result;
+  std::string error;
+  try {
+    result.emplace(setup());
+  } catch (const JobWideInputError&) {
+    throw;
+  } catch (const InputError& e) {
+    if (comm_ == nullptr) throw;
+    error = e.what();
+  }
+  agree_on(error);
+  return std::move(*result);
+}
 
 }  // namespace convoy

@@ -43,16 +43,26 @@ JobFingerprint fingerprint(const TrainCommand& cmd, const pb::ModelSpec& spec, c
       {"--bucket-mb", fmt::format("{}", cmd.bucket_mb)}};
 }
 
-int train(const TrainCommand& cmd, Job& job) {
-  const pb::ModelSpec spec = load_model_spec(cmd.model, "--model");
-  const ModelPlan plan = plan_model(spec, cmd.model);
-  if (!cmd.save.empty() && job.is_root()) check_writable(cmd.save, "--save");
+struct Inputs {
+  pb::ModelSpec spec;
+  Dataset train, test;
+};
+
+int train_job(const TrainCommand& cmd, Job& job) {
   const int threads = job.threads(cmd.threads);
-  const Dataset train = load_split(cmd.data, Split::kTrain, plan, cmd.model);
-  const Dataset test = load_split(cmd.data, Split::kTest, plan, cmd.model);
-  if (job.comm() != nullptr)
+  const auto [spec, train, test] = job.agree([&] {
+    Inputs in;
+    in.spec = load_model_spec(cmd.model, "--model");
+    const ModelPlan plan = plan_model(in.spec, cmd.model);
+    if (!cmd.save.empty() && job.is_root()) check_writable(cmd.save, "--save");
+    in.train = load_split(cmd.data, Split::kTrain, plan, cmd.model);
+    in.test = load_split(cmd.data, Split::kTest, plan, cmd.model);
+    check_batch_fits(cmd.batch_size * job.size(), in.train);
+    return in;
+  });
+  if (job.comm() != nullptr) {
     check_same_configuration(*job.comm(), fingerprint(cmd, spec, train, test));
-  check_batch_fits(cmd.batch_size * job.size(), train);
+  }
 
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
@@ -125,7 +135,7 @@ int train(const TrainCommand& cmd, Job& job) {
 }  // namespace
 
 int run_train(const TrainCommand& cmd) {
-  return run_job([&](Job& job) { return train(cmd, job); });
+  return run_job([&](Job& job) { return train_job(cmd, job); });
 }
 
 }  // namespace convoy

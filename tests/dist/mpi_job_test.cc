@@ -1,0 +1,180 @@
+// Data-parallel jobs under mpirun, end to end through the convoy binary:
+//   - N ranks with per-rank batch B end with the parameters of one process with batch N*B
+//     (relative difference <= 1e-5), for N = 2 and 3, on a training set that N*B does not divide;
+//   - evaluation on 3 ranks gives exactly the single-process confusion matrix on 10,000 images;
+//   - ranks started with different settings stop, all of them, with a message naming the field;
+//   - a rank killed mid-training ends the whole job with a non-zero exit well within 30 s.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "checkpoint.h"
+#include "testing/run_command.h"
+#include "testing/temp_dir.h"
+
+namespace convoy {
+namespace {
+
+using testing::CommandResult;
+
+constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
+
+CommandResult convoy(std::vector<std::string> args) {
+  args.insert(args.begin(), testing::convoy_binary());
+  return testing::run_command(args, 600, {"OMP_NUM_THREADS=1"});
+}
+
+CommandResult mpirun(int ranks, const std::vector<std::string>& args) {
+  return testing::run_command(testing::mpirun_convoy(ranks, args), 600);
+}
+
+nlohmann::json last_json_line(const std::string& out) {
+  std::istringstream lines(out);
+  std::string line, last;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line[0] == '{') last = line;
+  }
+  return nlohmann::json::parse(last);
+}
+
+// ||a - b|| / ||b|| for every parameter; the largest.
+double max_relative_difference(const pb::Checkpoint& a, const pb::Checkpoint& b) {
+  EXPECT_EQ(a.parameter_size(), b.parameter_size());
+  double worst = 0;
+  for (int i = 0; i < a.parameter_size() && i < b.parameter_size(); ++i) {
+    const auto& x = a.parameter(i).data();
+    const auto& y = b.parameter(i).data();
+    EXPECT_EQ(x.size(), y.size());
+    double diff = 0, norm = 0;
+    for (int j = 0; j < x.size() && j < y.size(); ++j) {
+      diff += (double(x[j]) - y[j]) * (double(x[j]) - y[j]);
+      norm += double(y[j]) * y[j];
+    }
+    worst = std::max(worst, std::sqrt(diff / norm));
+  }
+  return worst;
+}
+
+class MpiJob : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(std::filesystem::exists(kData))
+        << kData << " is missing: deploy/install-deps.sh installs dataset-fashion-mnist";
+  }
+  // lenet5 on the first 1,000 training images (not a multiple of 32 or 48), 12 steps.
+  std::vector<std::string> train_args(int64_t batch, const std::string& save) {
+    return {"train",         "--model",      "lenet5",
+            "--limit-train", "1000",         "--limit-test",
+            "500",           "--batch-size", std::to_string(batch),
+            "--max-steps",   "12",           "--lr",
+            "0.05",          "--threads",    "1",
+            "--log-json",    "--save",       save};
+  }
+  testing::TempDir dir_;
+};
+
+void expect_equivalent(MpiJob& test, testing::TempDir& dir, int ranks,
+                       const std::vector<std::string>& distributed,
+                       const std::vector<std::string>& single,
+                       const std::vector<std::string>& per_rank_batch_single) {
+  const CommandResult d = mpirun(ranks, distributed);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const nlohmann::json final = last_json_line(d.out);
+  EXPECT_EQ(final["world_size"], ranks);
+  EXPECT_EQ(final["steps"], 12);
+  const CommandResult s = convoy(single);
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  const CommandResult w = convoy(per_rank_batch_single);
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  const pb::Checkpoint a = load_checkpoint(dir.file("distributed.ckpt"));
+  const pb::Checkpoint b = load_checkpoint(dir.file("single.ckpt"));
+  const pb::Checkpoint wrong = load_checkpoint(dir.file("per_rank.ckpt"));
+  const double difference = max_relative_difference(a, b);
+  EXPECT_LE(difference, 1e-5) << ranks << " ranks";
+  // The comparison can fail: one process with the per-rank batch trains another model.
+  EXPECT_GT(max_relative_difference(wrong, b), 1e-3);
+  std::printf("%d ranks vs one process with the global batch: max relative difference %.3g\n",
+              ranks, difference);
+  (void)test;
+}
+
+TEST_F(MpiJob, TwoRanksEqualOneProcessWithTheGlobalBatch) {
+  expect_equivalent(*this, dir_, 2, train_args(16, dir_.file("distributed.ckpt")),
+                    train_args(32, dir_.file("single.ckpt")),
+                    train_args(16, dir_.file("per_rank.ckpt")));
+}
+
+TEST_F(MpiJob, ThreeRanksEqualOneProcessWithTheGlobalBatch) {
+  expect_equivalent(*this, dir_, 3, train_args(16, dir_.file("distributed.ckpt")),
+                    train_args(48, dir_.file("single.ckpt")),
+                    train_args(16, dir_.file("per_rank.ckpt")));
+}
+
+TEST_F(MpiJob, ThreeRankEvaluationEqualsOneProcessExactly) {
+  const std::string ckpt = dir_.file("model.ckpt");
+  const CommandResult t = convoy({"train", "--model", "lenet5", "--limit-train", "2000",
+                                  "--limit-test", "100", "--max-steps", "20", "--save", ckpt});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const CommandResult one = convoy({"evaluate", "--checkpoint", ckpt, "--log-json"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult three = mpirun(3, {"evaluate", "--checkpoint", ckpt, "--log-json"});
+  ASSERT_EQ(three.exit_code, 0) << three.err;
+  const nlohmann::json a = last_json_line(one.out), b = last_json_line(three.out);
+  EXPECT_EQ(a["world_size"], 1);
+  EXPECT_EQ(b["world_size"], 3);
+  EXPECT_EQ(b["test_samples"], 10000);  // 3,333 + 3,333 + 3,334: each image once
+  EXPECT_EQ(a["confusion_matrix"], b["confusion_matrix"]);
+  EXPECT_EQ(a["test_accuracy"], b["test_accuracy"]);
+  EXPECT_NEAR(a["test_loss"].get<double>(), b["test_loss"].get<double>(), 1e-9);
+}
+
+TEST_F(MpiJob, RanksWithDifferentSettingsStopWithTheFieldNamed) {
+  // mpirun's MPMD form: rank 0 with one learning rate, rank 1 with another.
+  std::vector<std::string> argv = testing::mpirun_convoy(1, train_args(16, dir_.file("a.ckpt")));
+  argv.insert(argv.end(), {"--lr", "0.1", ":", "-np", "1", testing::convoy_binary()});
+  const std::vector<std::string> second = train_args(16, dir_.file("b.ckpt"));
+  argv.insert(argv.end(), second.begin(), second.end());
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult r = testing::run_command(argv, 120);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("convoy: ranks disagree on --lr: rank 0 has 0.1, rank 1 has 0.05"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("a.ckpt")));
+}
+
+TEST_F(MpiJob, KilledRankEndsTheJob) {
+  // Train for long enough that the kill lands mid-training.
+  const std::string out = dir_.file("out"), err = dir_.file("err");
+  testing::ChildProcess job(testing::mpirun_convoy(2, {"train", "--model", "lenet5", "--epochs",
+                                                       "50", "--threads", "1", "--log-json"}),
+                            out, err);
+  // Wait for training to start: the first step line.
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {
+    started = testing::read_file(out).find("\"event\":\"step\"") != std::string::npos;
+    if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(started) << testing::read_file(err);
+  const std::vector<int> ranks = testing::child_pids(job.pid());
+  ASSERT_EQ(ranks.size(), 2u) << "mpirun should have two convoy children";
+  const auto killed_at = std::chrono::steady_clock::now();
+  ::kill(ranks[1], SIGKILL);
+  ASSERT_TRUE(job.wait_for(30)) << "the job was still running 30 s after a rank died";
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  EXPECT_NE(job.exit_code(), 0);
+  EXPECT_TRUE(testing::child_pids(job.pid()).empty());
+  std::printf("job ended %.2f s after a rank was killed, exit code %d\n", seconds, job.exit_code());
+}
+
+}  // namespace
+}  // namespace convoy
