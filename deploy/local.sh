@@ -2,7 +2,8 @@
 # One entry point for a fresh Debian 12 machine: installs dependencies (deploy/install-deps.sh),
 # configures and builds into build/, then runs what was asked for.
 #
-#   deploy/local.sh train [convoy train flags...]   train on Fashion-MNIST and print the report
+#   deploy/local.sh train [convoy train flags...]   train fashion_cnn on Fashion-MNIST with 2 MPI
+#                                                   ranks (CONVOY_RANKS) and print the report
 #   deploy/local.sh test                            run the whole test suite (what CI runs)
 #   deploy/local.sh build                           only install and build
 set -euo pipefail
@@ -31,7 +32,11 @@ cmake --build "$build" -j "$jobs"
 
 case "$mode" in
   train)
-    exec "$build/launcher/convoy" train --model fashion_cnn "$@"
+    ranks="${CONVOY_RANKS:-2}"
+    mpi=(-np "$ranks")
+    if [[ $(id -u) -eq 0 ]]; then mpi+=(--allow-run-as-root); fi
+    if [[ $(nproc) -lt $ranks ]]; then mpi+=(--oversubscribe); fi
+    exec mpirun "${mpi[@]}" "$build/launcher/convoy" train --model fashion_cnn "$@"
     ;;
   test)
     cd "$build"
