@@ -19,8 +19,7 @@ constexpr uint32_t kFormatVersion = 1;
 
 void fill_tensor(pb::TensorData* out, const std::string& name, const Tensor& t) {
   out->set_name(name);
-  for (int64_t d : t.shape())
-    out->add_shape(d);
+  for (int64_t d : t.shape()) out->add_shape(d);
   const std::vector<float> values = t.to_plain();
   out->mutable_data()->Assign(values.begin(), values.end());
 }
@@ -45,8 +44,7 @@ void load_tensor(const pb::TensorData& in, const std::string& name, Tensor& t,
 pb::Checkpoint make_checkpoint(Model& model, const Sgd* sgd, const TrainingPosition& position) {
   pb::Checkpoint ck;
   *ck.mutable_model() = model.spec();
-  for (const Parameter* p : model.parameters())
-    fill_tensor(ck.add_parameter(), p->name, p->value);
+  for (const Parameter* p : model.parameters()) fill_tensor(ck.add_parameter(), p->name, p->value);
   if (sgd != nullptr) {
     pb::SgdState* s = ck.mutable_sgd();
     s->set_learning_rate(sgd->config().learning_rate);

@@ -57,8 +57,7 @@ void Conv::build_forward(BuildContext& ctx, const Tensor& src) {
   forward_pd_ = dnnl::convolution_forward::primitive_desc(d, ctx.attr(), ctx.engine());
 
   int64_t kernel_volume = 1;
-  for (int64_t k : config_.window.kernel)
-    kernel_volume *= k;
+  for (int64_t k : config_.window.kernel) kernel_volume *= k;
   bind_forward(ctx, src, forward_pd_, weight_dims_, config_.filters, in.channels * kernel_volume,
                config_.filters * kernel_volume);
 }

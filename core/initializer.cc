@@ -31,14 +31,12 @@ std::vector<float> draw_weights(pb::Init init, int64_t count, int64_t fan_in, in
     case pb::INIT_HE:
     case pb::INIT_LECUN: {
       const double stddev = std::sqrt((init == pb::INIT_HE ? 2.0 : 1.0) / double(fan_in));
-      for (float& v : values)
-        v = static_cast<float>(rng.normal() * stddev);
+      for (float& v : values) v = static_cast<float>(rng.normal() * stddev);
       break;
     }
     default: {
       const double limit = std::sqrt(6.0 / double(fan_in + fan_out));
-      for (float& v : values)
-        v = static_cast<float>((2.0 * rng.uniform() - 1.0) * limit);
+      for (float& v : values) v = static_cast<float>((2.0 * rng.uniform() - 1.0) * limit);
       break;
     }
   }

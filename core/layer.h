@@ -48,12 +48,10 @@ class Layer {
   virtual void build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) = 0;
 
   void forward(const dnnl::stream& stream) const {
-    for (const Op& op : forward_ops_)
-      op.run(stream);
+    for (const Op& op : forward_ops_) op.run(stream);
   }
   void backward(const dnnl::stream& stream) const {
-    for (const Op& op : backward_ops_)
-      op.run(stream);
+    for (const Op& op : backward_ops_) op.run(stream);
   }
 
   const Tensor& dst() const { return dst_; }

@@ -61,8 +61,7 @@ void Model::forward(const dnnl::stream& stream, const std::function<void(size_t)
     layers_[i]->forward(stream);
     if (layer_done) layer_done(i);
   }
-  for (const Op& op : head_forward_ops_)
-    op.run(stream);
+  for (const Op& op : head_forward_ops_) op.run(stream);
 }
 
 LossResult Model::loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count,
@@ -72,8 +71,7 @@ LossResult Model::loss(const dnnl::stream& stream, std::span<const int32_t> labe
 
 void Model::backward(const dnnl::stream& stream, const std::function<void(size_t)>& layer_done) {
   CONVOY_CHECK(training_);
-  for (const Op& op : head_backward_ops_)
-    op.run(stream);
+  for (const Op& op : head_backward_ops_) op.run(stream);
   for (size_t i = layers_.size(); i-- > 0;) {
     layers_[i]->backward(stream);
     if (layer_done) layer_done(i);
@@ -83,8 +81,7 @@ void Model::backward(const dnnl::stream& stream, const std::function<void(size_t
 std::vector<Parameter*> Model::parameters() {
   std::vector<Parameter*> params;
   for (const auto& layer : layers_) {
-    for (Parameter& p : layer->parameters())
-      params.push_back(&p);
+    for (Parameter& p : layer->parameters()) params.push_back(&p);
   }
   return params;
 }

@@ -71,8 +71,7 @@ class FirstError : public google::protobuf::io::ErrorCollector {
 };
 
 std::string lowercase(std::string s) {
-  for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -80,8 +79,7 @@ std::string lowercase(std::string s) {
 
 std::vector<std::string> builtin_model_names() {
   std::vector<std::string> names;
-  for (const auto& [name, text] : builtins())
-    names.push_back(name);
+  for (const auto& [name, text] : builtins()) names.push_back(name);
   return names;
 }
 

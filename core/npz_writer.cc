@@ -36,8 +36,7 @@ std::string npy_bytes(const NpyArray& array) {
 void write_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
   std::vector<std::string> entries;
   entries.reserve(arrays.size());
-  for (const NpyArray& a : arrays)
-    entries.push_back(npy_bytes(a));
+  for (const NpyArray& a : arrays) entries.push_back(npy_bytes(a));
 
   write_file_atomically_with(path, [&](const std::string& temp) {
     int code = 0;

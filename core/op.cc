@@ -37,8 +37,7 @@ dnnl::memory Scratchpad::memory_for(const dnnl::memory::desc& desc, const dnnl::
 void Scratchpad::allocate() {
   CONVOY_CHECK(buffer_.empty());
   buffer_ = AlignedBuffer<unsigned char>(needed_);
-  for (dnnl::memory& memory : users_)
-    memory.set_data_handle(buffer_.data());
+  for (dnnl::memory& memory : users_) memory.set_data_handle(buffer_.data());
 }
 
 BuildContext::BuildContext(dnnl::engine engine, bool training)

@@ -83,8 +83,7 @@ void Pool::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_d
       {DNNL_ARG_DIFF_SRC, ctx.convert_into(diff_src_.memory(), pd.diff_src_desc(), after)}};
   if (workspace_) args.emplace(DNNL_ARG_WORKSPACE, workspace_);
   backward_ops_.push_back(ctx.make_op(pd, std::move(args)));
-  for (Op& op : after)
-    backward_ops_.push_back(std::move(op));
+  for (Op& op : after) backward_ops_.push_back(std::move(op));
 }
 
 }  // namespace convoy

@@ -9,8 +9,7 @@ namespace convoy {
 
 int64_t SampleShape::elements() const {
   int64_t n = channels;
-  for (int64_t s : spatial)
-    n *= s;
+  for (int64_t s : spatial) n *= s;
   return n;
 }
 

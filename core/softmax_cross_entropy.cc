@@ -24,8 +24,7 @@ SoftmaxCrossEntropy::SoftmaxCrossEntropy(BuildContext& ctx, const Tensor& logits
 LossResult SoftmaxCrossEntropy::compute(const dnnl::stream& stream, std::span<const int32_t> labels,
                                         int64_t count, int64_t divisor) {
   CONVOY_CHECK(count > 0 && count <= batch_ && static_cast<int64_t>(labels.size()) >= count);
-  for (const Op& op : ops_)
-    op.run(stream);
+  for (const Op& op : ops_) op.run(stream);
   dnnl::stream(stream).wait();  // a handle copy: wait() is not const
   const float* logp = log_probs_.data();
   const float* z = logits_.data();
@@ -36,8 +35,7 @@ LossResult SoftmaxCrossEntropy::compute(const dnnl::stream& stream, std::span<co
     const float* row = logp + i * classes_;
     float* g = grad + i * classes_;
     if (i >= count) {
-      for (int64_t j = 0; j < classes_; ++j)
-        g[j] = 0.f;
+      for (int64_t j = 0; j < classes_; ++j) g[j] = 0.f;
       continue;
     }
     const int32_t y = labels[static_cast<size_t>(i)];

@@ -47,8 +47,7 @@ Tensor::Tensor(const dnnl::memory::desc& desc, const dnnl::engine& engine) : mem
 int64_t Tensor::size() const {
   const dnnl_memory_desc_t& d = memory_.get_desc().data;
   int64_t n = 1;
-  for (int i = 0; i < d.ndims; ++i)
-    n *= d.dims[i];
+  for (int i = 0; i < d.ndims; ++i) n *= d.dims[i];
   return n;
 }
 

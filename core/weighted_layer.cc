@@ -45,8 +45,7 @@ void WeightedLayer::bind_backward(BuildContext& ctx, const Tensor& diff_dst,
        ctx.convert_into(weight().grad.memory(), bwd_weights.diff_weights_desc(0), after)}};
   if (has_bias_) args.emplace(DNNL_ARG_DIFF_BIAS, bias().grad.memory());
   backward_ops_.push_back(ctx.make_op(bwd_weights, std::move(args)));
-  for (Op& op : after)
-    backward_ops_.push_back(std::move(op));
+  for (Op& op : after) backward_ops_.push_back(std::move(op));
   after.clear();
 
   if (bwd_data == nullptr) return;
@@ -60,8 +59,7 @@ void WeightedLayer::bind_backward(BuildContext& ctx, const Tensor& diff_dst,
   const dnnl::memory ds = ctx.convert_into(diff_src_.memory(), bwd_data->diff_src_desc(0), after);
   backward_ops_.push_back(ctx.make_op(
       *bwd_data, {{DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_DST, dd_d}, {DNNL_ARG_DIFF_SRC, ds}}));
-  for (Op& op : after)
-    backward_ops_.push_back(std::move(op));
+  for (Op& op : after) backward_ops_.push_back(std::move(op));
 }
 
 }  // namespace convoy

@@ -16,11 +16,9 @@ std::function<void(FakeWorld::Slot&)> summing() {
     std::vector<T> total(n, T{});
     for (const auto& b : slot.buffers) {
       const T* v = reinterpret_cast<const T*>(b.data());
-      for (size_t i = 0; i < n; ++i)
-        total[i] += v[i];
+      for (size_t i = 0; i < n; ++i) total[i] += v[i];
     }
-    for (auto& b : slot.buffers)
-      std::memcpy(b.data(), total.data(), n * sizeof(T));
+    for (auto& b : slot.buffers) std::memcpy(b.data(), total.data(), n * sizeof(T));
   };
 }
 
@@ -39,8 +37,7 @@ void FakeWorld::run(const std::function<void(Communicator&)>& body) {
       }
     });
   }
-  for (std::thread& t : threads)
-    t.join();
+  for (std::thread& t : threads) t.join();
   for (const std::exception_ptr& e : errors) {
     if (e) std::rethrow_exception(e);
   }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string_view>
 
@@ -40,8 +41,7 @@ GradientReducer::GradientReducer(Communicator& comm, Model& model, const dnnl::s
   }
   // Zero-copy needs every rank to lay out every gradient identically.
   uint32_t signature = 0;
-  for (const Parameter* p : ready)
-    signature = layout_signature(p->grad.desc(), signature);
+  for (const Parameter* p : ready) signature = layout_signature(p->grad.desc(), signature);
   bool same_layouts = true;
   for (const std::string& s : comm.allgather(fmt::format("{:08x}", signature))) {
     same_layouts = same_layouts && s == fmt::format("{:08x}", signature);
@@ -82,8 +82,7 @@ GradientReducer::GradientReducer(Communicator& comm, Model& model, const dnnl::s
   }
   ctx_.scratchpad().allocate();
   pending_.resize(buckets_.size());
-  for (size_t b = 0; b < buckets_.size(); ++b)
-    pending_[b] = buckets_[b].members.size();
+  for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].members.size();
   thread_ = std::thread([this] { communicate(); });
 }
 
@@ -98,8 +97,7 @@ GradientReducer::~GradientReducer() {
 
 size_t GradientReducer::bytes_per_step() const {
   size_t n = 0;
-  for (const Bucket& b : buckets_)
-    n += b.elements * sizeof(float);
+  for (const Bucket& b : buckets_) n += b.elements * sizeof(float);
   return n;
 }
 
@@ -113,8 +111,7 @@ void GradientReducer::layer_ready(size_t layer) {
   if (gradients.empty()) return;
   if (!pack_.empty()) {
     const Clock::time_point start = Clock::now();
-    for (size_t i : gradients)
-      pack_[i].run(stream_);
+    for (size_t i : gradients) pack_[i].run(stream_);
     stream_.wait();
     stats_.pack_seconds += seconds_since(start);
   }
@@ -124,13 +121,16 @@ void GradientReducer::layer_ready(size_t layer) {
   }
   // Hand over complete buckets in bucket order, the same sequence on every rank.
   size_t ready = next_ready_;
-  while (ready < buckets_.size() && pending_[ready] == 0)
-    ++ready;
+  while (ready < buckets_.size() && pending_[ready] == 0) ++ready;
   if (ready == next_ready_) return;
   next_ready_ = ready;
+  // The last bucket completes with the last layer, when backward is over: finish() reduces it on
+  // this thread rather than paying a hand-over to the communication thread and back.
+  const size_t hand_over = std::min(ready, buckets_.size() - 1);
   {
     std::lock_guard lock(mutex_);
-    queued_ = ready;
+    if (hand_over <= queued_) return;
+    queued_ = hand_over;
   }
   changed_.notify_all();
 }
@@ -173,8 +173,7 @@ void GradientReducer::finish() {
     last = buckets_.size();
     taken_ = last;
   }
-  for (size_t b = first; b < last; ++b)
-    reduce(b);
+  for (size_t b = first; b < last; ++b) reduce(b);
   {
     std::lock_guard lock(mutex_);
     CONVOY_CHECK(reduced_ == buckets_.size());
@@ -184,14 +183,12 @@ void GradientReducer::finish() {
   }
   if (!unpack_.empty()) {
     const Clock::time_point unpack_start = Clock::now();
-    for (const Op& op : unpack_)
-      op.run(stream_);
+    for (const Op& op : unpack_) op.run(stream_);
     stream_.wait();
     stats_.pack_seconds += seconds_since(unpack_start);
   }
   next_ready_ = 0;
-  for (size_t b = 0; b < buckets_.size(); ++b)
-    pending_[b] = buckets_[b].members.size();
+  for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].members.size();
 }
 
 }  // namespace convoy

@@ -6,8 +6,8 @@
 //                   all-reduces buckets one after another with blocking MPI_Allreduce while the
 //                   training thread goes on with the backward pass of earlier layers.
 //   finish()        after backward: reduces on the training thread whatever buckets the
-//                   communication thread has not taken yet (the last bucket is usually ready
-//                   only now: no hand-over latency for it), then waits for the rest.
+//                   communication thread has not taken yet -- always the last one, which is
+//                   complete only when backward is over -- then waits for the rest.
 //
 // The reducer sums; the trainer makes each rank's gradient 1/size of its local mean (through the
 // loss gradient), so the sum is the mean over the global batch.

@@ -74,8 +74,7 @@ std::vector<std::string> MpiCommunicator::allgather(const std::string& mine) {
   std::vector<int> lengths(static_cast<size_t>(size_));
   MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, MPI_COMM_WORLD);
   std::vector<int> offsets(static_cast<size_t>(size_), 0);
-  for (size_t i = 1; i < offsets.size(); ++i)
-    offsets[i] = offsets[i - 1] + lengths[i - 1];
+  for (size_t i = 1; i < offsets.size(); ++i) offsets[i] = offsets[i - 1] + lengths[i - 1];
   std::string all(static_cast<size_t>(offsets.back() + lengths.back()), '\0');
   MPI_Allgatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(),
                  MPI_CHAR, MPI_COMM_WORLD);

@@ -45,8 +45,7 @@ namespace {
 
 std::string encode(const JobFingerprint& fields) {
   std::string text;
-  for (const auto& [name, value] : fields)
-    text += name + '\t' + value + '\n';
+  for (const auto& [name, value] : fields) text += name + '\t' + value + '\n';
   return text;
 }
 

@@ -11,8 +11,7 @@ std::vector<int64_t> shard_training_order(const std::vector<int64_t>& permutatio
   const int64_t used = static_cast<int64_t>(permutation.size()) / global_batch * global_batch;
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(used / size));
-  for (int64_t i = rank; i < used; i += size)
-    mine.push_back(permutation[static_cast<size_t>(i)]);
+  for (int64_t i = rank; i < used; i += size) mine.push_back(permutation[static_cast<size_t>(i)]);
   return mine;
 }
 

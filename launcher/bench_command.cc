@@ -110,8 +110,7 @@ int bench(const BenchCommand& cmd, Job& job) {
     label = static_cast<int32_t>(rng.below(static_cast<uint64_t>(plan.num_classes)));
   }
 
-  for (int64_t i = 0; i < cmd.warmup; ++i)
-    trainer.step(batch);
+  for (int64_t i = 0; i < cmd.warmup; ++i) trainer.step(batch);
   const GradientReducer::Stats before = reducer ? reducer->stats() : GradientReducer::Stats{};
   std::vector<double> step_ms;
   const Clock::time_point start = Clock::now();
@@ -146,8 +145,7 @@ int bench(const BenchCommand& cmd, Job& job) {
     const int repeats = static_cast<int>(std::max<int64_t>(cmd.steps, 10));
     // The reducer alone: every layer's gradients handed over at once, then finish().
     const double reducer_ms = timed_median(*job.comm(), repeats, [&] {
-      for (size_t l = model.layer_count(); l-- > 0;)
-        reducer->layer_ready(l);
+      for (size_t l = model.layer_count(); l-- > 0;) reducer->layer_ready(l);
       reducer->finish();
     });
     AlignedBuffer<float> raw(reducer->bytes_per_step() / sizeof(float));

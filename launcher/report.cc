@@ -17,8 +17,7 @@ void print_final_report(const EvalResult& result, const std::vector<std::string>
       recall.push_back(cm.recall(c));
       f1.push_back(cm.f1(c));
       nlohmann::json row = nlohmann::json::array();
-      for (int p = 0; p < cm.classes(); ++p)
-        row.push_back(cm.at(c, p));
+      for (int p = 0; p < cm.classes(); ++p) row.push_back(cm.at(c, p));
       matrix.push_back(row);
     }
     nlohmann::json line = {{"event", "final"},

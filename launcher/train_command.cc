@@ -78,8 +78,7 @@ int train_job(const TrainCommand& cmd, Job& job) {
   }
 
   int64_t parameter_count = 0;
-  for (const Parameter* p : model.parameters())
-    parameter_count += p->value.size();
+  for (const Parameter* p : model.parameters()) parameter_count += p->value.size();
   if (job.is_root() && cmd.log_json) {
     const nlohmann::json start = {{"event", "start"},
                                   {"model", spec.name().empty() ? cmd.model : spec.name()},

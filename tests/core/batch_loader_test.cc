@@ -16,8 +16,7 @@ namespace {
 Dataset numbered(int64_t n) {
   Dataset d{"test", {1, {2, 2}}, class_names_for("mnist"), {}, {}};
   for (int64_t i = 0; i < n; ++i) {
-    for (int k = 0; k < 4; ++k)
-      d.samples.push_back(static_cast<float>(i));
+    for (int k = 0; k < 4; ++k) d.samples.push_back(static_cast<float>(i));
     d.labels.push_back(static_cast<int32_t>(i % 10));
   }
   return d;
@@ -47,8 +46,7 @@ TEST(Shuffle, PermutationIsDeterministicPerSeedAndEpoch) {
   EXPECT_NE(a, epoch_permutation(1000, 6, 0));
   std::vector<int64_t> sorted = a;
   std::sort(sorted.begin(), sorted.end());
-  for (int64_t i = 0; i < 1000; ++i)
-    ASSERT_EQ(sorted[static_cast<size_t>(i)], i);
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(sorted[static_cast<size_t>(i)], i);
   // Not the identity, and roughly uniform: the first element is not stuck near 0.
   EXPECT_NE(a, sorted);
 }

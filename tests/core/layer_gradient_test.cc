@@ -44,8 +44,7 @@ TEST_P(LayerGradient, MatchesFiniteDifferences) {
   const auto f = [&] {
     const std::vector<float> dst = h.forward();
     double s = 0.0;
-    for (size_t i = 0; i < dst.size(); ++i)
-      s += double(dst[i]) * r[i];
+    for (size_t i = 0; i < dst.size(); ++i) s += double(dst[i]) * r[i];
     return s;
   };
   const GradientCheckOptions options;

@@ -208,12 +208,10 @@ TEST(Model, HeInitialisationHasTheRightSpread) {
                stddev = std::sqrt(sq / double(w.size()) - mean * mean);
   EXPECT_NEAR(mean, 0.0, 0.002);
   EXPECT_NEAR(stddev, std::sqrt(2.0 / 576), 0.02 * std::sqrt(2.0 / 576));
-  for (float v : params[1]->value.to_plain())
-    EXPECT_EQ(v, 0.f);  // bias
+  for (float v : params[1]->value.to_plain()) EXPECT_EQ(v, 0.f);  // bias
   // The last Dense layer has no activation after it: Xavier uniform, |w| <= sqrt(6 / (fan sum)).
   const double limit = std::sqrt(6.0 / (128 * 49 + 2));
-  for (float v : params[2]->value.to_plain())
-    EXPECT_LE(std::abs(v), limit);
+  for (float v : params[2]->value.to_plain()) EXPECT_LE(std::abs(v), limit);
 }
 
 TEST(Model, PaddedBatchGivesTheGradientOfItsRealRows) {
@@ -230,8 +228,7 @@ TEST(Model, PaddedBatchGivesTheGradientOfItsRealRows) {
   const auto pa = padded.model.parameters(), pe = exact.model.parameters();
   for (size_t i = 0; i < pa.size(); ++i) {
     const std::vector<float> a = pa[i]->grad.to_plain(), e = pe[i]->grad.to_plain();
-    for (size_t j = 0; j < a.size(); ++j)
-      ASSERT_NEAR(a[j], e[j], 1e-5) << pa[i]->name << j;
+    for (size_t j = 0; j < a.size(); ++j) ASSERT_NEAR(a[j], e[j], 1e-5) << pa[i]->name << j;
   }
 }
 
@@ -264,8 +261,7 @@ TEST(Model, FlattenThenDenseEqualsImplicitFlatten) {
   EXPECT_NEAR(a, b, 1e-5);
   const std::vector<float> la = implicit.model.logits().to_plain();
   const std::vector<float> lb = explicit_.model.logits().to_plain();
-  for (size_t i = 0; i < la.size(); ++i)
-    EXPECT_NEAR(la[i], lb[i], 1e-5);
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-5);
 }
 
 }  // namespace

@@ -34,8 +34,7 @@ TEST(Npz, NumpyLoadsWhatWeWrite) {
   testing::TempDir dir;
   const std::string path = dir.file("p.npz");
   std::vector<float> w(2 * 3 * 4);
-  for (size_t i = 0; i < w.size(); ++i)
-    w[i] = 0.5f * static_cast<float>(i) - 3.f;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.5f * static_cast<float>(i) - 3.f;
   const std::vector<float> b = {-1.5f, 2.25f};
   write_npz(path, {{"conv1.weight", {2, 3, 2, 2}, w}, {"conv1.bias", {2}, b}});
   const testing::CommandResult r = testing::run_command(

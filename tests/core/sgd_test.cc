@@ -65,12 +65,10 @@ TEST(Sgd, BlockedLayoutUpdatesEveryElementAndKeepsPaddingZero) {
   Sgd sgd({&w.p}, {.learning_rate = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f});
   w.set_grad(0.5f);
   sgd.step();
-  for (float v : w.p.value.to_plain())
-    EXPECT_NEAR(v, 0.949f, 1e-6);
+  for (float v : w.p.value.to_plain()) EXPECT_NEAR(v, 0.949f, 1e-6);
   const float* raw = w.p.value.data();
   int nonzero = 0;
-  for (size_t i = 0; i < w.p.value.bytes() / sizeof(float); ++i)
-    nonzero += raw[i] != 0.f;
+  for (size_t i = 0; i < w.p.value.bytes() / sizeof(float); ++i) nonzero += raw[i] != 0.f;
   EXPECT_EQ(nonzero, 12);
 }
 

@@ -44,8 +44,7 @@ TEST(Window, PerDimension) {
 
 google::protobuf::RepeatedField<int32_t> field(std::initializer_list<int32_t> values) {
   google::protobuf::RepeatedField<int32_t> f;
-  for (int32_t v : values)
-    f.Add(v);
+  for (int32_t v : values) f.Add(v);
   return f;
 }
 

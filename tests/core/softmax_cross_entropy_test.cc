@@ -46,8 +46,7 @@ TEST(SoftmaxCrossEntropy, HandComputedValuesAndGradient) {
   const std::vector<double> want = {
       std::exp(1.0) / s / 2, std::exp(2.0) / s / 2, (std::exp(3.0) / s - 1) / 2,
       (1.0 / 3 - 1) / 2,     1.0 / 3 / 2,           1.0 / 3 / 2};
-  for (size_t i = 0; i < want.size(); ++i)
-    EXPECT_NEAR(g[i], want[i], 1e-6) << i;
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(g[i], want[i], 1e-6) << i;
   EXPECT_EQ(f.loss.predictions()[0], 2);
   EXPECT_EQ(f.loss.predictions()[1], 0);
 }
@@ -57,8 +56,7 @@ TEST(SoftmaxCrossEntropy, StableForHugeLogits) {
   const LossResult r = f.compute({1000, 0, -1000, 1000, 0, -1000}, {0, 1}, 2);
   EXPECT_TRUE(std::isfinite(r.loss));
   EXPECT_NEAR(r.loss, (0.0 + 1000.0) / 2, 1e-3);
-  for (float g : f.diff.to_plain())
-    EXPECT_TRUE(std::isfinite(g));
+  for (float g : f.diff.to_plain()) EXPECT_TRUE(std::isfinite(g));
 }
 
 TEST(SoftmaxCrossEntropy, PaddingRowsCountForNothing) {

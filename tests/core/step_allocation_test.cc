@@ -101,15 +101,13 @@ TEST(TrainingStep, AllocatesNothingInConvoy) {
   data.shape = {1, {28, 28}};
   data.class_names = class_names_for("mnist");
   data.samples = testing::random_values(160 * 784, 1, 0.f, 1.f);
-  for (int i = 0; i < 160; ++i)
-    data.labels.push_back(i % 10);
+  for (int i = 0; i < 160; ++i) data.labels.push_back(i % 10);
   BatchLoader loader(data, 16);
   loader.start(epoch_permutation(160, 1, 0), false);
   trainer.step(*loader.next());  // warm-up: first-touch work in the libraries
 
   counting = true;
-  for (int i = 0; i < 8; ++i)
-    trainer.step(*loader.next());
+  for (int i = 0; i < 8; ++i) trainer.step(*loader.next());
   counting = false;
   EXPECT_EQ(ours.load(), 0) << "allocations in convoy's code during 8 training steps";
   std::printf("8 steps: %ld allocations in convoy, %ld inside oneDNN and libgomp\n", ours.load(),

@@ -41,13 +41,11 @@ TEST(BucketAssignment, Table) {
 
 TEST(BucketAssignment, EveryGradientOnceInReadyOrder) {
   std::vector<size_t> elements;
-  for (size_t i = 0; i < 50; ++i)
-    elements.push_back(1 + (i * 7919) % 1000);
+  for (size_t i = 0; i < 50; ++i) elements.push_back(1 + (i * 7919) % 1000);
   for (size_t cap : {0u, 100u, 4000u, 40000u, 1u << 30}) {
     size_t next = 0;
     for (const Bucket& b : assign_buckets(elements, cap)) {
-      for (size_t m : b.members)
-        EXPECT_EQ(m, next++) << "cap " << cap;
+      for (size_t m : b.members) EXPECT_EQ(m, next++) << "cap " << cap;
     }
     EXPECT_EQ(next, elements.size());
   }

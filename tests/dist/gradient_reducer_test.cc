@@ -46,19 +46,16 @@ std::vector<Bucket> expect_sum(int ranks, size_t bucket_bytes) {
     for (int step = 0; step < 2; ++step) {  // twice: the reducer resets between steps
       for (size_t p = 0; p < params.size(); ++p) {
         std::vector<float> g(static_cast<size_t>(params[p]->grad.size()));
-        for (size_t i = 0; i < g.size(); ++i)
-          g[i] = grad_value(comm.rank(), p, i) + float(step);
+        for (size_t i = 0; i < g.size(); ++i) g[i] = grad_value(comm.rank(), p, i) + float(step);
         params[p]->grad.copy_from_plain(g);
       }
-      for (size_t l = model.layer_count(); l-- > 0;)
-        reducer.layer_ready(l);
+      for (size_t l = model.layer_count(); l-- > 0;) reducer.layer_ready(l);
       reducer.finish();
       for (size_t p = 0; p < params.size(); ++p) {
         const std::vector<float> g = params[p]->grad.to_plain();
         for (size_t i = 0; i < g.size(); ++i) {
           double sum = 0;
-          for (int r = 0; r < ranks; ++r)
-            sum += grad_value(r, p, i) + float(step);
+          for (int r = 0; r < ranks; ++r) sum += grad_value(r, p, i) + float(step);
           ASSERT_NEAR(g[i], sum, 1e-5 * (1 + std::abs(sum))) << params[p]->name << "[" << i << "]";
         }
       }
@@ -107,8 +104,7 @@ TEST(GradientReducer, BucketsFollowBackwardOrder) {
     EXPECT_EQ(b[0].elements, f2);
     EXPECT_EQ(b.back().members.back(), 7u);  // c1.bias: ready last
     size_t total = 0;
-    for (const Parameter* p : params)
-      total += p->grad.bytes();
+    for (const Parameter* p : params) total += p->grad.bytes();
     EXPECT_EQ(reducer.bytes_per_step(), total);
   });
 }
@@ -157,8 +153,7 @@ TEST(DataParallelTraining, EqualsOneProcessWithTheGlobalBatch) {
   data.shape = {1, {8, 8}};
   data.class_names = {"a", "b", "c"};
   data.samples = testing::random_values(100 * 64, 3, 0.f, 1.f);
-  for (int i = 0; i < 100; ++i)
-    data.labels.push_back(i % 3);
+  for (int i = 0; i < 100; ++i) data.labels.push_back(i % 3);
   const std::vector<float> one = train_and_flatten(1, 12, data, 10);
   const std::vector<float> two = train_and_flatten(2, 6, data, 10);
   const std::vector<float> three = train_and_flatten(3, 4, data, 10);

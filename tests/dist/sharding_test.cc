@@ -33,11 +33,9 @@ TEST(Sharding, GlobalBatchIsAContiguousChunkOfThePermutation) {
   for (int size : {1, 2, 3, 5}) {
     for (int64_t batch : {1, 16, 33}) {
       std::vector<std::vector<int64_t>> shards;
-      for (int r = 0; r < size; ++r)
-        shards.push_back(shard_training_order(perm, r, size, batch));
+      for (int r = 0; r < size; ++r) shards.push_back(shard_training_order(perm, r, size, batch));
       const int64_t steps = 1000 / (batch * size);
-      for (const auto& s : shards)
-        ASSERT_EQ(static_cast<int64_t>(s.size()), steps * batch);
+      for (const auto& s : shards) ASSERT_EQ(static_cast<int64_t>(s.size()), steps * batch);
       for (int64_t k = 0; k < steps; ++k) {
         std::multiset<int64_t> global, chunk;
         for (const auto& s : shards)

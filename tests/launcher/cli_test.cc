@@ -27,8 +27,7 @@ std::string expect_bad_input(const std::vector<std::string>& args, const std::st
                              bool after_progress = false) {
   const CommandResult r = convoy(args);
   std::string joined;
-  for (const std::string& a : args)
-    joined += a + " ";
+  for (const std::string& a : args) joined += a + " ";
   EXPECT_FALSE(r.timed_out) << joined;
   EXPECT_EQ(r.signal, 0) << joined;
   EXPECT_EQ(r.exit_code, 2) << joined << "\nstderr: " << r.err;

@@ -22,8 +22,7 @@ std::string idx_images(uint32_t count, uint32_t rows, uint32_t cols, uint8_t fil
 
 std::string idx_labels(const std::vector<uint8_t>& labels) {
   std::string s = be32(kIdxLabelsMagic) + be32(static_cast<uint32_t>(labels.size()));
-  for (uint8_t l : labels)
-    s += static_cast<char>(l);
+  for (uint8_t l : labels) s += static_cast<char>(l);
   return s;
 }
 
@@ -31,8 +30,7 @@ void write_mnist_dir(const std::string& dir, uint32_t train, uint32_t test, uint
                      uint32_t cols) {
   auto labels = [](uint32_t n) {
     std::vector<uint8_t> l(n);
-    for (uint32_t i = 0; i < n; ++i)
-      l[i] = static_cast<uint8_t>(i % 10);
+    for (uint32_t i = 0; i < n; ++i) l[i] = static_cast<uint8_t>(i % 10);
     return l;
   };
   auto write = [&](const std::string& name, const std::string& bytes) {

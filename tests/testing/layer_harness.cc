@@ -57,8 +57,7 @@ void LayerHarness::set_param(size_t i, std::span<const float> plain) {
 std::vector<float> random_values(size_t n, uint64_t seed, float lo, float hi) {
   Rng rng(seed);
   std::vector<float> v(n);
-  for (float& x : v)
-    x = lo + (hi - lo) * static_cast<float>(rng.uniform());
+  for (float& x : v) x = lo + (hi - lo) * static_cast<float>(rng.uniform());
   return v;
 }
 

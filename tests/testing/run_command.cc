@@ -17,6 +17,30 @@ extern char** environ;
 
 namespace convoy::testing {
 
+namespace {
+
+// argv and envp for execve, built before fork: a child may not allocate before it execs.
+struct ExecArgs {
+  ExecArgs(const std::vector<std::string>& args, const std::vector<std::string>& extra_env)
+      : arg_strings(args) {
+    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+    env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
+    for (std::string& a : arg_strings) argv.push_back(a.data());
+    for (std::string& e : env_strings) envp.push_back(e.data());
+    argv.push_back(nullptr);
+    envp.push_back(nullptr);
+  }
+  [[noreturn]] void exec() {
+    ::execve(argv[0], argv.data(), envp.data());
+    std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  std::vector<std::string> arg_strings, env_strings;
+  std::vector<char*> argv, envp;
+};
+
+}  // namespace
+
 std::string convoy_binary() {
 #ifdef CONVOY_BINARY
   return CONVOY_BINARY;
@@ -44,21 +68,7 @@ CommandResult run_command(const std::vector<std::string>& argv, double timeout_s
                           const std::vector<std::string>& extra_env) {
   int out_pipe[2], err_pipe[2];
   if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e)
-    env_strings.emplace_back(*e);
-  for (const std::string& e : extra_env)
-    env_strings.push_back(e);
-  std::vector<char*> env;
-  for (std::string& e : env_strings)
-    env.push_back(e.data());
-  env.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> cargs;
-  for (std::string& a : args)
-    cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-
+  ExecArgs exec(argv, extra_env);
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -69,9 +79,7 @@ CommandResult run_command(const std::vector<std::string>& argv, double timeout_s
     ::close(err_pipe[0]);
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
-    ::execve(cargs[0], cargs.data(), env.data());
-    std::fprintf(stderr, "exec %s: %s\n", cargs[0], std::strerror(errno));
-    ::_exit(127);
+    exec.exec();
   }
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -123,27 +131,10 @@ CommandResult run_command(const std::vector<std::string>& argv, double timeout_s
   return result;
 }
 
-namespace {
-
-std::vector<char*> c_strings(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (std::string& s : strings)
-    out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-}  // namespace
-
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_path,
                            const std::string& stderr_path,
                            const std::vector<std::string>& extra_env) {
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e)
-    env_strings.emplace_back(*e);
-  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
-  std::vector<std::string> args = argv;
-  std::vector<char*> cargs = c_strings(args), cenv = c_strings(env_strings);
+  ExecArgs exec(argv, extra_env);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -152,8 +143,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::stri
     const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(out, STDOUT_FILENO);
     ::dup2(err, STDERR_FILENO);
-    ::execve(cargs[0], cargs.data(), cenv.data());
-    ::_exit(127);
+    exec.exec();
   }
   ::setpgid(pid_, pid_);  // also from the parent, so kill_group() works right away
 }
