@@ -65,10 +65,12 @@ void Conv::build_forward(BuildContext& ctx, const Tensor& src) {
 void Conv::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
   const dnnl::memory::desc bias_desc =
       config_.bias ? plain_desc({config_.filters}) : dnnl::memory::desc();
-  // The forward source layout, not `any`: for few input channels (the first layer) oneDNN would
-  // otherwise pad the input to a channel block and compute 8x the work.
+  // The first layer (no input gradient needed) reads the model's plain input: keeping that layout
+  // spares a per-step reorder of the input into channel blocks (padded from 1 channel to 8).
+  // Deeper layers let oneDNN choose, which favours its blocked direct kernels.
   dnnl::convolution_backward_weights::desc wd(
-      dnnl::algorithm::convolution_direct, forward_pd_.src_desc(), any_desc(weight_dims_),
+      dnnl::algorithm::convolution_direct,
+      need_diff_src ? any_desc(src_dims_) : forward_pd_.src_desc(), any_desc(weight_dims_),
       bias_desc, any_desc(dst_dims_), config_.window.stride, config_.window.pad, padding_r_);
   dnnl::convolution_backward_weights::primitive_desc weights_pd(wd, ctx.attr(), ctx.engine(),
                                                                 forward_pd_);

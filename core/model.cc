@@ -19,12 +19,26 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
   CONVOY_CHECK(batch_size > 0);
   input_ = Tensor(plain_desc(plan_.input.batch_dims(batch_size)), engine);
 
-  // Forward, first to last: each layer sees the previous layer's output in its chosen layout.
-  const Tensor* src = &input_;
   for (const LayerPlan& lp : plan_.layers) {
     layers_.push_back(find_layer_type(lp.spec->type())->create(*lp.spec, lp.in, lp.name));
-    layers_.back()->build_forward(ctx_, *src);
-    src = &layers_.back()->dst();
+  }
+  // A ReLU followed by max pooling runs as max pooling followed by the ReLU: the same values
+  // (max commutes with a nondecreasing function) and the same gradients (where the window's
+  // maximum is positive, ReLU keeps its position; where it is not, both give zero), with the ReLU
+  // on a quarter of the data for 2x2 pooling. Neither layer has parameters, so parameter order is
+  // unchanged.
+  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
+    if (plan_.layers[i].spec->type() == "ReLU" && plan_.layers[i + 1].spec->type() == "MaxPool2D") {
+      std::swap(layers_[i], layers_[i + 1]);
+      ++i;
+    }
+  }
+
+  // Forward, first to last: each layer sees the previous layer's output in its chosen layout.
+  const Tensor* src = &input_;
+  for (const auto& layer : layers_) {
+    layer->build_forward(ctx_, *src);
+    src = &layer->dst();
   }
 
   // The head: logits as a plain [batch, classes] view of the last layer's output.

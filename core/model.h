@@ -55,6 +55,8 @@ class Model {
   const Tensor& logits() const { return logits_; }
   std::span<const int32_t> predictions() const { return loss_->predictions(); }
 
+  // The layers in execution order: the spec's order, except that a ReLU directly followed by max
+  // pooling runs after it (see model.cc). Layers with parameters keep their spec index.
   size_t layer_count() const { return layers_.size(); }
   Layer& layer(size_t i) { return *layers_[i]; }
   // Every parameter, layer by layer, weight before bias.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "error.h"
+#include "implementation_choice.h"
 
 namespace convoy {
 
@@ -58,7 +59,9 @@ void Pool::build_forward(BuildContext& ctx, const Tensor& src) {
   dnnl::pooling_forward::desc d(prop, config_.algorithm, src_desc_, any_desc(dst_dims),
                                 config_.window.stride, config_.window.kernel, config_.window.pad,
                                 padding_r_);
-  forward_pd_ = dnnl::pooling_forward::primitive_desc(d, ctx.attr(), ctx.engine());
+  forward_pd_ = ctx.training() && config_.algorithm == dnnl::algorithm::pooling_max
+                    ? max_pooling_forward_for_training(d, ctx.attr(), ctx.engine())
+                    : dnnl::pooling_forward::primitive_desc(d, ctx.attr(), ctx.engine());
   dst_ = Tensor(forward_pd_.dst_desc(), ctx.engine());
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src.memory()},
                                              {DNNL_ARG_DST, dst_.memory()}};

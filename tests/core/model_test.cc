@@ -266,3 +266,82 @@ TEST(Model, FlattenThenDenseEqualsImplicitFlatten) {
 
 }  // namespace
 }  // namespace convoy
+
+namespace convoy {
+namespace {
+
+// A ReLU followed by max pooling runs swapped inside Model (model.cc). The same layers driven one
+// by one in the spec's order must give the same logits and parameter gradients.
+TEST(Model, ReluBeforeMaxPoolGivesTheSpecOrdersResults) {
+  Fixture f(R"pb(input {
+                   channels: 2
+                   spatial: [ 6, 6 ]
+                 }
+                 num_classes: 3
+                 layer {
+                   name: "c"
+                   type: "Conv2D"
+                   conv { filters: 8 kernel: 3 pad: 1 }
+                 }
+                 layer { type: "ReLU" }
+                 layer {
+                   type: "MaxPool2D"
+                   pool { kernel: 2 }
+                 }
+                 layer {
+                   name: "d"
+                   type: "Dense"
+                   dense { units: 3 }
+                 })pb",
+            2);
+  const std::vector<float> x = random_values(2 * 72, 4, -1.f, 1.f);
+  const std::vector<int32_t> y = {2, 1};
+  f.loss(x, y, 2);
+  const std::vector<float> logits = f.model.logits().to_plain();
+  const std::vector<float> dlogits = [&] {
+    std::vector<float> g(6);
+    for (int i = 0; i < 2; ++i) {  // softmax minus one-hot, over the batch of 2
+      double sum = 0;
+      for (int j = 0; j < 3; ++j) sum += std::exp(double(logits[size_t(i * 3 + j)]));
+      for (int j = 0; j < 3; ++j) {
+        const double p = std::exp(double(logits[size_t(i * 3 + j)])) / sum;
+        g[size_t(i * 3 + j)] = static_cast<float>((p - (j == y[size_t(i)] ? 1 : 0)) / 2);
+      }
+    }
+    return g;
+  }();
+  f.model.backward(f.stream);
+  const std::vector<Parameter*> params = f.model.parameters();
+
+  testing::LayerHarness conv(R"(type: "Conv2D" conv { filters: 8 kernel: 3 pad: 1 })",
+                             {2, 2, 6, 6});
+  testing::LayerHarness relu(R"(type: "ReLU")", {2, 8, 6, 6});
+  testing::LayerHarness pool(R"(type: "MaxPool2D" pool { kernel: 2 })", {2, 8, 6, 6});
+  testing::LayerHarness dense(R"(type: "Dense" dense { units: 3 })", {2, 8, 3, 3});
+  conv.set_param(0, params[0]->value.to_plain());
+  conv.set_param(1, params[1]->value.to_plain());
+  dense.set_param(0, params[2]->value.to_plain());
+  dense.set_param(1, params[3]->value.to_plain());
+  conv.set_src(x);
+  relu.set_src(conv.forward());
+  pool.set_src(relu.forward());
+  dense.set_src(pool.forward());
+  const std::vector<float> reference = dense.forward();
+  for (size_t i = 0; i < logits.size(); ++i) EXPECT_NEAR(logits[i], reference[i], 1e-5);
+
+  dense.backward(dlogits);
+  pool.backward(dense.diff_src());
+  relu.backward(pool.diff_src());
+  conv.backward(relu.diff_src());
+  const std::vector<std::vector<float>> expected = {conv.grad(0), conv.grad(1), dense.grad(0),
+                                                    dense.grad(1)};
+  for (size_t p = 0; p < 4; ++p) {
+    const std::vector<float> got = params[p]->grad.to_plain();
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], expected[p][i], 1e-5) << params[p]->name << "[" << i << "]";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace convoy
