@@ -2,12 +2,11 @@
 
 namespace convoy {
 
-std::vector<Bucket> assign_buckets(std::span<const size_t> elements, size_t cap_bytes) {
+std::vector<Bucket> assign_buckets(std::span<const size_t> elements, size_t bucket_bytes) {
   constexpr size_t kElementBytes = 4;
   std::vector<Bucket> buckets;
   for (size_t i = 0; i < elements.size(); ++i) {
-    const size_t bytes = elements[i] * kElementBytes;
-    if (buckets.empty() || buckets.back().elements * kElementBytes + bytes > cap_bytes) {
+    if (buckets.empty() || buckets.back().elements * kElementBytes >= bucket_bytes) {
       buckets.emplace_back();
     }
     Bucket& b = buckets.back();

@@ -1,10 +1,12 @@
 // Assigning gradients to all-reduce buckets: a pure function, identical on every rank.
 //
 // Gradients arrive in the order backward produces them (the last layer's first). Buckets are
-// filled in that order: a bucket closes when the next gradient would push it past `cap_bytes`,
-// so every bucket holds consecutive gradients and completes as soon as its last gradient is ready.
-// A gradient larger than the cap gets a bucket of its own. cap_bytes = 0 puts every gradient in
-// its own bucket; a huge cap puts them all in one.
+// filled in that order and a bucket closes as soon as it holds at least `bucket_bytes` (PyTorch
+// DDP's rule), so every bucket holds consecutive gradients, completes as soon as its last gradient
+// is ready, and is at least `bucket_bytes` large except perhaps the last. A gradient larger than
+// `bucket_bytes` closes the bucket it joins, which holds nothing after it. bucket_bytes = 0 puts
+// every gradient in its own bucket; a huge value puts them all in one. (Fewer, larger buckets
+// cost fewer collective start-ups; more buckets start earlier and overlap more of the backward.)
 #pragma once
 
 #include <cstddef>
@@ -20,6 +22,6 @@ struct Bucket {
 };
 
 // `elements[i]`: element count of the i-th gradient to become ready; 4-byte elements.
-std::vector<Bucket> assign_buckets(std::span<const size_t> elements, size_t cap_bytes);
+std::vector<Bucket> assign_buckets(std::span<const size_t> elements, size_t bucket_bytes);
 
 }  // namespace convoy

@@ -89,7 +89,7 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   add_threads_flag(t, train.threads);
   t->add_option("--max-steps", train.max_steps, "Stop after N optimizer steps")->check(kPositive);
-  t->add_option("--bucket-mb", train.bucket_mb, "Gradient all-reduce bucket size cap (MiB)")
+  t->add_option("--bucket-mb", train.bucket_mb, "Gradient all-reduce bucket size (MiB)")
       ->check(kPositive)
       ->capture_default_str();
   t->add_option("--save", train.save, "Write a checkpoint here when training ends");
@@ -116,7 +116,7 @@ int run_cli(int argc, char** argv) {
       ->check(kNonNegative)
       ->capture_default_str();
   add_threads_flag(b, bench.threads);
-  b->add_option("--bucket-mb", bench.bucket_mb, "Gradient all-reduce bucket size cap (MiB)")
+  b->add_option("--bucket-mb", bench.bucket_mb, "Gradient all-reduce bucket size (MiB)")
       ->check(kPositive)
       ->capture_default_str();
   b->add_flag("--per-layer", bench.per_layer, "Also time each layer's forward and backward");

@@ -33,7 +33,7 @@ struct TrainCommand {
   uint64_t seed = 1;
   int threads = 0;  // 0: all cores
   int64_t max_steps = 0;
-  double bucket_mb = 4.0;  // gradient all-reduce bucket cap, MiB
+  double bucket_mb = 4.0;  // gradient all-reduce bucket size, MiB (see bucket_assignment.h)
   std::string save;
   bool log_json = false;
 };

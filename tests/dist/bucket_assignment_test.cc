@@ -15,13 +15,13 @@ struct Case {
 
 TEST(BucketAssignment, Table) {
   const Case cases[] = {
-      {"fills up to the cap", {10, 20, 30, 40}, 4 * 30, {{0, 1}, {2}, {3}}},
-      {"exactly at the cap stays", {10, 20, 30}, 4 * 60, {{0, 1, 2}}},
-      {"one past the cap closes", {10, 20, 31}, 4 * 60, {{0, 1}, {2}}},
-      {"larger than the cap alone", {5, 1000, 5, 5}, 4 * 20, {{0}, {1}, {2, 3}}},
-      {"larger than the cap first", {1000, 5}, 4 * 20, {{0}, {1}}},
+      {"closes once it reaches the size", {10, 20, 30, 40}, 4 * 30, {{0, 1}, {2}, {3}}},
+      {"exactly the size closes", {10, 20, 30, 5}, 4 * 60, {{0, 1, 2}, {3}}},
+      {"one short stays open", {10, 20, 29, 5}, 4 * 60, {{0, 1, 2, 3}}},
+      {"a large gradient closes its bucket", {5, 1000, 5, 5}, 4 * 20, {{0, 1}, {2, 3}}},
+      {"a large gradient first", {1000, 5}, 4 * 20, {{0}, {1}}},
       {"everything in one bucket", {3, 1000, 7}, 1 << 30, {{0, 1, 2}}},
-      {"cap zero: one each", {3, 4, 5}, 0, {{0}, {1}, {2}}},
+      {"size zero: one each", {3, 4, 5}, 0, {{0}, {1}, {2}}},
       {"no gradients", {}, 100, {}},
   };
   for (const Case& c : cases) {
