@@ -17,31 +17,16 @@ import subprocess
 import sys
 import time
 
+import torch_models
+
 MODELS = ("fashion_cnn", "lenet5")
-
-
-def torch_model(name):
-    import torch.nn as nn
-    if name == "fashion_cnn":
-        return nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(128 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 10))
-    if name == "lenet5":
-        return nn.Sequential(
-            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-            nn.Linear(84, 10))
-    raise ValueError(name)
 
 
 def pytorch_images_per_second(name, batch, steps, warmup, threads):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = torch_model(name)
+    model = torch_models.build(name)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     x = torch.rand(batch, 1, 28, 28)

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+import torch_models
+
 
 def convoy_run(binary, ranks, threads, args):
     cmd = [binary, "bench", "--model", args.model, "--batch-size", str(args.batch_size),
@@ -40,16 +42,9 @@ def ddp_worker(rank, world, port, args, queue):
     import torch
     import torch.distributed as dist
     import torch.nn as nn
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch_models.init_gloo(rank, world, port)
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 10))
+    model = torch_models.build(args.model)
     ddp = nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
@@ -83,13 +78,6 @@ def ddp_run(args, port):
     return queue.get()
 
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--convoy", default="build/launcher/convoy")
@@ -99,9 +87,6 @@ def main():
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    if args.model != "fashion_cnn":
-        print("scaling_vs_ddp.py: the PyTorch side implements fashion_cnn only", file=sys.stderr)
-        return 2
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -112,7 +97,7 @@ def main():
     for _ in range(args.repeats):
         runs["convoy_1x2"].append(convoy_run(args.convoy, 1, 2, args))
         runs["convoy_2x1"].append(convoy_run(args.convoy, 2, 1, args))
-        runs["ddp_2x1"].append(ddp_run(args, free_port()))
+        runs["ddp_2x1"].append(ddp_run(args, torch_models.free_port()))
     med = {k: statistics.median(v) for k, v in runs.items()}
     print(json.dumps({
         "model": args.model, "batch_size_per_rank": args.batch_size, "steps": args.steps,

@@ -12,13 +12,13 @@ data loading and evaluation for both. PyTorch uses its default initialisation an
 Needs Debian's python3-torch (deploy/install-deps.sh --bench), run with /usr/bin/python3.
 """
 import argparse
-import gzip
 import json
-import math
 import os
 import subprocess
 import sys
 import time
+
+import torch_models
 
 DATA = "/usr/share/datasets/fashion-mnist"
 
@@ -41,34 +41,22 @@ def convoy_time(args):
     return history
 
 
-def read_idx(name):
-    with gzip.open(os.path.join(DATA, name + ".gz")) as f:
-        data = f.read()
-    import numpy as np
-    if data[2:4] == b"\x08\x03":
-        n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
-        return np.frombuffer(data, np.uint8, offset=16).reshape(n, 1, rows, cols)
-    return np.frombuffer(data, np.uint8, offset=8)
-
-
 def ddp_worker(rank, world, port, args, queue, start):
     import torch
     import torch.distributed as dist
     import torch.nn as nn
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch_models.init_gloo(rank, world, port)
     torch.manual_seed(1)
-    x_train = torch.from_numpy(read_idx("train-images-idx3-ubyte").astype("float32") / 255)
-    y_train = torch.from_numpy(read_idx("train-labels-idx1-ubyte").astype("int64"))
-    x_test = torch.from_numpy(read_idx("t10k-images-idx3-ubyte").astype("float32") / 255)
-    y_test = torch.from_numpy(read_idx("t10k-labels-idx1-ubyte").astype("int64"))
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 10))
+
+    def images(name):
+        return torch.from_numpy(torch_models.read_idx(DATA, name).astype("float32") / 255)
+
+    def labels(name):
+        return torch.from_numpy(torch_models.read_idx(DATA, name).astype("int64"))
+
+    x_train, y_train = images("train-images-idx3-ubyte"), labels("train-labels-idx1-ubyte")
+    x_test, y_test = images("t10k-images-idx3-ubyte"), labels("t10k-labels-idx1-ubyte")
+    model = torch_models.build("fashion_cnn")
     ddp = nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.SGD(ddp.parameters(), lr=args.lr, momentum=0.9)
     steps_per_epoch = len(x_train) // (64 * world)
@@ -100,11 +88,8 @@ def ddp_worker(rank, world, port, args, queue, start):
 
 
 def ddp_time(args):
-    import socket
     import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = torch_models.free_port()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     start = time.time()

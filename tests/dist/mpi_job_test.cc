@@ -22,25 +22,16 @@ namespace convoy {
 namespace {
 
 using testing::CommandResult;
+using testing::last_json_line;
 
 constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
 
 CommandResult convoy(std::vector<std::string> args) {
-  args.insert(args.begin(), testing::convoy_binary());
-  return testing::run_command(args, 600, {"OMP_NUM_THREADS=1"});
+  return testing::run_convoy(args, 1);
 }
 
 CommandResult mpirun(int ranks, const std::vector<std::string>& args) {
   return testing::run_command(testing::mpirun_convoy(ranks, args), 600);
-}
-
-nlohmann::json last_json_line(const std::string& out) {
-  std::istringstream lines(out);
-  std::string line, last;
-  while (std::getline(lines, line)) {
-    if (!line.empty() && line[0] == '{') last = line;
-  }
-  return nlohmann::json::parse(last);
 }
 
 // ||a - b|| / ||b|| for every parameter; the largest.

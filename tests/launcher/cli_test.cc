@@ -16,8 +16,7 @@ using testing::CommandResult;
 using testing::TempDir;
 
 CommandResult convoy(std::vector<std::string> args) {
-  args.insert(args.begin(), testing::convoy_binary());
-  return testing::run_command(args, 120, {"OMP_NUM_THREADS=1"});
+  return testing::run_convoy(args, 1, 120);
 }
 
 // Runs convoy and checks the bad-input contract; returns stderr for further checks. Errors found

@@ -15,21 +15,12 @@ namespace convoy {
 namespace {
 
 using testing::CommandResult;
+using testing::last_json_line;
 
 constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
 
 CommandResult convoy(std::vector<std::string> args) {
-  args.insert(args.begin(), testing::convoy_binary());
-  return testing::run_command(args, 600, {"OMP_NUM_THREADS=2"});
-}
-
-nlohmann::json last_json_line(const std::string& out) {
-  std::istringstream lines(out);
-  std::string line, last;
-  while (std::getline(lines, line)) {
-    if (!line.empty()) last = line;
-  }
-  return nlohmann::json::parse(last);
+  return testing::run_convoy(args, 2);
 }
 
 class EndToEnd : public ::testing::Test {

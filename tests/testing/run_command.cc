@@ -49,6 +49,20 @@ std::string convoy_binary() {
 #endif
 }
 
+CommandResult run_convoy(std::vector<std::string> args, int threads, double timeout_seconds) {
+  args.insert(args.begin(), convoy_binary());
+  return run_command(args, timeout_seconds, {"OMP_NUM_THREADS=" + std::to_string(threads)});
+}
+
+nlohmann::json last_json_line(const std::string& output) {
+  std::istringstream lines(output);
+  std::string line, last;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line[0] == '{') last = line;
+  }
+  return nlohmann::json::parse(last);
+}
+
 std::vector<std::string> mpirun_convoy(int ranks, const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"/usr/bin/mpirun",
                                    "--oversubscribe",

@@ -2,6 +2,7 @@
 // failing) if it runs longer than a timeout.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,13 @@ std::vector<int> child_pids(int parent);
 
 // Path of the convoy binary under test.
 std::string convoy_binary();
+
+// Runs the convoy binary with `args` and OMP_NUM_THREADS=`threads`.
+CommandResult run_convoy(std::vector<std::string> args, int threads = 1,
+                         double timeout_seconds = 600);
+
+// The last line of `output` that starts with '{', parsed as JSON (convoy --log-json output).
+nlohmann::json last_json_line(const std::string& output);
 
 // argv for `mpirun` starting `ranks` copies of convoy with `args`: oversubscribed (tests run on
 // small machines), unbound (each rank's OpenMP threads may use any core), one OpenMP thread per
