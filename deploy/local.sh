@@ -36,7 +36,9 @@ case "$mode" in
     mpi=(-np "$ranks")
     if [[ $(id -u) -eq 0 ]]; then mpi+=(--allow-run-as-root); fi
     if [[ $(nproc) -lt $ranks ]]; then mpi+=(--oversubscribe); fi
-    exec mpirun "${mpi[@]}" "$build/launcher/convoy" train --model fashion_cnn "$@"
+    progress=()
+    if [[ -t 2 ]]; then progress=(--progress bar); fi  # ranks never see the terminal themselves
+    exec mpirun "${mpi[@]}" "$build/launcher/convoy" train --model fashion_cnn "${progress[@]}" "$@"
     ;;
   test)
     cd "$build"

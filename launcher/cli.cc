@@ -94,6 +94,11 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   t->add_option("--save", train.save, "Write a checkpoint here when training ends");
   t->add_flag("--log-json", train.log_json, "JSON lines on stdout");
+  t->add_option("--progress", train.progress,
+                "Progress on stderr: a redrawn bar, periodic lines, or none (auto: a bar on a "
+                "terminal, lines otherwise)")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
+      ->capture_default_str();
 
   EvaluateCommand evaluate;
   CLI::App* e = app.add_subcommand("evaluate", "Evaluate a checkpoint on the test set");

@@ -36,6 +36,7 @@ struct TrainCommand {
   double bucket_mb = 4.0;  // gradient all-reduce bucket size, MiB (see bucket_assignment.h)
   std::string save;
   bool log_json = false;
+  std::string progress = "auto";  // auto | bar | lines | none
 };
 int run_train(const TrainCommand& cmd);
 

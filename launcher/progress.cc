@@ -20,6 +20,7 @@ void ProgressReporter::on_step(const StepStats& s) {
     fmt::print(options_.out, "{}\n", line.dump());
     std::fflush(options_.out);
   }
+  if (options_.quiet) return;
   const Clock::time_point now = Clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
   const double interval = options_.terminal ? 0.1 : options_.plain_interval_seconds;

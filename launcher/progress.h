@@ -2,6 +2,8 @@
 //   stderr, a terminal:  one progress line redrawn at most 10 times a second
 //                        (epoch, step/total, loss, img/s, ETA), and a line per finished epoch.
 //   stderr, not a tty:   a plain line every few seconds, and a line per finished epoch.
+//   (`convoy train --progress bar|lines|none` overrides the choice, for example under mpirun,
+//   whose ranks never see the terminal.)
 //   stdout, --log-json:  JSON lines: "step" every `json_every` steps, "epoch" per epoch. (The
 //                        command adds "start" and "final".)
 #pragma once
@@ -15,7 +17,8 @@ namespace convoy {
 
 struct ProgressOptions {
   bool json = false;
-  bool terminal = false;  // stderr is a terminal
+  bool terminal = false;  // redraw one line (stderr is a terminal) instead of printing lines
+  bool quiet = false;     // nothing on stderr but the line per finished epoch
   int64_t epochs = 1;
   int64_t json_every = 50;
   double plain_interval_seconds = 5.0;

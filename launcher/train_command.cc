@@ -106,8 +106,12 @@ int train_job(const TrainCommand& cmd, Job& job) {
                job.size(), threads);
   }
 
-  ProgressReporter progress(
-      {.json = cmd.log_json, .terminal = ::isatty(STDERR_FILENO) == 1, .epochs = cmd.epochs});
+  const bool bar =
+      cmd.progress == "bar" || (cmd.progress == "auto" && ::isatty(STDERR_FILENO) == 1);
+  ProgressReporter progress({.json = cmd.log_json,
+                             .terminal = bar,
+                             .quiet = cmd.progress == "none",
+                             .epochs = cmd.epochs});
   std::optional<DataParallel> group;
   if (job.comm() != nullptr) group.emplace(*job.comm(), reducer ? &*reducer : nullptr);
   Trainer trainer(model, sgd, stream, group ? &*group : nullptr);
