@@ -66,11 +66,11 @@ std::string ConfusionMatrix::report(const std::vector<std::string>& class_names)
   out += fmt::format("{:<{}}  {:>9}  {:>6}  {:>6.4f}  {:>7}\n", "accuracy", width, "", "",
                      accuracy(), total());
   out +=
-      fmt::format("\nconfusion matrix (rows: true class, columns: predicted)\n{:<{}}", "", width);
+      fmt::format("\nconfusion matrix (rows: true class, columns: predicted)\n{:<{}}", "", width + 3);
   for (int p = 0; p < classes_; ++p) out += fmt::format(" {:>6}", p);
   out += "\n";
   for (int t = 0; t < classes_; ++t) {
-    out += fmt::format("{:<{}}", class_names[t], width);
+    out += fmt::format("{:>2} {:<{}}", t, class_names[t], width);
     for (int p = 0; p < classes_; ++p) out += fmt::format(" {:>6}", at(t, p));
     out += "\n";
   }
