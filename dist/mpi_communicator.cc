@@ -25,6 +25,11 @@ bool launched_by_mpi() {
 }
 
 MpiRuntime::MpiRuntime(int* argc, char*** argv) {
+  // A rank's communication thread waits inside MPI while the training thread computes, often on
+  // the same core: let Open MPI's progress loop yield the core while it waits. (Measured with
+  // 2 ranks x 1 core, 13 MB of gradients in 2 buckets: 3-5% more images/s, and 0.95 rather than
+  // 0.92 of the communication hidden.) A value the user set in the environment wins.
+  ::setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
   int provided = 0;
   MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);

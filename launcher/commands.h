@@ -33,7 +33,7 @@ struct TrainCommand {
   uint64_t seed = 1;
   int threads = 0;  // 0: all cores
   int64_t max_steps = 0;
-  double bucket_mb = 4.0;  // gradient all-reduce bucket size, MiB (see bucket_assignment.h)
+  double bucket_mb = 25.0;  // gradient all-reduce bucket size, MiB (see bucket_assignment.h)
   std::string save;
   bool log_json = false;
   std::string progress = "auto";  // auto | bar | lines | none
@@ -55,7 +55,7 @@ struct BenchCommand {
   int64_t steps = 100;
   int64_t warmup = 10;
   int threads = 0;
-  double bucket_mb = 4.0;
+  double bucket_mb = 25.0;
   bool per_layer = false;
 };
 int run_bench(const BenchCommand& cmd);
