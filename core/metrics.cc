@@ -65,8 +65,8 @@ std::string ConfusionMatrix::report(const std::vector<std::string>& class_names)
   }
   out += fmt::format("{:<{}}  {:>9}  {:>6}  {:>6.4f}  {:>7}\n", "accuracy", width, "", "",
                      accuracy(), total());
-  out +=
-      fmt::format("\nconfusion matrix (rows: true class, columns: predicted)\n{:<{}}", "", width + 3);
+  out += fmt::format("\nconfusion matrix (rows: true class, columns: predicted)\n{:<{}}", "",
+                     width + 3);
   for (int p = 0; p < classes_; ++p) out += fmt::format(" {:>6}", p);
   out += "\n";
   for (int t = 0; t < classes_; ++t) {

@@ -24,9 +24,12 @@ class ProcessGroup {
 
   // During backward: layer `layer` has finished, its parameter gradients are final.
   virtual void gradients_ready(size_t layer) = 0;
-  // After backward: returns once every parameter gradient holds the sum over all processes. (The
-  // trainer scales each process's loss gradient by 1/size, so the sum is the global mean.)
-  virtual void finish_gradients() = 0;
+  // After backward: returns once every parameter gradient holds the sum over all processes (the
+  // trainer scales each process's loss gradient by 1/size, so the sum is the global mean), and
+  // each of `totals` (at most kMaxTotals step metrics) holds its sum over all processes too. The
+  // totals ride along with the gradients, in single precision.
+  static constexpr size_t kMaxTotals = 4;
+  virtual void finish_gradients(std::span<double> totals) = 0;
 
   // Sums `values` element-wise over all processes, in place (metrics, confusion matrices).
   virtual void sum(std::span<double> values) = 0;
@@ -47,7 +50,7 @@ class SingleProcess final : public ProcessGroup {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   void gradients_ready(size_t) override {}
-  void finish_gradients() override {}
+  void finish_gradients(std::span<double>) override {}
   void sum(std::span<double>) override {}
   void sum(std::span<int64_t>) override {}
   void select_training_samples(std::vector<int64_t>&, int64_t) const override {}

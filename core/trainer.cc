@@ -32,18 +32,18 @@ LossResult Trainer::step(const Batch& batch) {
   // make that mean.
   const LossResult local =
       model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size());
-  // One small collective: the job's loss and accuracy, and the same NaN verdict everywhere.
+  model_.backward(stream_, [this](size_t layer) { group_.gradients_ready(layer); });
+  // The job's loss and accuracy travel with the gradients (no extra collective), so every process
+  // sees the same totals and reaches the same verdict on a NaN before anyone updates.
   std::array<double, 3> totals{local.loss * double(batch.count), double(local.correct),
                                double(batch.count)};
-  group_.sum(totals);
-  const LossResult result{totals[0] / totals[2], static_cast<int64_t>(totals[1])};
+  group_.finish_gradients(totals);
+  const LossResult result{totals[0] / totals[2], static_cast<int64_t>(std::llround(totals[1]))};
   if (!std::isfinite(result.loss)) {
     throw JobWideInputError(
         fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
                     std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
   }
-  model_.backward(stream_, [this](size_t layer) { group_.gradients_ready(layer); });
-  group_.finish_gradients();
   sgd_.step();
   ++steps_;
   return result;

@@ -8,8 +8,12 @@ void DataParallel::gradients_ready(size_t layer) {
   if (reducer_ != nullptr) reducer_->layer_ready(layer);
 }
 
-void DataParallel::finish_gradients() {
-  if (reducer_ != nullptr) reducer_->finish();
+void DataParallel::finish_gradients(std::span<double> totals) {
+  if (reducer_ != nullptr) {
+    reducer_->finish(totals);
+  } else if (comm_.size() > 1) {
+    comm_.allreduce_sum(totals);
+  }
 }
 
 void DataParallel::sum(std::span<double> values) {

@@ -57,7 +57,9 @@ GradientReducer::GradientReducer(Communicator& comm, Model& model, const dnnl::s
   bucket_of_.resize(ready.size());
   std::vector<float*> slot(ready.size());
   for (size_t b = 0; b < buckets_.size(); ++b) {
-    data_.emplace_back(buckets_[b].elements);
+    // The last bucket carries the step's totals in extra slots after its gradients.
+    const bool last = b + 1 == buckets_.size();
+    data_.emplace_back(buckets_[b].elements + (last ? ProcessGroup::kMaxTotals : 0));
     for (size_t m = 0; m < buckets_[b].members.size(); ++m) {
       bucket_of_[buckets_[b].members[m]] = b;
       slot[buckets_[b].members[m]] = data_[b].data() + buckets_[b].offsets[m];
@@ -160,7 +162,13 @@ void GradientReducer::communicate() {
   }
 }
 
-void GradientReducer::finish() {
+void GradientReducer::finish(std::span<double> totals) {
+  CONVOY_CHECK(totals.size() <= ProcessGroup::kMaxTotals && !buckets_.empty());
+  // The last bucket is never handed to the communication thread: its slots are ours to fill.
+  float* slots = data_.back().data() + buckets_.back().elements;
+  for (size_t i = 0; i < ProcessGroup::kMaxTotals; ++i) {
+    slots[i] = i < totals.size() ? static_cast<float>(totals[i]) : 0.f;
+  }
   CONVOY_CHECK(next_ready_ == buckets_.size());  // every layer reported its gradients
   const Clock::time_point start = Clock::now();
   size_t first = 0, last = 0;
@@ -174,6 +182,7 @@ void GradientReducer::finish() {
     taken_ = last;
   }
   for (size_t b = first; b < last; ++b) reduce(b);
+  for (size_t i = 0; i < totals.size(); ++i) totals[i] = slots[i];
   {
     std::lock_guard lock(mutex_);
     CONVOY_CHECK(reduced_ == buckets_.size());

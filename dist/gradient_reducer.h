@@ -34,6 +34,7 @@
 #include "communicator.h"
 #include "model.h"
 #include "op.h"
+#include "process_group.h"
 
 namespace convoy {
 
@@ -48,7 +49,8 @@ class GradientReducer {
   GradientReducer& operator=(const GradientReducer&) = delete;
 
   void layer_ready(size_t layer);
-  void finish();
+  // `totals` (at most ProcessGroup::kMaxTotals values) are summed along with the last bucket.
+  void finish(std::span<double> totals = {});
 
   struct Stats {
     int64_t steps = 0;

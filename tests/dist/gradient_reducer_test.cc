@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 
 #include "data_parallel.h"
@@ -50,7 +51,10 @@ std::vector<Bucket> expect_sum(int ranks, size_t bucket_bytes) {
         params[p]->grad.copy_from_plain(g);
       }
       for (size_t l = model.layer_count(); l-- > 0;) reducer.layer_ready(l);
-      reducer.finish();
+      std::array<double, 2> totals{double(comm.rank() + 1), 0.5};  // ride with the last bucket
+      reducer.finish(totals);
+      EXPECT_EQ(totals[0], ranks * (ranks + 1) / 2);
+      EXPECT_EQ(totals[1], 0.5 * ranks);
       for (size_t p = 0; p < params.size(); ++p) {
         const std::vector<float> g = params[p]->grad.to_plain();
         for (size_t i = 0; i < g.size(); ++i) {
