@@ -17,8 +17,9 @@ packages=(
   libprotobuf-dev protobuf-compiler
   # libraries that save hand-written code
   libgtest-dev libgmock-dev zlib1g-dev libzip-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  libssl-dev openssl
   # data, and Python used by tests to read what convoy writes
-  dataset-fashion-mnist python3-numpy
+  dataset-fashion-mnist python3-numpy python3-grpcio
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch)

@@ -131,6 +131,33 @@ int run_cli(int argc, char** argv) {
   x->add_option("--checkpoint", export_cmd.checkpoint, "Checkpoint file")->required();
   x->add_option("--out", export_cmd.out, "Output .npz file")->required();
 
+  CoordinatorCommand coordinator;
+  CLI::App* c = app.add_subcommand("coordinator", "Run the coordinator service");
+  c->add_option("--listen", coordinator.listen, "host:port to listen on (port 0: any free port)")
+      ->required();
+  c->add_option("--state-dir", coordinator.state_dir, "Where metrics and checkpoints are kept")
+      ->required();
+  c->add_option("--auth-token-file", coordinator.auth_token_file,
+                "File holding the bearer token every call must carry");
+  c->add_option("--tls-cert", coordinator.tls_cert, "PEM certificate (with --tls-key: TLS)");
+  c->add_option("--tls-key", coordinator.tls_key, "PEM private key");
+  c->add_option("--stall-after", coordinator.stall_after,
+                "Seconds without progress, while other ranks progress, before a rank is stalled")
+      ->check(kPositive)
+      ->capture_default_str();
+  c->add_option("--gone-after", coordinator.gone_after,
+                "Seconds without a heartbeat before a rank is gone")
+      ->check(kPositive)
+      ->capture_default_str();
+  c->add_option("--keep-checkpoints", coordinator.keep_checkpoints,
+                "Newest checkpoints kept per job (plus the most accurate)")
+      ->check(kPositive)
+      ->capture_default_str();
+  c->add_option("--max-checkpoint-mb", coordinator.max_checkpoint_mb,
+                "Largest checkpoint accepted (MiB)")
+      ->check(kPositive)
+      ->capture_default_str();
+
   ModelsCommand models;
   CLI::App* m = app.add_subcommand("models", "List built-in models, or print one as .pbtxt");
   m->add_option("name", models.name, "A built-in model name");
@@ -166,6 +193,7 @@ int run_cli(int argc, char** argv) {
     if (b->parsed()) return run_bench(bench);
     if (x->parsed()) return run_export(export_cmd);
     if (m->parsed()) return run_models(models);
+    if (c->parsed()) return run_coordinator(coordinator);
   } catch (const InputError& err) {
     fmt::print(stderr, "convoy: {}\n", err.what());
     return 2;

@@ -66,6 +66,18 @@ struct ExportCommand {
 };
 int run_export(const ExportCommand& cmd);
 
+struct CoordinatorCommand {
+  std::string listen;  // host:port; port 0 picks a free one
+  std::string state_dir;
+  std::string auth_token_file;
+  std::string tls_cert, tls_key;
+  double stall_after = 60;
+  double gone_after = 30;
+  int64_t keep_checkpoints = 3;
+  double max_checkpoint_mb = 1024;
+};
+int run_coordinator(const CoordinatorCommand& cmd);
+
 struct ModelsCommand {
   std::string name;  // empty: list the built-in models
 };

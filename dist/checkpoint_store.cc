@@ -1,0 +1,254 @@
+#include "checkpoint_store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <google/protobuf/text_format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "atomic_file.h"
+#include "error.h"
+
+namespace convoy {
+
+namespace {
+
+using Kind = CheckpointStoreError::Kind;
+namespace fs = std::filesystem;
+
+constexpr const char* kManifest = "manifest.pbtxt";
+constexpr const char* kUploadMarker = ".upload-";
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+bool valid_checkpoint_name(const std::string& name) {
+  if (name.empty() || name.size() > 100) return false;
+  const auto ok = [](char c, bool first) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (!first && (c == '.' || c == '_' || c == '-'));
+  };
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (!ok(name[i], i == 0)) return false;
+  }
+  return true;
+}
+
+CheckpointStore::CheckpointStore(std::string dir, Options options)
+    : dir_(std::move(dir)), options_(options) {
+  std::error_code error;
+  fs::create_directories(dir_, error);
+  if (error) {
+    throw CheckpointStoreError(Kind::kIo,
+                               fmt::format("cannot create '{}': {}", dir_, error.message()));
+  }
+  // Uploads that never finished (a crash or a kill) leave temporaries behind: remove them.
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    if (entry.path().filename().string().find(kUploadMarker) != std::string::npos) {
+      fs::remove(entry.path(), error);
+    }
+  }
+  std::ifstream in(fs::path(dir_) / kManifest);
+  if (in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    pb::CheckpointManifest manifest;
+    if (!google::protobuf::TextFormat::ParseFromString(text.str(), &manifest)) {
+      throw CheckpointStoreError(Kind::kIo, fmt::format("'{}/{}' is damaged", dir_, kManifest));
+    }
+    entries_.assign(manifest.checkpoint().begin(), manifest.checkpoint().end());
+  }
+  // Re-verify what we are about to serve.
+  for (pb::CheckpointInfo& e : entries_) {
+    e.set_corrupt(sha256_of_file(path(e.name())) != e.sha256());
+  }
+}
+
+std::string CheckpointStore::path(const std::string& name) const {
+  return (fs::path(dir_) / (name + ".ckpt")).string();
+}
+
+std::unique_ptr<CheckpointStore::Upload> CheckpointStore::begin(
+    const pb::CheckpointHeader& header) {
+  const std::string name =
+      header.name().empty() ? fmt::format("step-{:09}", header.step()) : header.name();
+  if (!valid_checkpoint_name(name)) {
+    throw CheckpointStoreError(
+        Kind::kInvalid,
+        fmt::format("checkpoint name '{}' is not allowed (letters, digits, '.', '_', '-'; "
+                    "at most 100; starting with a letter or digit)",
+                    header.name()));
+  }
+  if (header.size() > options_.max_bytes) {
+    throw CheckpointStoreError(Kind::kTooLarge,
+                               fmt::format("checkpoint of {} bytes exceeds the limit of {} bytes",
+                                           header.size(), options_.max_bytes));
+  }
+  if (header.sha256().size() != 64) {
+    throw CheckpointStoreError(Kind::kInvalid, "checkpoint header needs a 64-digit sha256");
+  }
+  return std::unique_ptr<Upload>(new Upload(*this, header, name));
+}
+
+CheckpointStore::Upload::Upload(CheckpointStore& store, pb::CheckpointHeader header,
+                                std::string name)
+    : store_(store), header_(std::move(header)), name_(std::move(name)) {
+  std::random_device random;
+  temp_ =
+      (fs::path(store_.dir_) / fmt::format("{}{}{:08x}", name_, kUploadMarker, uint32_t{random()}))
+          .string();
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw CheckpointStoreError(Kind::kIo,
+                               fmt::format("cannot create '{}': {}", temp_, std::strerror(errno)));
+  }
+}
+
+CheckpointStore::Upload::~Upload() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) std::remove(temp_.c_str());
+}
+
+void CheckpointStore::Upload::write(std::string_view bytes) {
+  received_ += bytes.size();
+  if (received_ > header_.size()) {
+    throw CheckpointStoreError(
+        Kind::kTooLarge, fmt::format("more than the announced {} bytes arrived", header_.size()));
+  }
+  hash_.update(bytes);
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw CheckpointStoreError(Kind::kIo,
+                                 fmt::format("cannot write '{}': {}", temp_, std::strerror(errno)));
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+pb::CheckpointInfo CheckpointStore::Upload::commit() {
+  if (received_ != header_.size()) {
+    throw CheckpointStoreError(
+        Kind::kMismatch,
+        fmt::format("received {} bytes, the header announced {}", received_, header_.size()));
+  }
+  const std::string digest = hash_.hex();
+  if (digest != header_.sha256()) {
+    throw CheckpointStoreError(
+        Kind::kMismatch,
+        fmt::format("sha256 mismatch: received {}, the header says {}", digest, header_.sha256()));
+  }
+  if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+    fd_ = -1;
+    throw CheckpointStoreError(Kind::kIo, fmt::format("cannot sync '{}'", temp_));
+  }
+  fd_ = -1;
+  pb::CheckpointInfo info;
+  info.set_name(name_);
+  info.set_size(header_.size());
+  info.set_sha256(digest);
+  info.set_epoch(header_.epoch());
+  info.set_step(header_.step());
+  info.set_test_accuracy(header_.test_accuracy());
+  info.set_has_test_accuracy(header_.has_test_accuracy());
+  info.set_stored_time(wall_seconds());
+
+  std::lock_guard lock(store_.mutex_);
+  if (std::rename(temp_.c_str(), store_.path(name_).c_str()) != 0) {
+    throw CheckpointStoreError(
+        Kind::kIo, fmt::format("cannot store '{}': {}", store_.path(name_), std::strerror(errno)));
+  }
+  committed_ = true;
+  std::erase_if(store_.entries_, [&](const pb::CheckpointInfo& e) { return e.name() == name_; });
+  store_.entries_.push_back(info);
+  std::stable_sort(store_.entries_.begin(), store_.entries_.end(),
+                   [](const auto& a, const auto& b) { return a.step() < b.step(); });
+  store_.apply_retention_locked();
+  store_.save_manifest_locked();
+  return info;
+}
+
+pb::CheckpointInfo CheckpointStore::put(pb::CheckpointHeader header, std::string_view bytes) {
+  header.set_size(bytes.size());
+  header.set_sha256(sha256_hex(bytes));
+  std::unique_ptr<Upload> upload = begin(header);
+  upload->write(bytes);
+  return upload->commit();
+}
+
+void CheckpointStore::apply_retention_locked() {
+  std::vector<size_t> valid;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (!entries_[i].corrupt()) valid.push_back(i);
+  }
+  std::vector<bool> keep(entries_.size(), true);
+  for (size_t v = 0; v + options_.keep_last < valid.size(); ++v) keep[valid[v]] = false;
+  std::optional<size_t> best;
+  for (size_t i : valid) {
+    if (entries_[i].has_test_accuracy() &&
+        (!best || entries_[i].test_accuracy() > entries_[*best].test_accuracy())) {
+      best = i;
+    }
+  }
+  if (best) keep[*best] = true;
+  std::vector<pb::CheckpointInfo> kept;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (keep[i]) {
+      kept.push_back(entries_[i]);
+    } else {
+      std::remove(path(entries_[i].name()).c_str());
+    }
+  }
+  entries_ = std::move(kept);
+}
+
+void CheckpointStore::save_manifest_locked() {
+  pb::CheckpointManifest manifest;
+  for (const pb::CheckpointInfo& e : entries_) *manifest.add_checkpoint() = e;
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(manifest, &text);
+  try {
+    write_file_atomically((fs::path(dir_) / kManifest).string(), text);
+  } catch (const InputError& e) {
+    throw CheckpointStoreError(Kind::kIo, e.what());
+  }
+}
+
+std::vector<pb::CheckpointInfo> CheckpointStore::list() const {
+  std::lock_guard lock(mutex_);
+  return entries_;
+}
+
+pb::CheckpointInfo CheckpointStore::find(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  if (name == "latest") {
+    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+      if (!it->corrupt()) return *it;
+    }
+    throw CheckpointStoreError(Kind::kNotFound, "no valid checkpoint stored yet");
+  }
+  for (const pb::CheckpointInfo& e : entries_) {
+    if (e.name() != name) continue;
+    if (e.corrupt()) {
+      throw CheckpointStoreError(
+          Kind::kNotFound,
+          fmt::format("checkpoint '{}' is corrupt on disk (failed verification)", name));
+    }
+    return e;
+  }
+  throw CheckpointStoreError(Kind::kNotFound, fmt::format("no checkpoint named '{}'", name));
+}
+
+}  // namespace convoy

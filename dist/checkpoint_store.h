@@ -1,0 +1,99 @@
+// CheckpointStore: a directory of checkpoint files with a manifest, the one place that decides
+// what is stored, what is served and what is deleted. The coordinator keeps one per job; without a
+// coordinator, `convoy train --checkpoint-dir` writes to one directly.
+//
+//   Storing   an upload streams into a temporary file beside the target while its SHA-256 is
+//             computed; only when the size and hash match the header is it fsynced, renamed into
+//             place and added to the manifest (manifest.pbtxt, itself replaced atomically). An
+//             upload that fails or is abandoned leaves nothing listed (its temporary is removed,
+//             and stray temporaries are removed when the store opens).
+//   Names     given names must match [A-Za-z0-9][A-Za-z0-9._-]{0,99} (no paths); without one the
+//             store names it step-<step, 9 digits>. Storing an existing name replaces it.
+//   Retention after each store: the `keep_last` newest (by step) plus the one with the best test
+//             accuracy stay; the others are deleted.
+//   Integrity on opening, every listed checkpoint is hashed again; a missing or altered file is
+//             marked corrupt: still listed, never served.
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator.pb.h"
+#include "sha256.h"
+
+namespace convoy {
+
+class CheckpointStoreError : public std::runtime_error {
+ public:
+  enum class Kind { kInvalid, kTooLarge, kMismatch, kNotFound, kIo };
+  CheckpointStoreError(Kind kind, const std::string& message)
+      : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+class CheckpointStore {
+ public:
+  struct Options {
+    size_t keep_last = 3;
+    uint64_t max_bytes = uint64_t{1} << 30;
+  };
+
+  // Throws CheckpointStoreError (kIo) when the directory cannot be created or read.
+  CheckpointStore(std::string dir, Options options);
+
+  class Upload {
+   public:
+    ~Upload();  // removes the temporary file unless committed
+    // Throws kTooLarge when more bytes arrive than the header announced.
+    void write(std::string_view bytes);
+    // Verifies size and SHA-256 (kMismatch), stores, applies retention.
+    pb::CheckpointInfo commit();
+
+   private:
+    friend class CheckpointStore;
+    Upload(CheckpointStore& store, pb::CheckpointHeader header, std::string name);
+    CheckpointStore& store_;
+    pb::CheckpointHeader header_;
+    std::string name_, temp_;
+    int fd_ = -1;
+    uint64_t received_ = 0;
+    Sha256 hash_;
+    bool committed_ = false;
+  };
+
+  // Checks the header (name, size limit) and opens a temporary file. Throws kInvalid, kTooLarge.
+  std::unique_ptr<Upload> begin(const pb::CheckpointHeader& header);
+  // begin + write + commit of bytes already in memory (size and hash filled in here).
+  pb::CheckpointInfo put(pb::CheckpointHeader header, std::string_view bytes);
+
+  // Every listed checkpoint, oldest step first, corrupt ones included.
+  std::vector<pb::CheckpointInfo> list() const;
+  // A servable checkpoint by name, or "latest" (highest step). Throws kNotFound (also for a
+  // corrupt one, saying so).
+  pb::CheckpointInfo find(const std::string& name_or_latest) const;
+  std::string path(const std::string& name) const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  void save_manifest_locked();
+  void apply_retention_locked();
+
+  std::string dir_;
+  Options options_;
+  mutable std::mutex mutex_;
+  std::vector<pb::CheckpointInfo> entries_;
+};
+
+bool valid_checkpoint_name(const std::string& name);
+
+}  // namespace convoy

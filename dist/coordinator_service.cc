@@ -1,0 +1,313 @@
+#include "coordinator_service.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace convoy {
+
+namespace {
+
+constexpr size_t kChunkBytes = 1 << 20;
+constexpr int kMaxMessageBytes = 4 << 20;
+
+grpc::Status to_status(const CheckpointStoreError& e) {
+  using Kind = CheckpointStoreError::Kind;
+  switch (e.kind()) {
+    case Kind::kInvalid:
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
+    case Kind::kTooLarge:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.what()};
+    case Kind::kMismatch:
+      return {grpc::StatusCode::DATA_LOSS, e.what()};
+    case Kind::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, e.what()};
+    case Kind::kIo:
+      return {grpc::StatusCode::INTERNAL, e.what()};
+  }
+  return {grpc::StatusCode::INTERNAL, e.what()};
+}
+
+std::string read_text_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot read '{}'", what, path));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Constant-time comparison: how long a wrong token takes does not tell how much of it was right.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+CoordinatorService::CoordinatorService(const CoordinatorOptions& options, const Clock& clock)
+    : options_(options),
+      registry_(clock, options.stall_after_seconds, options.gone_after_seconds),
+      metrics_((std::filesystem::path(options.state_dir) / "metrics").string(),
+               options.memory_records) {
+  // Open (and so re-verify) every job's checkpoints now, not at the first request.
+  const std::filesystem::path root = std::filesystem::path(options.state_dir) / "checkpoints";
+  std::filesystem::create_directories(root);
+  for (const auto& entry : std::filesystem::directory_iterator(root)) {
+    const std::string job = entry.path().filename().string();
+    if (entry.is_directory() && valid_job_id(job)) checkpoints(job);
+  }
+}
+
+grpc::Status CoordinatorService::check_token(grpc::ServerContext* context) const {
+  if (options_.auth_token.empty()) return grpc::Status::OK;
+  const auto& metadata = context->client_metadata();
+  const auto it = metadata.find("authorization");
+  const std::string expected = "Bearer " + options_.auth_token;
+  if (it == metadata.end() ||
+      !same_secret(std::string_view(it->second.data(), it->second.size()), expected)) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"};
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::check_job(const std::string& job) const {
+  if (valid_job_id(job)) return grpc::Status::OK;
+  return {grpc::StatusCode::INVALID_ARGUMENT,
+          fmt::format("job id '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')",
+                      job)};
+}
+
+CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
+  std::lock_guard lock(stores_mutex_);
+  std::unique_ptr<CheckpointStore>& store = stores_[job];
+  if (!store) {
+    store = std::make_unique<CheckpointStore>(
+        (std::filesystem::path(options_.state_dir) / "checkpoints" / job).string(),
+        options_.checkpoints);
+    for (const pb::CheckpointInfo& c : store->list()) {
+      if (c.corrupt()) {
+        fmt::print(stderr,
+                   "convoy coordinator: job {}: checkpoint '{}' is corrupt on disk; "
+                   "listed as corrupt, not served\n",
+                   job, c.name());
+      }
+    }
+  }
+  return *store;
+}
+
+#define CONVOY_RETURN_IF_ERROR(expr)     \
+  do {                                   \
+    const grpc::Status status_ = (expr); \
+    if (!status_.ok()) return status_;   \
+  } while (false)
+
+grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
+                                          const pb::RegisterRequest* request,
+                                          pb::RegisterResponse*) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  CONVOY_RETURN_IF_ERROR(check_job(request->job_id()));
+  if (request->world_size() <= 0 || request->rank() < 0 ||
+      request->rank() >= request->world_size()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "rank must lie in [0, world_size)"};
+  }
+  registry_.register_rank(*request);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
+                                           const pb::HeartbeatRequest* request,
+                                           pb::HeartbeatResponse*) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  if (!registry_.heartbeat(request->job_id(), request->rank(), request->step())) {
+    return {grpc::StatusCode::NOT_FOUND, "rank not registered: call Register first"};
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
+                                               const pb::MetricsBatch* batch,
+                                               pb::ReportMetricsResponse*) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  CONVOY_RETURN_IF_ERROR(check_job(batch->job_id()));
+  metrics_.append(batch->job_id(), {batch->record().begin(), batch->record().end()});
+  for (const pb::StepRecord& r : batch->record()) registry_.observe(batch->job_id(), r);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::ReportEvaluation(grpc::ServerContext* context,
+                                                  const pb::EvaluationRecord* record,
+                                                  pb::ReportEvaluationResponse*) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  CONVOY_RETURN_IF_ERROR(check_job(record->job_id()));
+  metrics_.append(record->job_id(), *record);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
+                                                  grpc::ServerReader<pb::CheckpointChunk>* reader,
+                                                  pb::CheckpointInfo* info) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  pb::CheckpointChunk chunk;
+  if (!reader->Read(&chunk) || !chunk.has_header()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "the first chunk must carry the header"};
+  }
+  CONVOY_RETURN_IF_ERROR(check_job(chunk.header().job_id()));
+  try {
+    std::unique_ptr<CheckpointStore::Upload> upload =
+        checkpoints(chunk.header().job_id()).begin(chunk.header());
+    upload->write(chunk.data());
+    while (reader->Read(&chunk)) upload->write(chunk.data());
+    if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "upload abandoned"};
+    *info = upload->commit();
+  } catch (const CheckpointStoreError& e) {
+    return to_status(e);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::GetJobStatus(grpc::ServerContext* context,
+                                              const pb::JobStatusRequest* request,
+                                              pb::JobStatus* status) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  if (!registry_.status(request->job_id(), status)) {
+    return {grpc::StatusCode::NOT_FOUND, request->job_id().empty()
+                                             ? "no job has registered yet"
+                                             : fmt::format("no job '{}'", request->job_id())};
+  }
+  status->set_records(static_cast<int64_t>(metrics_.step_records(status->job_id())));
+  metrics_.latest_evaluation(status->job_id(), status->mutable_latest_evaluation());
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::QueryMetrics(grpc::ServerContext* context,
+                                              const pb::MetricsQuery* query,
+                                              pb::MetricsPage* page) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  CONVOY_RETURN_IF_ERROR(check_job(query->job_id()));
+  *page = metrics_.query(*query, options_.max_query_records);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::WatchMetrics(grpc::ServerContext* context,
+                                              const pb::WatchRequest* request,
+                                              grpc::ServerWriter<pb::MetricsBatch>* writer) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  const std::string job = request->job_id().empty() ? registry_.latest_job() : request->job_id();
+  CONVOY_RETURN_IF_ERROR(check_job(job));
+  MetricsStore::Cursor cursor = metrics_.end(job);
+  while (!context->IsCancelled() && !stopping_) {
+    pb::MetricsBatch batch;
+    if (metrics_.wait(job, cursor, &batch, 0.25) && !writer->Write(batch)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::ListCheckpoints(grpc::ServerContext* context,
+                                                 const pb::ListCheckpointsRequest* request,
+                                                 pb::CheckpointList* list) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  CONVOY_RETURN_IF_ERROR(check_job(request->job_id()));
+  try {
+    for (const pb::CheckpointInfo& c : checkpoints(request->job_id()).list()) {
+      *list->add_checkpoint() = c;
+    }
+  } catch (const CheckpointStoreError& e) {
+    return to_status(e);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::DownloadCheckpoint(
+    grpc::ServerContext* context, const pb::DownloadRequest* request,
+    grpc::ServerWriter<pb::CheckpointChunk>* writer) {
+  CONVOY_RETURN_IF_ERROR(check_token(context));
+  CONVOY_RETURN_IF_ERROR(check_job(request->job_id()));
+  try {
+    CheckpointStore& store = checkpoints(request->job_id());
+    const pb::CheckpointInfo info = store.find(request->name());
+    // Opened once: retention may delete the file meanwhile, the open descriptor still reads it.
+    const int fd = ::open(store.path(info.name()).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {grpc::StatusCode::NOT_FOUND, "checkpoint file vanished"};
+    pb::CheckpointChunk chunk;
+    pb::CheckpointHeader* header = chunk.mutable_header();
+    header->set_job_id(request->job_id());
+    header->set_name(info.name());
+    header->set_size(info.size());
+    header->set_sha256(info.sha256());
+    header->set_epoch(info.epoch());
+    header->set_step(info.step());
+    header->set_test_accuracy(info.test_accuracy());
+    header->set_has_test_accuracy(info.has_test_accuracy());
+    std::string buffer(kChunkBytes, '\0');
+    bool ok = true;
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      if (n <= 0) break;
+      chunk.set_data(buffer.data(), static_cast<size_t>(n));
+      if (!writer->Write(chunk)) {
+        ok = false;
+        break;
+      }
+      chunk.clear_header();
+    }
+    ::close(fd);
+    if (!ok) return {grpc::StatusCode::CANCELLED, "download abandoned"};
+  } catch (const CheckpointStoreError& e) {
+    return to_status(e);
+  }
+  return grpc::Status::OK;
+}
+
+CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const std::string& listen,
+                                     const Clock& clock)
+    : service_(options, clock) {
+  grpc::EnableDefaultHealthCheckService(true);
+  if (options.auth_token.empty()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({read_text_file(options.tls_key_file, "--tls-key"),
+                                      read_text_file(options.tls_cert_file, "--tls-cert")});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, credentials, &port_);
+  builder.RegisterService(&service_);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    throw std::runtime_error(fmt::format("--listen: cannot listen on '{}'", listen));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  syncer_ = std::thread([this] {
+    for (int tick = 1; running_; ++tick) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (tick % 10 == 0) service_.sync();  // about once a second
+    }
+  });
+}
+
+CoordinatorServer::~CoordinatorServer() {
+  shutdown();
+}
+
+void CoordinatorServer::shutdown() {
+  if (!running_.exchange(false) || !server_) return;
+  service_.stop();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  syncer_.join();
+  service_.sync();
+}
+
+}  // namespace convoy

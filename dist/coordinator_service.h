@@ -1,0 +1,124 @@
+// The coordinator: a long-running gRPC server that training jobs report to, and that people query
+// from elsewhere (`convoy coordinator`, `convoy monitor`).
+//
+// The protocol (proto/coordinator.proto), who calls what and when:
+//   1. Every rank of a job calls Register(job, rank, world size, host, pid) when it starts, and
+//      again whenever a call fails with NOT_FOUND (the coordinator restarted and forgot it).
+//   2. Every rank calls Heartbeat(step) about once a second, and ReportMetrics with batches of
+//      step records (step, epoch, loss, accuracy, images/s, step and all-reduce seconds) as they
+//      accumulate; rank 0 calls ReportEvaluation after each epoch's evaluation. All of these come
+//      from a background sender with a bounded queue: training never waits for the coordinator,
+//      and keeps going (warning once) while it is unreachable.
+//   3. Rank 0 calls UploadCheckpoint every --checkpoint-every steps: a client stream whose first
+//      chunk carries the header (size, SHA-256, epoch, step, test accuracy). The checkpoint is
+//      stored only if the bytes match the header (see checkpoint_store.h).
+//   4. Anyone holding the token calls GetJobStatus (ranks alive/stalled/gone, throughput, latest
+//      metrics), QueryMetrics (a step range, paged), WatchMetrics (a server stream of new records
+//      as they arrive), ListCheckpoints and DownloadCheckpoint (a server stream; "latest" names the
+//      newest valid one). A resuming job downloads its latest checkpoint this way.
+//
+// Security and limits: with a token configured, every call of this service without
+// "authorization: Bearer <token>" fails with UNAUTHENTICATED; the standard health service stays
+// open (probes carry no token), and server reflection is switched off (gRPC's reflection service
+// cannot check a token; without a token it is on). TLS when a certificate and key are given.
+// Messages are limited to 4 MiB (checkpoints travel in 1 MiB chunks), checkpoints to
+// --max-checkpoint-mb, queries to 10,000 records per page.
+//
+// State lives under the state directory: metrics/<job>/{steps,evaluations}.log and
+// checkpoints/<job>/ (see metrics_store.h, checkpoint_store.h). It survives restarts; memory holds
+// only the newest records of each job.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "checkpoint_store.h"
+#include "clock.h"
+#include "coordinator.grpc.pb.h"
+#include "job_registry.h"
+#include "metrics_store.h"
+
+namespace convoy {
+
+struct CoordinatorOptions {
+  std::string state_dir;
+  std::string auth_token;                   // empty: no authentication
+  std::string tls_cert_file, tls_key_file;  // both empty: plaintext
+  double stall_after_seconds = 60;
+  double gone_after_seconds = 30;
+  size_t memory_records = 100000;  // newest step records kept in memory, per job
+  CheckpointStore::Options checkpoints;
+  int32_t max_query_records = 10000;
+};
+
+class CoordinatorService final : public pb::Coordinator::Service {
+ public:
+  CoordinatorService(const CoordinatorOptions& options, const Clock& clock);
+
+  grpc::Status Register(grpc::ServerContext*, const pb::RegisterRequest*,
+                        pb::RegisterResponse*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const pb::HeartbeatRequest*,
+                         pb::HeartbeatResponse*) override;
+  grpc::Status ReportMetrics(grpc::ServerContext*, const pb::MetricsBatch*,
+                             pb::ReportMetricsResponse*) override;
+  grpc::Status ReportEvaluation(grpc::ServerContext*, const pb::EvaluationRecord*,
+                                pb::ReportEvaluationResponse*) override;
+  grpc::Status UploadCheckpoint(grpc::ServerContext*, grpc::ServerReader<pb::CheckpointChunk>*,
+                                pb::CheckpointInfo*) override;
+  grpc::Status GetJobStatus(grpc::ServerContext*, const pb::JobStatusRequest*,
+                            pb::JobStatus*) override;
+  grpc::Status QueryMetrics(grpc::ServerContext*, const pb::MetricsQuery*,
+                            pb::MetricsPage*) override;
+  grpc::Status WatchMetrics(grpc::ServerContext*, const pb::WatchRequest*,
+                            grpc::ServerWriter<pb::MetricsBatch>*) override;
+  grpc::Status ListCheckpoints(grpc::ServerContext*, const pb::ListCheckpointsRequest*,
+                               pb::CheckpointList*) override;
+  grpc::Status DownloadCheckpoint(grpc::ServerContext*, const pb::DownloadRequest*,
+                                  grpc::ServerWriter<pb::CheckpointChunk>*) override;
+
+  // Durability: flush metrics to disk (the server calls this about once a second).
+  void sync() { metrics_.sync(); }
+  // Unblocks streaming calls so that a shutdown does not wait for watchers.
+  void stop() { stopping_ = true; }
+
+ private:
+  grpc::Status check_token(grpc::ServerContext* context) const;
+  grpc::Status check_job(const std::string& job) const;
+  CheckpointStore& checkpoints(const std::string& job);
+
+  CoordinatorOptions options_;
+  JobRegistry registry_;
+  MetricsStore metrics_;
+  std::mutex stores_mutex_;
+  std::map<std::string, std::unique_ptr<CheckpointStore>> stores_;
+  std::atomic<bool> stopping_{false};
+};
+
+// The service with health checking (and reflection without a token) on a listening port.
+class CoordinatorServer {
+ public:
+  // `listen` is host:port; port 0 picks a free one (see port()). Throws std::runtime_error when
+  // the address cannot be bound or the TLS files cannot be read.
+  CoordinatorServer(const CoordinatorOptions& options, const std::string& listen,
+                    const Clock& clock);
+  ~CoordinatorServer();
+
+  int port() const { return port_; }
+  void wait() { server_->Wait(); }
+  void shutdown();
+
+ private:
+  CoordinatorService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> running_{true};
+  std::thread syncer_;
+};
+
+}  // namespace convoy

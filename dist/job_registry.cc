@@ -1,0 +1,97 @@
+#include "job_registry.h"
+
+namespace convoy {
+
+void JobRegistry::advance(Rank& r, int64_t step, double now) {
+  r.last_heartbeat = now;
+  if (step > r.step) {
+    r.step = step;
+    r.last_progress = now;
+  }
+}
+
+void JobRegistry::register_rank(const pb::RegisterRequest& request) {
+  std::lock_guard lock(mutex_);
+  Job& job = jobs_[request.job_id()];
+  job.world_size = request.world_size();
+  Rank& r = job.ranks[request.rank()];
+  r.registration = request;
+  const double now = clock_.now();
+  r.last_heartbeat = now;
+  if (r.last_progress == 0) r.last_progress = now;
+  latest_job_ = request.job_id();
+}
+
+bool JobRegistry::heartbeat(const std::string& job, int rank, int64_t step) {
+  std::lock_guard lock(mutex_);
+  const auto j = jobs_.find(job);
+  if (j == jobs_.end()) return false;
+  const auto r = j->second.ranks.find(rank);
+  if (r == j->second.ranks.end()) return false;
+  advance(r->second, step, clock_.now());
+  return true;
+}
+
+void JobRegistry::observe(const std::string& job, const pb::StepRecord& record) {
+  std::lock_guard lock(mutex_);
+  const auto j = jobs_.find(job);
+  if (j == jobs_.end()) return;
+  const auto r = j->second.ranks.find(record.rank());
+  if (r == j->second.ranks.end()) return;
+  if (record.step() >= r->second.latest.step()) r->second.latest = record;
+  advance(r->second, record.step(), clock_.now());
+}
+
+bool JobRegistry::status(const std::string& job_id, pb::JobStatus* out) const {
+  std::lock_guard lock(mutex_);
+  const std::string& id = job_id.empty() ? latest_job_ : job_id;
+  const auto j = jobs_.find(id);
+  if (j == jobs_.end()) return false;
+  const double now = clock_.now();
+  const Job& job = j->second;
+  out->set_job_id(id);
+  out->set_world_size(job.world_size);
+  double images_per_second = 0;
+  for (const auto& [rank, r] : job.ranks) {
+    pb::RankStatus* s = out->add_rank();
+    s->set_rank(rank);
+    s->set_host(r.registration.host());
+    s->set_pid(r.registration.pid());
+    s->set_step(r.step);
+    s->set_seconds_since_heartbeat(now - r.last_heartbeat);
+    s->set_seconds_since_progress(now - r.last_progress);
+    *s->mutable_latest() = r.latest;
+    // Stalled: stuck for a while although some other rank moved recently.
+    bool others_moved = false;
+    for (const auto& [other, o] : job.ranks) {
+      if (other != rank && now - o.last_progress <= stall_after_ && o.step > r.step) {
+        others_moved = true;
+      }
+    }
+    if (now - r.last_heartbeat > gone_after_) {
+      s->set_state(pb::RankStatus::GONE);
+    } else if (now - r.last_progress > stall_after_ && others_moved) {
+      s->set_state(pb::RankStatus::STALLED);
+    } else {
+      s->set_state(pb::RankStatus::ALIVE);
+      images_per_second += r.latest.images_per_second();
+    }
+  }
+  out->set_images_per_second(images_per_second);
+  for (const auto& [name, unused] : jobs_) out->add_jobs(name);
+  return true;
+}
+
+std::vector<std::string> JobRegistry::jobs() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> names;
+  for (const auto& [name, unused] : jobs_) names.push_back(name);
+  return names;
+}
+
+std::string JobRegistry::latest_job() const {
+  std::lock_guard lock(mutex_);
+  return latest_job_;
+}
+
+}  // namespace convoy

@@ -1,0 +1,60 @@
+// JobRegistry: which training jobs and ranks the coordinator knows, and whether each rank is
+// alive, stalled or gone. Thread-safe; time comes from an injected Clock.
+//
+//   gone     no heartbeat (or registration) for more than `gone_after` seconds
+//   stalled  heartbeats arrive, but its step has not advanced for more than `stall_after`
+//            seconds while another rank's step has advanced within that time
+//   alive    otherwise
+// Registrations live in memory only: after a coordinator restart, workers register again (their
+// reporters do so on reconnecting).
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "clock.h"
+#include "coordinator.pb.h"
+
+namespace convoy {
+
+class JobRegistry {
+ public:
+  JobRegistry(const Clock& clock, double stall_after, double gone_after)
+      : clock_(clock), stall_after_(stall_after), gone_after_(gone_after) {}
+
+  void register_rank(const pb::RegisterRequest& request);
+  // False when the rank never registered (the caller should ask it to).
+  bool heartbeat(const std::string& job, int rank, int64_t step);
+  // Remembers the latest step record of a rank (also counts as progress).
+  void observe(const std::string& job, const pb::StepRecord& record);
+
+  // The status of `job` (ranks, states, throughput); `job` empty: the most recently registered.
+  // Fills job_id, world_size, rank and images_per_second; false when the job is unknown.
+  bool status(const std::string& job, pb::JobStatus* out) const;
+  std::vector<std::string> jobs() const;
+  std::string latest_job() const;
+
+ private:
+  struct Rank {
+    pb::RegisterRequest registration;
+    double last_heartbeat = 0;
+    double last_progress = 0;
+    int64_t step = -1;
+    pb::StepRecord latest;
+  };
+  struct Job {
+    int32_t world_size = 0;
+    std::map<int, Rank> ranks;
+  };
+  void advance(Rank& r, int64_t step, double now);
+
+  const Clock& clock_;
+  const double stall_after_, gone_after_;
+  mutable std::mutex mutex_;
+  std::map<std::string, Job> jobs_;
+  std::string latest_job_;
+};
+
+}  // namespace convoy

@@ -1,0 +1,174 @@
+#include "metrics_store.h"
+
+#include <chrono>
+#include <filesystem>
+
+namespace convoy {
+
+bool valid_job_id(const std::string& job) {
+  if (job.empty() || job.size() > 64 || job[0] == '.') return false;
+  for (char c : job) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+MetricsStore::MetricsStore(std::string dir, size_t memory_records)
+    : dir_(std::move(dir)), memory_records_(memory_records) {
+  std::filesystem::create_directories(dir_);
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && valid_job_id(name)) job_locked(name);
+  }
+}
+
+MetricsStore::Job& MetricsStore::job_locked(const std::string& name) {
+  const auto it = jobs_.find(name);
+  if (it != jobs_.end()) return it->second;
+  Job& job = jobs_[name];
+  const std::filesystem::path dir = std::filesystem::path(dir_) / name;
+  std::filesystem::create_directories(dir);
+  job.steps_path = (dir / "steps.log").string();
+  job.steps = std::make_unique<RecordLog>(job.steps_path, [&](std::string_view bytes) {
+    pb::StepRecord r;
+    if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
+    job.recent.push_back(std::move(r));
+    if (job.recent.size() > memory_records_) job.recent.pop_front();
+    ++job.step_count;
+  });
+  job.evaluations =
+      std::make_unique<RecordLog>((dir / "evaluations.log").string(), [&](std::string_view bytes) {
+        pb::EvaluationRecord e;
+        if (e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          job.evaluation_list.push_back(std::move(e));
+        }
+      });
+  return job;
+}
+
+void MetricsStore::append(const std::string& name, const std::vector<pb::StepRecord>& records) {
+  std::vector<std::string> bytes;
+  for (const pb::StepRecord& r : records) bytes.push_back(r.SerializeAsString());
+  {
+    std::lock_guard lock(mutex_);
+    Job& job = job_locked(name);
+    job.steps->append(bytes);
+    for (const pb::StepRecord& r : records) {
+      job.recent.push_back(r);
+      if (job.recent.size() > memory_records_) job.recent.pop_front();
+    }
+    job.step_count += records.size();
+  }
+  changed_.notify_all();
+}
+
+void MetricsStore::append(const std::string& name, const pb::EvaluationRecord& evaluation) {
+  {
+    std::lock_guard lock(mutex_);
+    Job& job = job_locked(name);
+    job.evaluations->append({evaluation.SerializeAsString()});
+    job.evaluation_list.push_back(evaluation);
+  }
+  changed_.notify_all();
+}
+
+pb::MetricsPage MetricsStore::query(const pb::MetricsQuery& q, int32_t max_limit) const {
+  pb::MetricsPage page;
+  const int32_t limit = q.limit() > 0 ? std::min(q.limit(), max_limit) : max_limit;
+  const auto in_range = [&](int64_t step) {
+    return step >= q.from_step() && (q.to_step() == 0 || step <= q.to_step());
+  };
+  auto take = [&](const pb::StepRecord& r) {
+    if (!in_range(r.step())) return true;
+    if (page.record_size() >= limit) {
+      page.set_truncated(true);
+      return false;
+    }
+    *page.add_record() = r;
+    return true;
+  };
+  std::string steps_path;
+  bool from_memory = false;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = jobs_.find(q.job_id());
+    if (it == jobs_.end()) return page;
+    const Job& job = it->second;
+    for (const pb::EvaluationRecord& e : job.evaluation_list) {
+      if (in_range(e.step())) *page.add_evaluation() = e;
+    }
+    // Everything still in memory: answer from there; otherwise read the file.
+    from_memory = job.step_count == job.recent.size();
+    if (from_memory) {
+      for (const pb::StepRecord& r : job.recent) {
+        if (!take(r)) break;
+      }
+    }
+    steps_path = job.steps_path;
+  }
+  if (!from_memory) {
+    bool more = true;
+    RecordLog::read(steps_path, [&](std::string_view bytes) {
+      pb::StepRecord r;
+      if (more && r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) more = take(r);
+    });
+  }
+  return page;
+}
+
+MetricsStore::Cursor MetricsStore::end(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  const auto it = jobs_.find(name);
+  if (it == jobs_.end()) return {};
+  return {it->second.step_count, it->second.evaluation_list.size()};
+}
+
+bool MetricsStore::wait(const std::string& name, Cursor& cursor, pb::MetricsBatch* out,
+                        double timeout_seconds) const {
+  std::unique_lock lock(mutex_);
+  const auto newer = [&] {
+    const auto it = jobs_.find(name);
+    return it != jobs_.end() && (it->second.step_count > cursor.steps ||
+                                 it->second.evaluation_list.size() > cursor.evaluations);
+  };
+  if (!changed_.wait_for(lock, std::chrono::duration<double>(timeout_seconds), newer)) {
+    return false;
+  }
+  const Job& job = jobs_.find(name)->second;
+  const uint64_t first_in_memory = job.step_count - job.recent.size();
+  for (uint64_t i = std::max(cursor.steps, first_in_memory); i < job.step_count; ++i) {
+    *out->add_record() = job.recent[i - first_in_memory];
+  }
+  for (uint64_t i = cursor.evaluations; i < job.evaluation_list.size(); ++i) {
+    *out->add_evaluation() = job.evaluation_list[i];
+  }
+  out->set_job_id(name);
+  cursor = {job.step_count, job.evaluation_list.size()};
+  return true;
+}
+
+uint64_t MetricsStore::step_records(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  const auto it = jobs_.find(name);
+  return it == jobs_.end() ? 0 : it->second.step_count;
+}
+
+bool MetricsStore::latest_evaluation(const std::string& name, pb::EvaluationRecord* out) const {
+  std::lock_guard lock(mutex_);
+  const auto it = jobs_.find(name);
+  if (it == jobs_.end() || it->second.evaluation_list.empty()) return false;
+  *out = it->second.evaluation_list.back();
+  return true;
+}
+
+void MetricsStore::sync() {
+  std::lock_guard lock(mutex_);
+  for (auto& [name, job] : jobs_) {
+    job.steps->sync();
+    job.evaluations->sync();
+  }
+}
+
+}  // namespace convoy

@@ -1,0 +1,69 @@
+// MetricsStore: every job's step and evaluation records, on disk under <dir>/<job>/ (RecordLog
+// files steps.log and evaluations.log) and, for the newest `memory_records` step records per job,
+// in memory. Memory stays bounded however long a job runs; queries reaching further back read the
+// file. Watchers block until records newer than their cursor arrive. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "coordinator.pb.h"
+#include "record_log.h"
+
+namespace convoy {
+
+class MetricsStore {
+ public:
+  // Loads every job already stored under `dir` (creating `dir` if needed).
+  MetricsStore(std::string dir, size_t memory_records);
+
+  void append(const std::string& job, const std::vector<pb::StepRecord>& records);
+  void append(const std::string& job, const pb::EvaluationRecord& evaluation);
+
+  // Step records with from_step <= step <= to_step (0: no bound) in arrival order, at most
+  // `limit` (truncated set when there were more), and every evaluation in the range.
+  pb::MetricsPage query(const pb::MetricsQuery& query, int32_t max_limit) const;
+
+  // Where a watcher stands: how many step and evaluation records of the job it has seen.
+  struct Cursor {
+    uint64_t steps = 0;
+    uint64_t evaluations = 0;
+  };
+  // A cursor at the end of the job's records (a new watcher sees only what comes next).
+  Cursor end(const std::string& job) const;
+  // Waits up to `timeout_seconds` for records after `cursor`; fills `out` with them (the newest
+  // `memory_records` at most) and advances `cursor`. False on timeout.
+  bool wait(const std::string& job, Cursor& cursor, pb::MetricsBatch* out,
+            double timeout_seconds) const;
+
+  uint64_t step_records(const std::string& job) const;
+  bool latest_evaluation(const std::string& job, pb::EvaluationRecord* out) const;
+  // Makes every append so far durable.
+  void sync();
+
+ private:
+  struct Job {
+    std::unique_ptr<RecordLog> steps, evaluations;
+    std::deque<pb::StepRecord> recent;                  // the last records, at most memory_records
+    uint64_t step_count = 0;                            // records ever stored
+    std::vector<pb::EvaluationRecord> evaluation_list;  // few: one per epoch
+    std::string steps_path;
+  };
+  Job& job_locked(const std::string& job);
+
+  std::string dir_;
+  size_t memory_records_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  std::map<std::string, Job> jobs_;
+};
+
+// Job ids name directories: 1 to 64 characters from [A-Za-z0-9._-], not starting with '.'.
+bool valid_job_id(const std::string& job);
+
+}  // namespace convoy

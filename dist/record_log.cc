@@ -1,0 +1,88 @@
+#include "record_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include "crc32.h"
+
+namespace convoy {
+
+namespace {
+
+uint32_t le32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);  // the project builds for little-endian machines (see npz_writer.cc)
+  return v;
+}
+
+// Visits whole, checksummed records; returns the byte length of the intact prefix.
+uint64_t scan(const std::string& path, const std::function<void(std::string_view)>& visit) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t good = 0;
+  std::string payload;
+  char header[8];
+  while (in.read(header, 8)) {
+    const uint32_t length = le32(header), crc = le32(header + 4);
+    payload.resize(length);
+    if (!in.read(payload.data(), length) || crc32(payload) != crc) break;
+    visit(payload);
+    good += 8 + length;
+  }
+  return good;
+}
+
+}  // namespace
+
+RecordLog::RecordLog(const std::string& path, const std::function<void(std::string_view)>& replay)
+    : path_(path) {
+  const uint64_t good = scan(path, replay);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
+  }
+  // Drop a damaged tail (a crash in the middle of an append), then append after the good part.
+  if (::ftruncate(fd_, static_cast<off_t>(good)) != 0 ||
+      ::lseek(fd_, static_cast<off_t>(good), SEEK_SET) < 0) {
+    throw std::runtime_error("cannot prepare '" + path + "': " + std::strerror(errno));
+  }
+}
+
+RecordLog::~RecordLog() {
+  if (fd_ >= 0) {
+    ::fsync(fd_);
+    ::close(fd_);
+  }
+}
+
+void RecordLog::append(const std::vector<std::string>& records) {
+  std::string buffer;
+  for (const std::string& r : records) {
+    const uint32_t length = static_cast<uint32_t>(r.size()), crc = crc32(r);
+    buffer.append(reinterpret_cast<const char*>(&length), 4);
+    buffer.append(reinterpret_cast<const char*>(&crc), 4);
+    buffer += r;
+  }
+  for (size_t done = 0; done < buffer.size();) {
+    const ssize_t n = ::write(fd_, buffer.data() + done, buffer.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("cannot append to '" + path_ + "': " + std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void RecordLog::sync() {
+  ::fsync(fd_);
+}
+
+void RecordLog::read(const std::string& path, const std::function<void(std::string_view)>& visit) {
+  scan(path, visit);
+}
+
+}  // namespace convoy

@@ -1,0 +1,86 @@
+// convoy coordinator: run the coordinator service until interrupted (SIGINT or SIGTERM).
+#include <fmt/format.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "commands.h"
+#include "coordinator_service.h"
+#include "error.h"
+
+namespace convoy {
+
+namespace {
+
+std::string read_token(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("--auth-token-file: cannot read '{}'", path));
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string token = s.str();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) throw InputError(fmt::format("--auth-token-file: '{}' is empty", path));
+  return token;
+}
+
+void check_readable(const std::string& path, const std::string& flag) {
+  if (!std::ifstream(path)) throw InputError(fmt::format("{}: cannot read '{}'", flag, path));
+}
+
+}  // namespace
+
+int run_coordinator(const CoordinatorCommand& cmd) {
+  CoordinatorOptions options;
+  options.state_dir = cmd.state_dir;
+  std::error_code error;
+  std::filesystem::create_directories(cmd.state_dir, error);
+  if (error || !std::filesystem::is_directory(cmd.state_dir)) {
+    throw InputError(fmt::format("--state-dir: cannot create '{}'", cmd.state_dir));
+  }
+  if (!cmd.auth_token_file.empty()) options.auth_token = read_token(cmd.auth_token_file);
+  if (cmd.tls_cert.empty() != cmd.tls_key.empty()) {
+    throw InputError("--tls-cert and --tls-key go together");
+  }
+  if (!cmd.tls_cert.empty()) {
+    check_readable(cmd.tls_cert, "--tls-cert");
+    check_readable(cmd.tls_key, "--tls-key");
+  }
+  options.tls_cert_file = cmd.tls_cert;
+  options.tls_key_file = cmd.tls_key;
+  options.stall_after_seconds = cmd.stall_after;
+  options.gone_after_seconds = cmd.gone_after;
+  options.checkpoints.keep_last = static_cast<size_t>(cmd.keep_checkpoints);
+  options.checkpoints.max_bytes = static_cast<uint64_t>(cmd.max_checkpoint_mb * (1 << 20));
+
+  // Block the signals here, and wait for them on a thread of our own: no async-signal work.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SteadyClock clock;
+  std::unique_ptr<CoordinatorServer> server;
+  try {
+    server = std::make_unique<CoordinatorServer>(options, cmd.listen, clock);
+  } catch (const std::runtime_error& e) {
+    throw InputError(e.what());
+  }
+  fmt::print("convoy coordinator listening on port {} ({}{}), state in {}\n", server->port(),
+             options.tls_cert_file.empty() ? "plaintext" : "TLS",
+             options.auth_token.empty() ? "" : ", token required", cmd.state_dir);
+  std::fflush(stdout);
+  std::thread stopper([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    server->shutdown();
+  });
+  server->wait();
+  stopper.join();
+  return 0;
+}
+
+}  // namespace convoy

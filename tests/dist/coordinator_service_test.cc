@@ -1,0 +1,445 @@
+// The coordinator service, in process: a real gRPC server on 127.0.0.1 (a port the OS picks)
+// and a real client, with an injectable clock for stall detection.
+#include "coordinator_service.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "coordinator_client.h"
+#include "sha256.h"
+#include "testing/run_command.h"
+#include "testing/temp_dir.h"
+
+namespace convoy {
+namespace {
+
+class Coordinator : public ::testing::Test {
+ protected:
+  void start(CoordinatorOptions options = {}) {
+    options.state_dir = dir_.file("state");
+    options.stall_after_seconds = 60;
+    options.gone_after_seconds = 30;
+    if (options.checkpoints.max_bytes == (uint64_t{1} << 30))
+      options.checkpoints.max_bytes = 1 << 20;
+    options_ = options;
+    server_ = std::make_unique<CoordinatorServer>(options, "127.0.0.1:0", clock_);
+  }
+  void restart() {
+    server_.reset();
+    server_ = std::make_unique<CoordinatorServer>(options_, "127.0.0.1:0", clock_);
+  }
+  CoordinatorClient client(const std::string& token = "") {
+    return CoordinatorClient({"127.0.0.1:" + std::to_string(server_->port()), token, ""});
+  }
+  grpc::Status register_rank(CoordinatorClient& c, int rank, int world = 2) {
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::RegisterRequest r;
+    r.set_job_id("job1");
+    r.set_rank(rank);
+    r.set_world_size(world);
+    r.set_host("host" + std::to_string(rank));
+    r.set_pid(1000 + rank);
+    pb::RegisterResponse response;
+    return c.stub().Register(&context, r, &response);
+  }
+  grpc::Status heartbeat(CoordinatorClient& c, int rank, int64_t step) {
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::HeartbeatRequest r;
+    r.set_job_id("job1");
+    r.set_rank(rank);
+    r.set_step(step);
+    pb::HeartbeatResponse response;
+    return c.stub().Heartbeat(&context, r, &response);
+  }
+  pb::JobStatus status(CoordinatorClient& c) {
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::JobStatusRequest request;
+    request.set_job_id("job1");
+    pb::JobStatus s;
+    EXPECT_TRUE(c.stub().GetJobStatus(&context, request, &s).ok());
+    return s;
+  }
+  grpc::Status report(CoordinatorClient& c, int rank, int64_t from, int64_t to) {
+    pb::MetricsBatch batch;
+    batch.set_job_id("job1");
+    for (int64_t s = from; s <= to; ++s) {
+      pb::StepRecord* r = batch.add_record();
+      r->set_rank(rank);
+      r->set_step(s);
+      r->set_loss(1.0 / double(s));
+      r->set_images_per_second(100);
+    }
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::ReportMetricsResponse response;
+    return c.stub().ReportMetrics(&context, batch, &response);
+  }
+  pb::MetricsPage query(CoordinatorClient& c, int64_t from, int64_t to, int32_t limit = 0) {
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::MetricsQuery q;
+    q.set_job_id("job1");
+    q.set_from_step(from);
+    q.set_to_step(to);
+    q.set_limit(limit);
+    pb::MetricsPage page;
+    EXPECT_TRUE(c.stub().QueryMetrics(&context, q, &page).ok());
+    return page;
+  }
+  std::vector<pb::CheckpointInfo> list(CoordinatorClient& c) {
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::ListCheckpointsRequest request;
+    request.set_job_id("job1");
+    pb::CheckpointList list;
+    EXPECT_TRUE(c.stub().ListCheckpoints(&context, request, &list).ok());
+    return {list.checkpoint().begin(), list.checkpoint().end()};
+  }
+  static pb::CheckpointHeader header(int64_t step, double accuracy = -1, std::string name = "") {
+    pb::CheckpointHeader h;
+    h.set_job_id("job1");
+    h.set_step(step);
+    h.set_epoch(step / 10);
+    h.set_name(std::move(name));
+    if (accuracy >= 0) {
+      h.set_test_accuracy(accuracy);
+      h.set_has_test_accuracy(true);
+    }
+    return h;
+  }
+  static std::string payload(size_t n, char seed) {
+    std::string s(n, '\0');
+    for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 31);
+    return s;
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_;
+  CoordinatorOptions options_;
+  std::unique_ptr<CoordinatorServer> server_;
+};
+
+TEST_F(Coordinator, RegisterHeartbeatAndStallDetection) {
+  start();
+  CoordinatorClient c = client();
+  EXPECT_EQ(heartbeat(c, 0, 1).error_code(), grpc::StatusCode::NOT_FOUND);  // not registered
+  ASSERT_TRUE(register_rank(c, 0).ok());
+  ASSERT_TRUE(register_rank(c, 1).ok());
+  EXPECT_EQ(register_rank(c, 2).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(heartbeat(c, 0, 5).ok());
+  ASSERT_TRUE(heartbeat(c, 1, 5).ok());
+  pb::JobStatus s = status(c);
+  ASSERT_EQ(s.rank_size(), 2);
+  EXPECT_EQ(s.world_size(), 2);
+  EXPECT_EQ(s.rank(1).host(), "host1");
+  EXPECT_EQ(s.rank(0).state(), pb::RankStatus::ALIVE);
+  EXPECT_EQ(s.rank(1).state(), pb::RankStatus::ALIVE);
+
+  // Rank 1 keeps sending heartbeats at step 5 while rank 0 moves on: after 60 s, stalled.
+  for (int i = 1; i <= 7; ++i) {
+    clock_.advance(10);
+    ASSERT_TRUE(heartbeat(c, 0, 5 + i).ok());
+    ASSERT_TRUE(heartbeat(c, 1, 5).ok());
+  }
+  s = status(c);
+  EXPECT_EQ(s.rank(0).state(), pb::RankStatus::ALIVE);
+  EXPECT_EQ(s.rank(1).state(), pb::RankStatus::STALLED);
+  EXPECT_EQ(s.rank(1).step(), 5);
+  EXPECT_NEAR(s.rank(1).seconds_since_progress(), 70, 1e-6);
+
+  // Rank 1 moves again: alive. Then rank 0 goes silent for more than 30 s: gone.
+  ASSERT_TRUE(heartbeat(c, 1, 12).ok());
+  EXPECT_EQ(status(c).rank(1).state(), pb::RankStatus::ALIVE);
+  clock_.advance(31);
+  ASSERT_TRUE(heartbeat(c, 1, 13).ok());
+  s = status(c);
+  EXPECT_EQ(s.rank(0).state(), pb::RankStatus::GONE);
+  EXPECT_EQ(s.rank(1).state(), pb::RankStatus::ALIVE);
+}
+
+TEST_F(Coordinator, AllRanksWaitingIsNotAStall) {
+  start();
+  CoordinatorClient c = client();
+  ASSERT_TRUE(register_rank(c, 0).ok());
+  ASSERT_TRUE(register_rank(c, 1).ok());
+  for (int i = 0; i < 10; ++i) {
+    clock_.advance(10);
+    ASSERT_TRUE(heartbeat(c, 0, 3).ok());
+    ASSERT_TRUE(heartbeat(c, 1, 3).ok());
+  }
+  const pb::JobStatus s = status(c);
+  EXPECT_EQ(s.rank(0).state(), pb::RankStatus::ALIVE);  // nobody moved: an evaluation, say
+  EXPECT_EQ(s.rank(1).state(), pb::RankStatus::ALIVE);
+}
+
+TEST_F(Coordinator, MetricsRoundTripQueryAndPaging) {
+  start();
+  CoordinatorClient c = client();
+  ASSERT_TRUE(register_rank(c, 0).ok());
+  ASSERT_TRUE(report(c, 0, 1, 100).ok());
+  ASSERT_TRUE(report(c, 0, 101, 150).ok());
+  pb::MetricsPage page = query(c, 40, 60);
+  ASSERT_EQ(page.record_size(), 21);
+  EXPECT_EQ(page.record(0).step(), 40);
+  EXPECT_DOUBLE_EQ(page.record(20).loss(), 1.0 / 60);
+  page = query(c, 1, 0, 30);
+  EXPECT_EQ(page.record_size(), 30);
+  EXPECT_TRUE(page.truncated());
+  page = query(c, 31, 0, 200);
+  EXPECT_EQ(page.record_size(), 120);
+  EXPECT_FALSE(page.truncated());
+  const pb::JobStatus s = status(c);
+  EXPECT_EQ(s.records(), 150);
+  EXPECT_EQ(s.rank(0).latest().step(), 150);
+  EXPECT_DOUBLE_EQ(s.images_per_second(), 100);
+}
+
+TEST_F(Coordinator, WatchStreamsNewRecords) {
+  start();
+  CoordinatorClient c = client();
+  ASSERT_TRUE(register_rank(c, 0).ok());
+  ASSERT_TRUE(report(c, 0, 1, 5).ok());  // before the watch: not streamed
+  grpc::ClientContext context;
+  c.prepare(context, 30);
+  pb::WatchRequest request;
+  request.set_job_id("job1");
+  std::unique_ptr<grpc::ClientReader<pb::MetricsBatch>> reader =
+      c.stub().WatchMetrics(&context, request);
+  std::vector<int64_t> seen;
+  std::thread watcher([&] {
+    pb::MetricsBatch batch;
+    while (seen.size() < 10 && reader->Read(&batch)) {
+      for (const pb::StepRecord& r : batch.record()) seen.push_back(r.step());
+    }
+  });
+  // The watch is registered asynchronously: report until the watcher has seen everything.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(report(c, 0, 6, 10).ok());
+  ASSERT_TRUE(report(c, 0, 11, 15).ok());
+  watcher.join();
+  context.TryCancel();
+  ASSERT_EQ(seen.size(), 10u);
+  EXPECT_EQ(seen.front(), 6);
+  EXPECT_EQ(seen.back(), 15);
+}
+
+TEST_F(Coordinator, CheckpointUploadListDownloadAndLatest) {
+  start();
+  CoordinatorClient c = client();
+  const std::string a = payload(3'000'000, 1), b = payload(1234, 2);  // a spans three chunks
+  const pb::CheckpointInfo ia = c.upload(header(10, 0.8), a);
+  EXPECT_EQ(ia.name(), "step-000000010");
+  EXPECT_EQ(ia.sha256(), sha256_hex(a));
+  const pb::CheckpointInfo ib = c.upload(header(20, 0.7, "named.one"), b);
+  EXPECT_EQ(ib.name(), "named.one");
+  const std::vector<pb::CheckpointInfo> l = list(c);
+  ASSERT_EQ(l.size(), 2u);
+  EXPECT_EQ(l[0].step(), 10);
+  EXPECT_EQ(l[1].size(), 1234u);
+  pb::CheckpointHeader h;
+  EXPECT_EQ(c.download("job1", "step-000000010", &h), a);
+  EXPECT_EQ(h.step(), 10);
+  EXPECT_EQ(c.download("job1", "latest", &h), b);
+  EXPECT_EQ(h.name(), "named.one");
+  try {
+    c.download("job1", "nope", &h);
+    FAIL();
+  } catch (const CoordinatorError& e) {
+    EXPECT_EQ(e.code(), grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_F(Coordinator, RetentionKeepsTheNewestAndTheMostAccurate) {
+  start();
+  CoordinatorClient c = client();
+  const double accuracy[] = {0.5, 0.9, 0.6, 0.7, 0.65, 0.66};
+  for (int i = 0; i < 6; ++i) c.upload(header(10 * (i + 1), accuracy[i]), payload(100, char(i)));
+  std::vector<int64_t> steps;
+  for (const pb::CheckpointInfo& i : list(c)) steps.push_back(i.step());
+  EXPECT_EQ(steps, (std::vector<int64_t>{20, 40, 50, 60}));  // best (20) + newest three
+  int files = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir_.file("state/checkpoints/job1"))) {
+    files += entry.path().extension() == ".ckpt";
+  }
+  EXPECT_EQ(files, 4);
+}
+
+TEST_F(Coordinator, BadUploadsAreRefusedAndLeaveNothing) {
+  start();
+  CoordinatorClient c = client();
+  // A header whose hash does not match the bytes.
+  grpc::ClientContext context;
+  c.prepare(context, 5);
+  pb::CheckpointInfo info;
+  auto writer = c.stub().UploadCheckpoint(&context, &info);
+  pb::CheckpointChunk chunk;
+  *chunk.mutable_header() = header(5);
+  chunk.mutable_header()->set_size(4);
+  chunk.mutable_header()->set_sha256(sha256_hex("abcd"));
+  chunk.set_data("abce");
+  writer->Write(chunk);
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_NE(status.error_message().find("sha256 mismatch"), std::string::npos);
+  // Over the size limit (4 MiB here).
+  try {
+    c.upload(header(6), payload((4 << 20) + 1, 3));
+    FAIL();
+  } catch (const CoordinatorError& e) {
+    EXPECT_EQ(e.code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // Names that would escape the directory, and bad job ids.
+  for (const std::string name : {"../evil", "a/b", ".hidden", "x\\y"}) {
+    try {
+      c.upload(header(7, -1, name), "data");
+      FAIL() << name;
+    } catch (const CoordinatorError& e) {
+      EXPECT_EQ(e.code(), grpc::StatusCode::INVALID_ARGUMENT) << name;
+    }
+  }
+  pb::CheckpointHeader bad_job = header(8);
+  bad_job.set_job_id("../../etc");
+  try {
+    c.upload(bad_job, "data");
+    FAIL();
+  } catch (const CoordinatorError& e) {
+    EXPECT_EQ(e.code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_TRUE(list(c).empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("state/evil.ckpt")));
+}
+
+TEST_F(Coordinator, UploadKilledHalfWayIsNotListed) {
+  start();
+  CoordinatorClient c = client();
+  {
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::CheckpointInfo info;
+    auto writer = c.stub().UploadCheckpoint(&context, &info);
+    const std::string bytes = payload(500'000, 4);
+    pb::CheckpointChunk chunk;
+    *chunk.mutable_header() = header(9);
+    chunk.mutable_header()->set_size(bytes.size());
+    chunk.mutable_header()->set_sha256(sha256_hex(bytes));
+    chunk.set_data(bytes.substr(0, 200'000));
+    ASSERT_TRUE(writer->Write(chunk));
+    context.TryCancel();  // the uploader dies half-way
+    writer->Finish();
+  }
+  EXPECT_TRUE(list(c).empty());
+  // Nothing left behind once the server has noticed (and none after a restart either).
+  restart();
+  CoordinatorClient again = client();
+  EXPECT_TRUE(list(again).empty());
+  int files = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir_.file("state/checkpoints/job1"))) {
+    files += entry.path().filename() != "manifest.pbtxt";
+  }
+  EXPECT_EQ(files, 0);
+}
+
+TEST_F(Coordinator, RestartKeepsHistoryAndRefusesCorruptCheckpoints) {
+  start();
+  {
+    CoordinatorClient c = client();
+    ASSERT_TRUE(register_rank(c, 0).ok());
+    ASSERT_TRUE(report(c, 0, 1, 40).ok());
+    c.upload(header(10), payload(5000, 5));
+    c.upload(header(20), payload(5000, 6));
+  }
+  server_.reset();
+  // While it is down, a checkpoint file is damaged on disk.
+  {
+    std::fstream f(dir_.file("state/checkpoints/job1/step-000000020.ckpt"),
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('X');
+  }
+  restart();
+  CoordinatorClient c = client();
+  EXPECT_EQ(query(c, 1, 0).record_size(), 40);
+  const std::vector<pb::CheckpointInfo> l = list(c);
+  ASSERT_EQ(l.size(), 2u);
+  EXPECT_FALSE(l[0].corrupt());
+  EXPECT_TRUE(l[1].corrupt());
+  pb::CheckpointHeader h;
+  try {
+    c.download("job1", "step-000000020", &h);
+    FAIL();
+  } catch (const CoordinatorError& e) {
+    EXPECT_EQ(e.code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos);
+  }
+  EXPECT_EQ(c.download("job1", "latest", &h), payload(5000, 5));  // the newest valid one
+  // The rank must register again after the restart.
+  EXPECT_EQ(heartbeat(c, 0, 41).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(Coordinator, TokenRequiredForEveryCall) {
+  CoordinatorOptions options;
+  options.auth_token = "s3cret-token";
+  start(options);
+  for (const std::string token : {"", "wrong"}) {
+    CoordinatorClient c = client(token);
+    EXPECT_EQ(register_rank(c, 0).error_code(), grpc::StatusCode::UNAUTHENTICATED) << token;
+    EXPECT_EQ(report(c, 0, 1, 2).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    grpc::ClientContext context;
+    c.prepare(context, 5);
+    pb::CheckpointList list;
+    EXPECT_EQ(c.stub().ListCheckpoints(&context, {}, &list).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    try {
+      c.upload(header(1), "x");
+      FAIL();
+    } catch (const CoordinatorError& e) {
+      EXPECT_EQ(e.code(), grpc::StatusCode::UNAUTHENTICATED);
+    }
+    pb::CheckpointHeader h;
+    try {
+      c.download("job1", "latest", &h);
+      FAIL();
+    } catch (const CoordinatorError& e) {
+      EXPECT_EQ(e.code(), grpc::StatusCode::UNAUTHENTICATED);
+    }
+  }
+  CoordinatorClient c = client("s3cret-token");
+  EXPECT_TRUE(register_rank(c, 0).ok());
+  EXPECT_TRUE(report(c, 0, 1, 2).ok());
+}
+
+TEST_F(Coordinator, Tls) {
+  const std::string cert = dir_.file("cert.pem"), key = dir_.file("key.pem");
+  const testing::CommandResult made =
+      testing::run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"},
+                           60);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  CoordinatorOptions options;
+  options.tls_cert_file = cert;
+  options.tls_key_file = key;
+  start(options);
+  std::ifstream in(cert);
+  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CoordinatorClient secure({"127.0.0.1:" + std::to_string(server_->port()), "", pem});
+  EXPECT_TRUE(register_rank(secure, 0).ok());
+  secure.upload(header(3), payload(70'000, 7));
+  pb::CheckpointHeader h;
+  EXPECT_EQ(secure.download("job1", "latest", &h), payload(70'000, 7));
+  // A plaintext client cannot talk to it.
+  CoordinatorClient plain = client();
+  EXPECT_NE(register_rank(plain, 0).error_code(), grpc::StatusCode::OK);
+}
+
+}  // namespace
+}  // namespace convoy
