@@ -22,8 +22,7 @@ class Coordinator : public ::testing::Test {
     options.state_dir = dir_.file("state");
     options.stall_after_seconds = 60;
     options.gone_after_seconds = 30;
-    if (options.checkpoints.max_bytes == (uint64_t{1} << 30))
-      options.checkpoints.max_bytes = 1 << 20;
+    options.checkpoints.max_bytes = 4 << 20;
     options_ = options;
     server_ = std::make_unique<CoordinatorServer>(options, "127.0.0.1:0", clock_);
   }
