@@ -56,7 +56,9 @@ pb::Checkpoint make_checkpoint(Model& model, const Sgd* sgd, const TrainingPosit
     }
   }
   ck.set_epoch(position.epoch);
+  ck.set_step_in_epoch(position.step_in_epoch);
   ck.set_step(position.step);
+  ck.set_world_size(position.world_size);
   ck.set_seed(position.seed);
   ck.set_batch_size(position.batch_size);
   ck.set_dataset(position.dataset);

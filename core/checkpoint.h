@@ -11,11 +11,14 @@
 
 namespace convoy {
 
+// Where training stands (see proto/checkpoint.proto): enough to resume exactly.
 struct TrainingPosition {
-  int64_t epoch = 0;  // epochs completed
-  int64_t step = 0;   // optimizer steps taken
+  int64_t epoch = 0;          // the epoch of the last step, 0-based
+  int64_t step_in_epoch = 0;  // steps of that epoch done
+  int64_t step = 0;           // optimizer steps taken in all
   uint64_t seed = 0;
-  int32_t batch_size = 0;
+  int32_t batch_size = 0;  // per process
+  int32_t world_size = 1;
   std::string dataset;
 };
 

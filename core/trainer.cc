@@ -26,6 +26,7 @@ Trainer::Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream, ProcessGrou
     : model_(model), sgd_(sgd), stream_(stream), group_(group != nullptr ? *group : single_) {}
 
 LossResult Trainer::step(const Batch& batch) {
+  const Clock::time_point start = Clock::now();
   model_.set_input({batch.samples.data(), batch.samples.size()});
   model_.forward(stream_);
   // Every process's gradient is its share of the global batch's mean: summed by the group, they
@@ -37,7 +38,9 @@ LossResult Trainer::step(const Batch& batch) {
   // sees the same totals and reaches the same verdict on a NaN before anyone updates.
   std::array<double, 3> totals{local.loss * double(batch.count), double(local.correct),
                                double(batch.count)};
+  const Clock::time_point communication = Clock::now();
   group_.finish_gradients(totals);
+  last_communication_seconds_ = seconds_since(communication);
   const LossResult result{totals[0] / totals[2], static_cast<int64_t>(std::llround(totals[1]))};
   if (!std::isfinite(result.loss)) {
     throw JobWideInputError(
@@ -46,6 +49,7 @@ LossResult Trainer::step(const Batch& batch) {
   }
   sgd_.step();
   ++steps_;
+  last_step_seconds_ = seconds_since(start);
   return result;
 }
 
@@ -61,9 +65,16 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
 
   BatchLoader loader(train, batch);
   TrainSummary summary;
-  for (int64_t epoch = 0; epoch < options.epochs && summary.steps < total_steps; ++epoch) {
+  summary.steps = options.start_step;
+  steps_ = options.start_step;
+  for (int64_t epoch = options.start_epoch; epoch < options.epochs && summary.steps < total_steps;
+       ++epoch) {
+    // Resuming mid-epoch: the same permutation, without the batches already trained on.
+    const int64_t skip = epoch == options.start_epoch ? options.start_step_in_epoch : 0;
+    if (skip >= steps_per_epoch) continue;  // that epoch was complete
     order = epoch_permutation(train.count(), options.seed, epoch);
     group_.select_training_samples(order, batch);
+    order.erase(order.begin(), order.begin() + skip * batch);
     loader.start(std::move(order), /*keep_partial=*/false);
     ++summary.epochs;
     EpochStats stats;
@@ -84,8 +95,9 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       images += b->count * group_.size();
       if (observer != nullptr) {
         const double elapsed = seconds_since(start);
-        observer->on_step({epoch, summary.steps, stats.steps, steps_per_epoch, total_steps, r.loss,
-                           double(r.correct) / double(b->count * group_.size()), lr,
+        observer->on_step({epoch, summary.steps, skip + stats.steps, steps_per_epoch, total_steps,
+                           r.loss, double(r.correct) / double(b->count * group_.size()), lr,
+                           last_step_seconds_, last_communication_seconds_,
                            double(images) / elapsed, summary.seconds + elapsed});
       }
     }

@@ -28,6 +28,11 @@ struct TrainOptions {
   int64_t max_steps = 0;  // stop after this many optimizer steps in total; 0: no limit
   uint64_t seed = 1;
   LrSchedule schedule;  // sets the optimizer's learning rate before every step
+  // Resuming: start in epoch `start_epoch` after its first `start_step_in_epoch` steps, with
+  // `start_step` optimizer steps already taken (the model and optimizer already restored).
+  int64_t start_epoch = 0;
+  int64_t start_step_in_epoch = 0;
+  int64_t start_step = 0;
 };
 
 struct StepStats {
@@ -35,12 +40,14 @@ struct StepStats {
   int64_t step = 0;           // optimizer steps taken so far (1-based after the first step)
   int64_t step_in_epoch = 0;  // 1-based
   int64_t steps_per_epoch = 0;
-  int64_t total_steps = 0;         // steps the whole run will take
-  double loss = 0.0;               // this (global) batch
-  double accuracy = 0.0;           // this (global) batch
-  double learning_rate = 0.0;      // used for this step
-  double images_per_second = 0.0;  // training throughput so far in this epoch, all processes
-  double train_seconds = 0.0;      // training time so far (evaluation excluded)
+  int64_t total_steps = 0;             // steps the whole run will take
+  double loss = 0.0;                   // this (global) batch
+  double accuracy = 0.0;               // this (global) batch
+  double learning_rate = 0.0;          // used for this step
+  double step_seconds = 0.0;           // this step's time in this process
+  double communication_seconds = 0.0;  // of which waiting for gradients of other processes
+  double images_per_second = 0.0;      // training throughput so far in this epoch, all processes
+  double train_seconds = 0.0;          // training time so far (evaluation excluded)
 };
 
 struct EvalResult {
@@ -96,6 +103,7 @@ class Trainer {
   SingleProcess single_;
   ProcessGroup& group_;
   int64_t steps_ = 0;
+  double last_step_seconds_ = 0.0, last_communication_seconds_ = 0.0;
 };
 
 // Throws InputError naming --batch-size when a global batch (the per-process batch times the

@@ -18,6 +18,13 @@ void broadcast_parameters(Communicator& comm, Model& model) {
   }
 }
 
+void broadcast_string(Communicator& comm, std::string& text) {
+  uint64_t size = text.size();
+  comm.broadcast(std::as_writable_bytes(std::span<uint64_t>(&size, 1)), 0);
+  text.resize(size);
+  comm.broadcast(std::as_writable_bytes(std::span<char>(text)), 0);
+}
+
 uint32_t parameters_digest(Model& model) {
   uint32_t crc = 0;
   for (Parameter* p : model.parameters()) {

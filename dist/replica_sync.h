@@ -23,6 +23,9 @@ uint32_t parameters_digest(Model& model);
 // 0's, if they are not bit-identical. `when` goes into the message ("after broadcast").
 void verify_identical_parameters(Communicator& comm, Model& model, const std::string& when);
 
+// Rank 0's `text` on every rank.
+void broadcast_string(Communicator& comm, std::string& text);
+
 // Settings every rank must share before training, as (name, value) text pairs.
 using JobFingerprint = std::vector<std::pair<std::string, std::string>>;
 

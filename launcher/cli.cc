@@ -93,6 +93,22 @@ int run_cli(int argc, char** argv) {
       ->check(kPositive)
       ->capture_default_str();
   t->add_option("--save", train.save, "Write a checkpoint here when training ends");
+  t->add_option("--coordinator", train.coordinator,
+                "host:port of a convoy coordinator to report to and store checkpoints at");
+  t->add_option("--auth-token-file", train.auth_token_file, "Bearer token for the coordinator");
+  t->add_option("--tls-ca", train.tls_ca, "PEM certificate to verify a TLS coordinator with");
+  t->add_option("--job-id", train.job_id, "Job name at the coordinator (default: the model's)");
+  t->add_option("--checkpoint-every", train.checkpoint_every,
+                "Also checkpoint every N steps (checkpoints follow every epoch anyway)")
+      ->check(kPositive);
+  t->add_option("--checkpoint-dir", train.checkpoint_dir,
+                "Without --coordinator: keep checkpoints in this directory");
+  t->add_option("--keep-checkpoints", train.keep_checkpoints,
+                "With --checkpoint-dir: newest checkpoints kept (plus the most accurate)")
+      ->check(kPositive)
+      ->capture_default_str();
+  t->add_flag("--resume", train.resume,
+              "Continue from the latest checkpoint of the coordinator or --checkpoint-dir");
   t->add_flag("--log-json", train.log_json, "JSON lines on stdout");
   t->add_option("--progress", train.progress,
                 "Progress on stderr: a redrawn bar, periodic lines, or none (auto: a bar on a "

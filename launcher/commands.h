@@ -35,6 +35,15 @@ struct TrainCommand {
   int64_t max_steps = 0;
   double bucket_mb = 25.0;  // gradient all-reduce bucket size, MiB (see bucket_assignment.h)
   std::string save;
+  // The coordinator (or a local directory) for metrics, checkpoints and resuming.
+  std::string coordinator;  // host:port
+  std::string auth_token_file;
+  std::string tls_ca;
+  std::string job_id;            // empty: the model's name
+  int64_t checkpoint_every = 0;  // steps; 0: after every epoch only
+  std::string checkpoint_dir;
+  int64_t keep_checkpoints = 3;
+  bool resume = false;
   bool log_json = false;
   std::string progress = "auto";  // auto | bar | lines | none
 };

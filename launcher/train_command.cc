@@ -3,17 +3,24 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint.h"
+#include "checkpoint_sink.h"
 #include "command_support.h"
+#include "coordinator_client.h"
+#include "coordinator_reporter.h"
 #include "crc32.h"
 #include "data_parallel.h"
 #include "job.h"
+#include "metrics_store.h"
 #include "progress.h"
 #include "replica_sync.h"
 #include "report.h"
 #include "trainer.h"
+#include "training_hooks.h"
 
 namespace convoy {
 
@@ -43,6 +50,96 @@ JobFingerprint fingerprint(const TrainCommand& cmd, const pb::ModelSpec& spec, c
       {"--bucket-mb", fmt::format("{}", cmd.bucket_mb)}};
 }
 
+std::string host_name() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+// The job a run reports as, unless --job-id says otherwise: the model's name.
+std::string default_job_id(const TrainCommand& cmd, const pb::ModelSpec& spec) {
+  std::string id =
+      spec.name().empty() ? std::filesystem::path(cmd.model).stem().string() : spec.name();
+  for (char& c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  }
+  return valid_job_id(id) ? id : "convoy";
+}
+
+// --resume: rank 0 fetches the job's latest checkpoint (from the coordinator or the local
+// directory), every rank gets its bytes, checks it belongs to this run, and restores from it.
+// Without a checkpoint the run starts from the beginning.
+void resume(const TrainCommand& cmd, Job& job, const pb::ModelSpec& spec, Model& model, Sgd& sgd,
+            TrainOptions& options) {
+  const std::string job_id = cmd.job_id.empty() ? default_job_id(cmd, spec) : cmd.job_id;
+  std::string bytes, source;
+  job.agree([&] {
+    if (!job.is_root()) return 0;
+    if (!cmd.coordinator.empty()) {
+      CoordinatorClient client(
+          coordinator_address(cmd.coordinator, cmd.auth_token_file, cmd.tls_ca));
+      try {
+        pb::CheckpointHeader header;
+        bytes = client.download(job_id, "latest", &header);
+        source = fmt::format("coordinator {} checkpoint '{}'", cmd.coordinator, header.name());
+      } catch (const CoordinatorError& e) {
+        if (e.code() != grpc::StatusCode::NOT_FOUND) {
+          throw InputError(fmt::format("--resume: {}", e.what()));
+        }
+      }
+    } else {
+      try {
+        CheckpointStore store(cmd.checkpoint_dir, {});
+        const pb::CheckpointInfo info = store.find("latest");
+        std::ifstream in(store.path(info.name()), std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        source = store.path(info.name());
+      } catch (const CheckpointStoreError& e) {
+        if (e.kind() != CheckpointStoreError::Kind::kNotFound) {
+          throw InputError(fmt::format("--checkpoint-dir: {}", e.what()));
+        }
+      }
+    }
+    return 0;
+  });
+  if (job.comm() != nullptr) {
+    broadcast_string(*job.comm(), bytes);
+    broadcast_string(*job.comm(), source);
+  }
+  if (bytes.empty()) {
+    if (job.is_root()) {
+      fmt::print(stderr, "convoy: --resume: no checkpoint of job '{}' yet; starting afresh\n",
+                 job_id);
+    }
+    return;
+  }
+  const pb::Checkpoint checkpoint = job.agree([&] {
+    pb::Checkpoint ck = parse_checkpoint(bytes, source);
+    auto differs = [&](const std::string& what, const std::string& theirs,
+                       const std::string& ours) {
+      if (theirs != ours) {
+        throw InputError(fmt::format("--resume: {} was written with {} {}, this run has {}", source,
+                                     what, theirs, ours));
+      }
+    };
+    if (ck.model().ShortDebugString() != spec.ShortDebugString()) {
+      throw InputError(fmt::format("--resume: {} holds a different model", source));
+    }
+    differs("--batch-size", std::to_string(ck.batch_size()), std::to_string(cmd.batch_size));
+    differs("--seed", std::to_string(ck.seed()), std::to_string(cmd.seed));
+    differs("a world size of", std::to_string(ck.world_size()), std::to_string(job.size()));
+    return ck;
+  });
+  restore_checkpoint(checkpoint, model, &sgd, source);
+  options.start_epoch = checkpoint.epoch();
+  options.start_step_in_epoch = checkpoint.step_in_epoch();
+  options.start_step = checkpoint.step();
+  if (job.is_root()) {
+    fmt::print(stderr, "convoy: resuming job '{}' from {} (epoch {}, step {})\n", job_id, source,
+               checkpoint.epoch() + 1, checkpoint.step());
+  }
+}
+
 struct Inputs {
   pb::ModelSpec spec;
   Dataset train, test;
@@ -55,6 +152,24 @@ int train_job(const TrainCommand& cmd, Job& job) {
     in.spec = load_model_spec(cmd.model, "--model");
     const ModelPlan plan = plan_model(in.spec, cmd.model);
     if (!cmd.save.empty() && job.is_root()) check_writable(cmd.save, "--save");
+    const bool has_store = !cmd.coordinator.empty() || !cmd.checkpoint_dir.empty();
+    if (cmd.resume && !has_store) {
+      throw InputError("--resume: needs --coordinator or --checkpoint-dir");
+    }
+    if (cmd.checkpoint_every > 0 && !has_store) {
+      throw InputError("--checkpoint-every: needs --coordinator or --checkpoint-dir");
+    }
+    if (!cmd.coordinator.empty() && !cmd.checkpoint_dir.empty()) {
+      throw InputError("--checkpoint-dir: not with --coordinator, which stores the checkpoints");
+    }
+    if (!cmd.coordinator.empty()) {
+      coordinator_address(cmd.coordinator, cmd.auth_token_file, cmd.tls_ca);  // readable files
+    }
+    if (!cmd.job_id.empty() && !valid_job_id(cmd.job_id)) {
+      throw InputError(fmt::format(
+          "--job-id: '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')",
+          cmd.job_id));
+    }
     in.train = load_split(cmd.data, Split::kTrain, plan, cmd.model);
     in.test = load_split(cmd.data, Split::kTest, plan, cmd.model);
     check_batch_fits(cmd.batch_size * job.size(), in.train);
@@ -76,6 +191,10 @@ int train_job(const TrainCommand& cmd, Job& job) {
     verify_identical_parameters(*job.comm(), model, "after the initial broadcast");
     reducer.emplace(*job.comm(), model, stream, static_cast<size_t>(cmd.bucket_mb * (1 << 20)));
   }
+  TrainOptions options{cmd.epochs, cmd.max_steps, cmd.seed,
+                       LrSchedule{LrSchedule::parse_kind(cmd.lr_schedule), cmd.lr,
+                                  cmd.warmup_epochs, cmd.lr_step_epochs, cmd.lr_gamma}};
+  if (cmd.resume) resume(cmd, job, spec, model, sgd, options);
 
   int64_t parameter_count = 0;
   for (const Parameter* p : model.parameters()) parameter_count += p->value.size();
@@ -114,22 +233,47 @@ int train_job(const TrainCommand& cmd, Job& job) {
                              .epochs = cmd.epochs});
   std::optional<DataParallel> group;
   if (job.comm() != nullptr) group.emplace(*job.comm(), reducer ? &*reducer : nullptr);
+
+  // Reporting and checkpointing, in the background.
+  const std::string job_id = cmd.job_id.empty() ? default_job_id(cmd, spec) : cmd.job_id;
+  const auto warn = [rank = job.rank(), size = job.size()](const std::string& message) {
+    fmt::print(stderr, "convoy: {}{}\n", size > 1 ? fmt::format("rank {}: ", rank) : "", message);
+  };
+  std::unique_ptr<CoordinatorReporter> reporter;
+  if (!cmd.coordinator.empty()) {
+    pb::RegisterRequest identity;
+    identity.set_job_id(job_id);
+    identity.set_rank(job.rank());
+    identity.set_world_size(job.size());
+    identity.set_host(host_name());
+    identity.set_pid(::getpid());
+    reporter = std::make_unique<CoordinatorReporter>(
+        coordinator_address(cmd.coordinator, cmd.auth_token_file, cmd.tls_ca), identity,
+        CoordinatorReporter::Options{}, warn);
+  }
+  std::unique_ptr<CheckpointSink> sink;
+  if (job.is_root() && reporter) {
+    sink = std::make_unique<CoordinatorCheckpointSink>(*reporter);
+  } else if (job.is_root() && !cmd.checkpoint_dir.empty()) {
+    sink = std::make_unique<LocalCheckpointSink>(
+        cmd.checkpoint_dir,
+        CheckpointStore::Options{static_cast<size_t>(cmd.keep_checkpoints), uint64_t{1} << 40},
+        warn);
+  }
+  TrainingHooks hooks(
+      {job_id, job.rank(), job.size(), cmd.batch_size, cmd.seed, train.name, cmd.checkpoint_every},
+      model, sgd, job.is_root() ? &progress : nullptr, reporter.get(), sink.get());
+
   Trainer trainer(model, sgd, stream, group ? &*group : nullptr);
-  const TrainSummary summary =
-      trainer.fit(train,
-                  {cmd.epochs, cmd.max_steps, cmd.seed,
-                   LrSchedule{LrSchedule::parse_kind(cmd.lr_schedule), cmd.lr, cmd.warmup_epochs,
-                              cmd.lr_step_epochs, cmd.lr_gamma}},
-                  job.is_root() ? &progress : nullptr, &test);
+  TrainSummary summary = trainer.fit(train, options, &hooks, &test);
   if (job.size() > 1) verify_identical_parameters(*job.comm(), model, "after training");
+  if (!summary.test) summary.test = evaluate(model, stream, test, group ? &*group : nullptr);
+  // Deliver what is still queued before leaving (bounded: the coordinator may be away).
+  if (sink && !sink->flush(120)) warn("the last checkpoint could not be stored in time");
+  if (reporter && !reporter->flush(10)) warn("some metrics could not be delivered");
 
   if (!job.is_root()) return 0;
-  if (!cmd.save.empty()) {
-    save_checkpoint(make_checkpoint(model, &sgd,
-                                    {summary.epochs, summary.steps, cmd.seed,
-                                     static_cast<int32_t>(cmd.batch_size), train.name}),
-                    cmd.save);
-  }
+  if (!cmd.save.empty()) save_checkpoint(make_checkpoint(model, &sgd, hooks.position()), cmd.save);
   print_final_report(*summary.test, test.class_names, &summary, job.size(), cmd.log_json);
   if (!cmd.save.empty() && !cmd.log_json) fmt::print("checkpoint saved to {}\n", cmd.save);
   return 0;

@@ -33,7 +33,14 @@ struct Trained {
     }
   }
   pb::Checkpoint checkpoint() {
-    return make_checkpoint(model, &sgd, {1, 3, 3, 4, "fashion-mnist"});
+    return make_checkpoint(model, &sgd,
+                           {.epoch = 1,
+                            .step_in_epoch = 2,
+                            .step = 3,
+                            .seed = 3,
+                            .batch_size = 4,
+                            .world_size = 2,
+                            .dataset = "fashion-mnist"});
   }
   dnnl::engine engine;
   dnnl::stream stream;
@@ -59,7 +66,9 @@ TEST(Checkpoint, RoundTripRestoresParametersMomentumAndPosition) {
 
   const pb::Checkpoint loaded = load_checkpoint(path);
   EXPECT_EQ(loaded.epoch(), 1);
+  EXPECT_EQ(loaded.step_in_epoch(), 2);
   EXPECT_EQ(loaded.step(), 3);
+  EXPECT_EQ(loaded.world_size(), 2);
   EXPECT_EQ(loaded.seed(), 3u);
   EXPECT_EQ(loaded.dataset(), "fashion-mnist");
   EXPECT_EQ(loaded.model().name(), "lenet5");
@@ -116,7 +125,8 @@ TEST(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaryFiles) {
   TempDir dir;
   const std::string path = dir.file("a.ckpt");
   save_checkpoint(t.checkpoint(), path);
-  const pb::Checkpoint second = make_checkpoint(t.model, &t.sgd, {2, 6, 3, 4, "fashion-mnist"});
+  const pb::Checkpoint second =
+      make_checkpoint(t.model, &t.sgd, {.epoch = 2, .step = 6, .seed = 3, .batch_size = 4, .dataset = "d"});
   save_checkpoint(second, path);
   EXPECT_EQ(load_checkpoint(path).step(), 6);
   int files = 0;

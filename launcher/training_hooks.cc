@@ -1,0 +1,89 @@
+#include "training_hooks.h"
+
+#include <chrono>
+
+namespace convoy {
+
+namespace {
+double wall_time() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+TrainingHooks::TrainingHooks(Options options, Model& model, Sgd& sgd, TrainObserver* progress,
+                             CoordinatorReporter* reporter, CheckpointSink* checkpoints)
+    : options_(std::move(options)),
+      model_(model),
+      sgd_(sgd),
+      progress_(progress),
+      reporter_(reporter),
+      checkpoints_sink_(checkpoints) {
+  position_.seed = options_.seed;
+  position_.batch_size = static_cast<int32_t>(options_.batch_size);
+  position_.world_size = options_.world_size;
+  position_.dataset = options_.dataset;
+}
+
+void TrainingHooks::on_step(const StepStats& s) {
+  position_.epoch = s.epoch;
+  position_.step_in_epoch = s.step_in_epoch;
+  position_.step = s.step;
+  if (progress_ != nullptr) progress_->on_step(s);
+  if (reporter_ != nullptr) {
+    pb::StepRecord r;
+    r.set_rank(options_.rank);
+    r.set_step(s.step);
+    r.set_epoch(s.epoch);
+    r.set_loss(s.loss);
+    r.set_accuracy(s.accuracy);
+    r.set_images_per_second(s.step_seconds > 0 ? double(options_.batch_size) / s.step_seconds
+                                               : 0.0);
+    r.set_step_seconds(s.step_seconds);
+    r.set_allreduce_seconds(s.communication_seconds);
+    r.set_wall_time(wall_time());
+    reporter_->record_step(r);
+  }
+  if (checkpoints_sink_ != nullptr && options_.checkpoint_every > 0 &&
+      s.step % options_.checkpoint_every == 0) {
+    checkpoint(std::nullopt);
+  }
+}
+
+void TrainingHooks::on_epoch(const EpochStats& e) {
+  if (progress_ != nullptr) progress_->on_epoch(e);
+  if (!e.test) return;
+  if (reporter_ != nullptr && options_.rank == 0) {
+    pb::EvaluationRecord r;
+    r.set_job_id(options_.job_id);
+    r.set_epoch(e.epoch);
+    r.set_step(position_.step);
+    r.set_test_accuracy(e.test->confusion.accuracy());
+    r.set_test_loss(e.test->loss);
+    for (int c = 0; c < e.test->confusion.classes(); ++c) {
+      r.add_precision(e.test->confusion.precision(c));
+      r.add_recall(e.test->confusion.recall(c));
+    }
+    r.set_wall_time(wall_time());
+    reporter_->record_evaluation(r);
+  }
+  if (checkpoints_sink_ != nullptr) checkpoint(e.test->confusion.accuracy());
+}
+
+void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
+  const auto start = std::chrono::steady_clock::now();
+  pb::CheckpointHeader header;
+  header.set_job_id(options_.job_id);
+  header.set_step(position_.step);
+  header.set_epoch(position_.epoch);
+  if (test_accuracy) {
+    header.set_test_accuracy(*test_accuracy);
+    header.set_has_test_accuracy(true);
+  }
+  std::string bytes = serialize_checkpoint(make_checkpoint(model_, &sgd_, position_));
+  checkpoint_ms_ +=
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  ++checkpoints_;
+  checkpoints_sink_->submit(std::move(header), std::move(bytes));
+}
+
+}  // namespace convoy

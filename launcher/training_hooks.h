@@ -1,0 +1,56 @@
+// TrainingHooks: what `convoy train` does after each step and each epoch besides training:
+// progress on rank 0, step records and evaluations to the coordinator (every rank reports its
+// own steps; rank 0 the evaluations), and checkpoints on rank 0 every `checkpoint_every` steps and
+// after every epoch's evaluation (carrying its test accuracy, which retention keeps the best of).
+// Checkpoints are serialized on the training thread (the parameters must not change meanwhile)
+// and handed to a CheckpointSink, which stores them in the background.
+#pragma once
+
+#include <string>
+
+#include "checkpoint.h"
+#include "checkpoint_sink.h"
+#include "coordinator_reporter.h"
+#include "trainer.h"
+
+namespace convoy {
+
+class TrainingHooks final : public TrainObserver {
+ public:
+  struct Options {
+    std::string job_id;
+    int rank = 0;
+    int world_size = 1;
+    int64_t batch_size = 0;  // per process
+    uint64_t seed = 0;
+    std::string dataset;
+    int64_t checkpoint_every = 0;  // steps; 0: only after each epoch
+  };
+  // Any of the pointers may be null.
+  TrainingHooks(Options options, Model& model, Sgd& sgd, TrainObserver* progress,
+                CoordinatorReporter* reporter, CheckpointSink* checkpoints);
+
+  void on_step(const StepStats& s) override;
+  void on_epoch(const EpochStats& e) override;
+
+  // Where training stands after the last step seen (for a final checkpoint).
+  const TrainingPosition& position() const { return position_; }
+  // Milliseconds the training thread spent serializing checkpoints, and how many.
+  double checkpoint_milliseconds() const { return checkpoint_ms_; }
+  int64_t checkpoints() const { return checkpoints_; }
+
+ private:
+  void checkpoint(const std::optional<double>& test_accuracy);
+
+  Options options_;
+  Model& model_;
+  Sgd& sgd_;
+  TrainObserver* progress_;
+  CoordinatorReporter* reporter_;
+  CheckpointSink* checkpoints_sink_;
+  TrainingPosition position_;
+  double checkpoint_ms_ = 0.0;
+  int64_t checkpoints_ = 0;
+};
+
+}  // namespace convoy
