@@ -5,6 +5,7 @@
 #include <exception>
 #include <thread>
 
+#include "command_support.h"
 #include "commands.h"
 #include "error.h"
 
@@ -174,6 +175,27 @@ int run_cli(int argc, char** argv) {
       ->check(kPositive)
       ->capture_default_str();
 
+  MonitorCommand monitor;
+  CLI::App* mon = app.add_subcommand("monitor", "Watch and fetch from a coordinator");
+  mon->add_option("address", monitor.address, "host:port of the coordinator")->required();
+  mon->add_option("--job", monitor.job, "Job id (default: the most recently registered)");
+  mon->add_option("--auth-token-file", monitor.auth_token_file, "Bearer token file");
+  mon->add_option("--tls-ca", monitor.tls_ca, "PEM certificate to verify a TLS coordinator with");
+  mon->require_subcommand(1);
+  CLI::App* mon_status = mon->add_subcommand("status", "Ranks, states, throughput, metrics");
+  mon_status->add_flag("--json", monitor.json, "JSON instead of a table");
+  CLI::App* mon_watch = mon->add_subcommand("watch", "Live status with loss and accuracy trends");
+  mon_watch->add_option("--seconds", monitor.seconds, "Stop after this long")->check(kPositive);
+  CLI::App* mon_list = mon->add_subcommand("checkpoints", "List stored checkpoints");
+  mon_list->add_flag("--json", monitor.json, "JSON instead of a table");
+  CLI::App* mon_download = mon->add_subcommand("download", "Fetch a checkpoint");
+  mon_download->add_option("name", monitor.name, "Checkpoint name, or latest")->required();
+  mon_download->add_option("--out", monitor.out, "Where to write it")->required();
+  CLI::App* mon_metrics = mon->add_subcommand("metrics", "Step records as CSV");
+  mon_metrics->add_option("--out", monitor.out, "CSV file to write")->required();
+  mon_metrics->add_option("--from-step", monitor.from_step, "First step")->check(kNonNegative);
+  mon_metrics->add_option("--to-step", monitor.to_step, "Last step (0: all)")->check(kNonNegative);
+
   ModelsCommand models;
   CLI::App* m = app.add_subcommand("models", "List built-in models, or print one as .pbtxt");
   m->add_option("name", models.name, "A built-in model name");
@@ -210,6 +232,11 @@ int run_cli(int argc, char** argv) {
     if (x->parsed()) return run_export(export_cmd);
     if (m->parsed()) return run_models(models);
     if (c->parsed()) return run_coordinator(coordinator);
+    if (mon->parsed()) {
+      for (CLI::App* sub : mon->get_subcommands()) monitor.action = sub->get_name();
+      if (!monitor.out.empty()) check_writable(monitor.out, "--out");
+      return run_monitor(monitor);
+    }
   } catch (const InputError& err) {
     fmt::print(stderr, "convoy: {}\n", err.what());
     return 2;

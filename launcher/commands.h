@@ -87,6 +87,20 @@ struct CoordinatorCommand {
 };
 int run_coordinator(const CoordinatorCommand& cmd);
 
+struct MonitorCommand {
+  std::string address;  // host:port of the coordinator
+  std::string action;   // status | watch | checkpoints | download | metrics
+  std::string job;      // empty: the most recently registered job
+  std::string auth_token_file;
+  std::string tls_ca;
+  bool json = false;                   // status, checkpoints: JSON instead of a table
+  double seconds = 0;                  // watch: stop after this long (0: until interrupted)
+  std::string name = "latest";         // download
+  std::string out;                     // download, metrics
+  int64_t from_step = 0, to_step = 0;  // metrics
+};
+int run_monitor(const MonitorCommand& cmd);
+
 struct ModelsCommand {
   std::string name;  // empty: list the built-in models
 };
