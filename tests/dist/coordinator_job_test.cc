@@ -1,0 +1,188 @@
+// The coordinator as people run it: the `convoy coordinator` binary on a port of 127.0.0.1,
+// training jobs under mpirun reporting to it, `convoy monitor` reading from it, and an
+// independent client (Python's grpcio) checking its health.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "checkpoint.h"
+#include "testing/run_command.h"
+#include "testing/temp_dir.h"
+
+namespace convoy {
+namespace {
+
+using testing::CommandResult;
+
+constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// A `convoy coordinator` process; stopped (killed) when destroyed.
+class Coordinator {
+ public:
+  Coordinator(const testing::TempDir& dir, int port, const std::string& name = "coordinator")
+      : out_(dir.file(name + ".out")) {
+    process_ = std::make_unique<testing::ChildProcess>(
+        std::vector<std::string>{testing::convoy_binary(), "coordinator", "--listen",
+                                 "127.0.0.1:" + std::to_string(port), "--state-dir",
+                                 dir.file("state")},
+        out_, dir.file(name + ".err"));
+    // Ready once it says which port it listens on.
+    for (int i = 0; i < 200 && testing::read_file(out_).find("listening") == std::string::npos;
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    EXPECT_NE(testing::read_file(out_).find("listening on port " + std::to_string(port)),
+              std::string::npos)
+        << testing::read_file(dir.file(name + ".err"));
+  }
+  void kill() {
+    process_->kill_group();
+    process_->wait_for(10);
+  }
+
+ private:
+  std::string out_;
+  std::unique_ptr<testing::ChildProcess> process_;
+};
+
+class CoordinatorJob : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(std::filesystem::exists(kData)) << kData << " is missing";
+    port_ = free_port();
+    address_ = "127.0.0.1:" + std::to_string(port_);
+  }
+  std::vector<std::string> train(const std::string& job, std::vector<std::string> extra) {
+    std::vector<std::string> args = {
+        "train", "--model",       "lenet5", "--limit-train", "6000", "--limit-test",
+        "500",   "--epochs",      "3",      "--threads",     "1",    "--progress",
+        "none",  "--coordinator", address_, "--job-id",      job};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  CommandResult monitor(std::vector<std::string> args) {
+    args.insert(args.begin(), {"monitor", address_});
+    return testing::run_convoy(args, 1, 60);
+  }
+  int64_t stored_records(const std::string& job) {
+    const CommandResult r = monitor({"--job", job, "status", "--json"});
+    if (r.exit_code != 0) return -1;
+    const nlohmann::json status = nlohmann::json::parse(r.out);
+    return status.contains("records") ? std::stoll(status["records"].get<std::string>()) : 0;
+  }
+  testing::TempDir dir_;
+  int port_ = 0;
+  std::string address_;
+};
+
+TEST_F(CoordinatorJob, HealthIsServingForAnIndependentClient) {
+  Coordinator coordinator(dir_, port_);
+  const CommandResult r = testing::run_command(
+      {"/usr/bin/python3", "-c",
+       "import grpc, sys\n"
+       "channel = grpc.insecure_channel(sys.argv[1])\n"
+       "check = channel.unary_unary('/grpc.health.v1.Health/Check',\n"
+       "    request_serializer=lambda m: m, response_deserializer=lambda m: m)\n"
+       "reply = check(b'', timeout=10)\n"
+       "# HealthCheckResponse: field 1 (status) varint; SERVING is 1.\n"
+       "assert reply == b'\\x08\\x01', reply\n"
+       "print('SERVING')\n",
+       address_},
+      60);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+}
+
+TEST_F(CoordinatorJob, KilledJobResumesToTheSameParameters) {
+  Coordinator coordinator(dir_, port_);
+  // The uninterrupted run.
+  CommandResult full = testing::run_command(
+      testing::mpirun_convoy(2, train("full", {"--save", dir_.file("full.ckpt")})), 600);
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  // The same run, killed once a checkpoint is stored, then resumed.
+  const std::vector<std::string> args = train("interrupted", {"--checkpoint-every", "40"});
+  {
+    testing::ChildProcess job(testing::mpirun_convoy(2, args), dir_.file("job.out"),
+                              dir_.file("job.err"));
+    bool stored = false;
+    for (int i = 0; i < 600 && !stored; ++i) {
+      const CommandResult list = monitor({"--job", "interrupted", "checkpoints"});
+      stored = list.out.find("step-000000040") != std::string::npos;
+      if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(stored) << testing::read_file(dir_.file("job.err"));
+    job.kill_group();
+    ASSERT_TRUE(job.wait_for(30));
+  }
+  std::vector<std::string> again = args;
+  again.insert(again.end(), {"--resume", "--save", dir_.file("resumed.ckpt")});
+  const CommandResult resumed = testing::run_command(testing::mpirun_convoy(2, again), 600);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resuming job 'interrupted' from coordinator"), std::string::npos)
+      << resumed.err;
+  const pb::Checkpoint a = load_checkpoint(dir_.file("full.ckpt"));
+  const pb::Checkpoint b = load_checkpoint(dir_.file("resumed.ckpt"));
+  ASSERT_EQ(a.parameter_size(), b.parameter_size());
+  EXPECT_EQ(a.step(), b.step());
+  for (int i = 0; i < a.parameter_size(); ++i) {
+    EXPECT_EQ(a.parameter(i).SerializeAsString(), b.parameter(i).SerializeAsString())
+        << a.parameter(i).name() << " differs: the resumed run is not bitwise the same";
+  }
+  // And the monitor can fetch what was stored.
+  const CommandResult download =
+      monitor({"--job", "interrupted", "download", "latest", "--out", dir_.file("latest.ckpt")});
+  ASSERT_EQ(download.exit_code, 0) << download.err;
+  EXPECT_NO_THROW(load_checkpoint(dir_.file("latest.ckpt")));
+}
+
+TEST_F(CoordinatorJob, TrainingOutlivesTheCoordinatorAndReportingResumes) {
+  auto coordinator = std::make_unique<Coordinator>(dir_, port_);
+  testing::ChildProcess job(testing::mpirun_convoy(2, train("outage", {})), dir_.file("job.out"),
+                            dir_.file("job.err"));
+  int64_t before = 0;
+  for (int i = 0; i < 400 && before <= 0; ++i) {
+    before = stored_records("outage");
+    if (before <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_GT(before, 0);
+  coordinator->kill();  // the coordinator dies mid-training
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  coordinator = std::make_unique<Coordinator>(dir_, port_, "restarted");  // back on the same port
+  ASSERT_TRUE(job.wait_for(300));
+  EXPECT_EQ(job.exit_code(), 0) << testing::read_file(dir_.file("job.err"));
+  const std::string err = testing::read_file(dir_.file("job.err"));
+  EXPECT_NE(err.find("unreachable"), std::string::npos) << err;
+  // Every step of both ranks arrives: 3 epochs x 46 steps (6000 / 128) x 2 ranks.
+  int64_t after = 0;
+  for (int i = 0; i < 100 && after < 276; ++i) {
+    after = stored_records("outage");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(after, 276);
+  const CommandResult csv = monitor({"--job", "outage", "metrics", "--out", dir_.file("m.csv")});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  const std::string text = testing::read_file(dir_.file("m.csv"));
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 277);  // header + 276 rows
+}
+
+}  // namespace
+}  // namespace convoy
