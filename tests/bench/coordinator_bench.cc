@@ -1,0 +1,186 @@
+// Coordinator benchmarks, printing one JSON line:
+//   - 64 simulated workers each reporting one step record at 20 Hz for 10 s to an in-process
+//     coordinator on 127.0.0.1: records stored against records sent (none may be lost), and the
+//     p50/p99/max latency of ReportMetrics;
+//   - a 100 MB checkpoint uploaded and downloaded over loopback (MB/s, hash checked both ways);
+//   - the training thread's cost of a fashion_cnn checkpoint (capture + serialize, ms), next to
+//     a fashion_cnn training step (ms).
+//
+//   build/tests/bench/coordinator_bench [--workers 64] [--hz 20] [--seconds 10] [--mb 100]
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "checkpoint.h"
+#include "coordinator_client.h"
+#include "coordinator_service.h"
+#include "model.h"
+#include "random.h"
+#include "trainer.h"
+
+namespace {
+
+using Wall = std::chrono::steady_clock;
+using namespace convoy;
+
+double ms_since(Wall::time_point t) {
+  return std::chrono::duration<double, std::milli>(Wall::now() - t).count();
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * double(v.size())))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int workers = 64, hz = 20, seconds = 10, mb = 100;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const int value = std::atoi(argv[i + 1]);
+    if (flag == "--workers") workers = value;
+    if (flag == "--hz") hz = value;
+    if (flag == "--seconds") seconds = value;
+    if (flag == "--mb") mb = value;
+  }
+  char dir_template[] = "/tmp/convoy-bench-XXXXXX";
+  const std::string dir = ::mkdtemp(dir_template);
+  SteadyClock clock;
+  CoordinatorOptions options;
+  options.state_dir = dir + "/state";
+  options.checkpoints.max_bytes = uint64_t{2} << 30;
+  CoordinatorServer server(options, "127.0.0.1:0", clock);
+  const CoordinatorAddress address{"127.0.0.1:" + std::to_string(server.port()), "", ""};
+  nlohmann::json result;
+
+  // 1. Many workers reporting at a fixed rate.
+  {
+    std::vector<std::vector<double>> latencies(static_cast<size_t>(workers));
+    std::vector<int64_t> failures(static_cast<size_t>(workers), 0);
+    std::vector<std::thread> threads;
+    const auto start = Wall::now();
+    for (int w = 0; w < workers; ++w) {
+      threads.emplace_back([&, w] {
+        CoordinatorClient client(address);
+        {
+          grpc::ClientContext context;
+          client.prepare(context, 10);
+          pb::RegisterRequest r;
+          r.set_job_id("load");
+          r.set_rank(w);
+          r.set_world_size(workers);
+          pb::RegisterResponse response;
+          client.stub().Register(&context, r, &response);
+        }
+        const auto period = std::chrono::microseconds(1'000'000 / hz);
+        auto next = start;
+        for (int64_t step = 1; step <= int64_t{hz} * seconds; ++step) {
+          std::this_thread::sleep_until(next);
+          next += period;
+          pb::MetricsBatch batch;
+          batch.set_job_id("load");
+          pb::StepRecord* r = batch.add_record();
+          r->set_rank(w);
+          r->set_step(step);
+          r->set_loss(1.0 / double(step));
+          grpc::ClientContext context;
+          client.prepare(context, 10);
+          pb::ReportMetricsResponse response;
+          const auto t0 = Wall::now();
+          const grpc::Status status = client.stub().ReportMetrics(&context, batch, &response);
+          latencies[static_cast<size_t>(w)].push_back(ms_since(t0));
+          if (!status.ok()) ++failures[static_cast<size_t>(w)];
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    const double elapsed = ms_since(start) / 1000;
+    std::vector<double> all;
+    for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+    int64_t failed = 0;
+    for (int64_t f : failures) failed += f;
+    CoordinatorClient client(address);
+    grpc::ClientContext context;
+    client.prepare(context, 30);
+    pb::JobStatusRequest request;
+    request.set_job_id("load");
+    pb::JobStatus status;
+    client.stub().GetJobStatus(&context, request, &status);
+    const int64_t stored = status.records();
+    result["metrics_load"] = {{"workers", workers},
+                              {"hz_per_worker", hz},
+                              {"seconds", elapsed},
+                              {"records_sent", all.size()},
+                              {"records_stored", stored},
+                              {"failed_calls", failed},
+                              {"lost", int64_t(all.size()) - failed - stored},
+                              {"latency_ms_p50", percentile(all, 0.50)},
+                              {"latency_ms_p99", percentile(all, 0.99)},
+                              {"latency_ms_max", percentile(all, 1.0)}};
+  }
+
+  // 2. A large checkpoint over loopback.
+  {
+    std::string bytes(static_cast<size_t>(mb) << 20, '\0');
+    std::mt19937_64 random(1);
+    for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+      const uint64_t v = random();
+      std::memcpy(bytes.data() + i, &v, 8);
+    }
+    CoordinatorClient client(address);
+    pb::CheckpointHeader header;
+    header.set_job_id("big");
+    header.set_step(1);
+    auto t0 = Wall::now();
+    client.upload(header, bytes);
+    const double upload_s = ms_since(t0) / 1000;
+    t0 = Wall::now();
+    pb::CheckpointHeader got;
+    const std::string back = client.download("big", "latest", &got);
+    const double download_s = ms_since(t0) / 1000;
+    result["checkpoint_transfer"] = {{"megabytes", mb},
+                                     {"upload_mb_per_s", mb / upload_s},
+                                     {"download_mb_per_s", mb / download_s},
+                                     {"round_trip_identical", back == bytes}};
+  }
+
+  // 3. The training thread's cost of a checkpoint, next to a step.
+  {
+    dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    dnnl::stream stream(engine);
+    Model model(load_model_spec("fashion_cnn", "m"), 64, engine, Model::Mode::kTrain, "m");
+    model.initialize(1);
+    Sgd sgd(model.parameters(), {0.01f, 0.9f, 0.f, false});
+    Trainer trainer(model, sgd, stream);
+    Batch batch;
+    batch.samples = AlignedBuffer<float>(64 * 784);
+    batch.labels.assign(64, 1);
+    batch.count = 64;
+    for (int i = 0; i < 5; ++i) trainer.step(batch);
+    std::vector<double> step_ms, checkpoint_ms;
+    size_t checkpoint_bytes = 0;
+    for (int i = 0; i < 20; ++i) {
+      auto t0 = Wall::now();
+      trainer.step(batch);
+      step_ms.push_back(ms_since(t0));
+      t0 = Wall::now();
+      const std::string bytes = serialize_checkpoint(make_checkpoint(model, &sgd, {}));
+      checkpoint_ms.push_back(ms_since(t0));
+      checkpoint_bytes = bytes.size();
+    }
+    result["checkpoint_cost"] = {
+        {"model", "fashion_cnn"},
+        {"checkpoint_bytes", checkpoint_bytes},
+        {"capture_and_serialize_ms_median", percentile(checkpoint_ms, 0.5)},
+        {"training_step_ms_median", percentile(step_ms, 0.5)}};
+  }
+  server.shutdown();
+  std::filesystem::remove_all(dir);
+  fmt::print("{}\n", result.dump());
+  return 0;
+}
