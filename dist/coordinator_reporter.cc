@@ -84,6 +84,11 @@ bool CoordinatorReporter::flush(double seconds) {
   });
 }
 
+uint64_t CoordinatorReporter::queued() const {
+  std::lock_guard lock(mutex_);
+  return steps_.size();
+}
+
 CoordinatorReporter::Stats CoordinatorReporter::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;

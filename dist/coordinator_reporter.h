@@ -52,6 +52,8 @@ class CoordinatorReporter {
   // Waits up to `seconds` until everything queued has been delivered; false if it was not.
   bool flush(double seconds);
   Stats stats() const;
+  // Step records waiting to be sent.
+  uint64_t queued() const;
 
  private:
   void send_loop();

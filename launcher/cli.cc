@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <grpc/support/log.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -47,6 +48,10 @@ void add_threads_flag(CLI::App* app, int& threads) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  // gRPC writes its own diagnostics to stderr; convoy reports every failure itself, in one line.
+  // Setting GRPC_VERBOSITY brings them back, for debugging.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
+
   CLI::App app("convoy: data-parallel ConvNet training on CPUs", "convoy");
   app.require_subcommand(1);
   // A flag given twice takes its last value, so wrappers can append overrides.

@@ -268,9 +268,16 @@ int train_job(const TrainCommand& cmd, Job& job) {
   TrainSummary summary = trainer.fit(train, options, &hooks, &test);
   if (job.size() > 1) verify_identical_parameters(*job.comm(), model, "after training");
   if (!summary.test) summary.test = evaluate(model, stream, test, group ? &*group : nullptr);
-  // Deliver what is still queued before leaving (bounded: the coordinator may be away).
-  if (sink && !sink->flush(120)) warn("the last checkpoint could not be stored in time");
-  if (reporter && !reporter->flush(10)) warn("some metrics could not be delivered");
+  // Deliver what is still queued before leaving: generously while the coordinator answers (a
+  // large checkpoint may be on its way), briefly while it is away.
+  const bool reachable = !reporter || reporter->stats().connected;
+  if (sink && !sink->flush(reachable ? 300 : 10)) {
+    warn("the last checkpoint could not be stored in time");
+  }
+  if (reporter && !reporter->flush(reachable ? 30 : 5)) {
+    warn(fmt::format("{} step records could not be delivered",
+                     reporter->stats().dropped + reporter->queued()));
+  }
 
   if (!job.is_root()) return 0;
   if (!cmd.save.empty()) save_checkpoint(make_checkpoint(model, &sgd, hooks.position()), cmd.save);

@@ -125,8 +125,8 @@ TEST(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaryFiles) {
   TempDir dir;
   const std::string path = dir.file("a.ckpt");
   save_checkpoint(t.checkpoint(), path);
-  const pb::Checkpoint second =
-      make_checkpoint(t.model, &t.sgd, {.epoch = 2, .step = 6, .seed = 3, .batch_size = 4, .dataset = "d"});
+  const pb::Checkpoint second = make_checkpoint(
+      t.model, &t.sgd, {.epoch = 2, .step = 6, .seed = 3, .batch_size = 4, .dataset = "d"});
   save_checkpoint(second, path);
   EXPECT_EQ(load_checkpoint(path).step(), 6);
   int files = 0;

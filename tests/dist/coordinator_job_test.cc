@@ -112,6 +112,28 @@ TEST_F(CoordinatorJob, HealthIsServingForAnIndependentClient) {
   EXPECT_EQ(r.out, "SERVING\n");
 }
 
+TEST_F(CoordinatorJob, MonitorWithAWrongTokenOrNameIsRefused) {
+  std::ofstream(dir_.file("token")) << "the-right-token\n";
+  std::ofstream(dir_.file("wrong")) << "a-wrong-token\n";
+  testing::ChildProcess process(
+      {testing::convoy_binary(), "coordinator", "--listen", address_, "--state-dir",
+       dir_.file("state"), "--auth-token-file", dir_.file("token")},
+      dir_.file("c.out"), dir_.file("c.err"));
+  for (int i = 0; i < 200 && testing::read_file(dir_.file("c.out")).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  CommandResult r = monitor({"--auth-token-file", dir_.file("wrong"), "status"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("refused the token"), std::string::npos) << r.err;
+  r = monitor({"status"});  // no token at all
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = monitor({"--auth-token-file", dir_.file("token"), "--job", "nope", "download", "latest",
+               "--out", dir_.file("x.ckpt")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("no valid checkpoint"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("x.ckpt")));
+}
+
 TEST_F(CoordinatorJob, KilledJobResumesToTheSameParameters) {
   Coordinator coordinator(dir_, port_);
   // The uninterrupted run.

@@ -195,3 +195,35 @@ TEST_F(Cli, ModelsListsAndPrintsBuiltins) {
 
 }  // namespace
 }  // namespace convoy
+
+namespace convoy {
+namespace {
+
+TEST_F(Cli, CoordinatorAndCheckpointFlags) {
+  expect_bad_input(train({"--resume"}), "--resume: needs --coordinator or --checkpoint-dir");
+  expect_bad_input(train({"--checkpoint-every", "5"}),
+                   "--checkpoint-every: needs --coordinator or --checkpoint-dir");
+  expect_bad_input(train({"--coordinator", "127.0.0.1:1", "--checkpoint-dir", work_.path()}),
+                   "--checkpoint-dir: not with --coordinator");
+  expect_bad_input(train({"--coordinator", "127.0.0.1:1", "--job-id", "../x"}),
+                   "--job-id: '../x' is not allowed");
+  expect_bad_input(train({"--coordinator", "127.0.0.1:1", "--auth-token-file", "/nonexistent"}),
+                   "--auth-token-file: cannot read '/nonexistent'");
+  expect_bad_input({"coordinator", "--listen", "127.0.0.1:0"}, "--state-dir");
+  expect_bad_input({"coordinator", "--listen", "not an address", "--state-dir", work_.path()},
+                   "--listen: cannot listen on 'not an address'");
+  expect_bad_input(
+      {"coordinator", "--listen", "127.0.0.1:0", "--state-dir", work_.path(), "--tls-cert", "x"},
+      "--tls-cert and --tls-key go together");
+  expect_bad_input({"monitor", "127.0.0.1:1", "metrics", "--out", "/nonexistent/d/m.csv"}, "--out");
+}
+
+TEST_F(Cli, MonitorWithoutACoordinatorFailsClearly) {
+  const CommandResult r = convoy({"monitor", "127.0.0.1:1", "status"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("cannot reach the coordinator at 127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace convoy
