@@ -94,7 +94,7 @@ class CoordinatorJob : public ::testing::Test {
   std::string address_;
 };
 
-TEST_F(CoordinatorJob, HealthIsServingForAnIndependentClient) {
+TEST_F(CoordinatorJob, HealthAndReflectionAnswerAnIndependentClient) {
   Coordinator coordinator(dir_, port_);
   const CommandResult r = testing::run_command(
       {"/usr/bin/python3", "-c",
@@ -105,11 +105,18 @@ TEST_F(CoordinatorJob, HealthIsServingForAnIndependentClient) {
        "reply = check(b'', timeout=10)\n"
        "# HealthCheckResponse: field 1 (status) varint; SERVING is 1.\n"
        "assert reply == b'\\x08\\x01', reply\n"
-       "print('SERVING')\n",
+       "print('SERVING')\n"
+       "# Server reflection: ServerReflectionRequest{list_services (field 7) = ''}.\n"
+       "info = channel.stream_stream(\n"
+       "    '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',\n"
+       "    request_serializer=lambda m: m, response_deserializer=lambda m: m)\n"
+       "answer = next(info(iter([b'\\x3a\\x00']), timeout=10))\n"
+       "assert b'convoy.pb.Coordinator' in answer, answer\n"
+       "print('REFLECTION')\n",
        address_},
       60);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "SERVING\n");
+  EXPECT_EQ(r.out, "SERVING\nREFLECTION\n");
 }
 
 TEST_F(CoordinatorJob, MonitorWithAWrongTokenOrNameIsRefused) {
@@ -132,6 +139,25 @@ TEST_F(CoordinatorJob, MonitorWithAWrongTokenOrNameIsRefused) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("no valid checkpoint"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir_.file("x.ckpt")));
+  // Health stays open for probes without a token; reflection is off when a token is required.
+  const CommandResult probe = testing::run_command(
+      {"/usr/bin/python3", "-c",
+       "import grpc, sys\n"
+       "channel = grpc.insecure_channel(sys.argv[1])\n"
+       "check = channel.unary_unary('/grpc.health.v1.Health/Check',\n"
+       "    request_serializer=lambda m: m, response_deserializer=lambda m: m)\n"
+       "assert check(b'', timeout=10) == b'\\x08\\x01'\n"
+       "info = channel.stream_stream(\n"
+       "    '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',\n"
+       "    request_serializer=lambda m: m, response_deserializer=lambda m: m)\n"
+       "try:\n"
+       "    next(info(iter([b'\\x3a\\x00']), timeout=10))\n"
+       "except grpc.RpcError as e:\n"
+       "    print(e.code().name)\n",
+       address_},
+      60);
+  EXPECT_EQ(probe.exit_code, 0) << probe.err;
+  EXPECT_EQ(probe.out, "UNIMPLEMENTED\n");
 }
 
 TEST_F(CoordinatorJob, KilledJobResumesToTheSameParameters) {
