@@ -73,10 +73,15 @@ void CoordinatorClient::prepare(grpc::ClientContext& context, double timeout_sec
 
 pb::CheckpointInfo CoordinatorClient::upload(pb::CheckpointHeader header, std::string_view bytes,
                                              double timeout_seconds) {
-  header.set_size(bytes.size());
-  header.set_sha256(sha256_hex(bytes));
   grpc::ClientContext context;
   prepare(context, timeout_seconds);
+  return upload(context, std::move(header), bytes);
+}
+
+pb::CheckpointInfo CoordinatorClient::upload(grpc::ClientContext& context,
+                                             pb::CheckpointHeader header, std::string_view bytes) {
+  header.set_size(bytes.size());
+  header.set_sha256(sha256_hex(bytes));
   pb::CheckpointInfo info;
   std::unique_ptr<grpc::ClientWriter<pb::CheckpointChunk>> writer =
       stub_->UploadCheckpoint(&context, &info);

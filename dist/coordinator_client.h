@@ -46,6 +46,9 @@ class CoordinatorClient {
   // CoordinatorError with the server's status on failure.
   pb::CheckpointInfo upload(pb::CheckpointHeader header, std::string_view bytes,
                             double timeout_seconds = 600);
+  // The same on a context the caller prepared (and may cancel from another thread).
+  pb::CheckpointInfo upload(grpc::ClientContext& context, pb::CheckpointHeader header,
+                            std::string_view bytes);
   // The bytes of a checkpoint ("latest" or a name), checked against the header's size and
   // SHA-256; `header` receives the header. Throws CoordinatorError.
   std::string download(const std::string& job, const std::string& name,

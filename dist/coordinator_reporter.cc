@@ -39,6 +39,9 @@ CoordinatorReporter::~CoordinatorReporter() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
+    // A call waiting for an unreachable coordinator would otherwise hold the join until its
+    // deadline.
+    for (grpc::ClientContext* context : active_) context->TryCancel();
   }
   work_.notify_all();
   uploads_.notify_all();
@@ -77,11 +80,27 @@ void CoordinatorReporter::upload_checkpoint(pb::CheckpointHeader header, std::st
 
 bool CoordinatorReporter::flush(double seconds) {
   std::unique_lock lock(mutex_);
+  ++flushing_;  // cuts any backoff short while we wait
   work_.notify_all();
   uploads_.notify_all();
-  return idle_.wait_for(lock, std::chrono::duration<double>(seconds), [&] {
-    return steps_.empty() && evaluations_.empty() && !checkpoint_ && !uploading_;
+  const bool done = idle_.wait_for(lock, std::chrono::duration<double>(seconds), [&] {
+    return steps_.empty() && evaluations_.empty() && !sending_ && !checkpoint_ && !uploading_;
   });
+  --flushing_;
+  return done;
+}
+
+CoordinatorReporter::Cancellable::Cancellable(CoordinatorReporter& reporter,
+                                              grpc::ClientContext& context)
+    : reporter_(reporter), context_(context) {
+  std::lock_guard lock(reporter_.mutex_);
+  reporter_.active_.insert(&context_);
+  if (reporter_.stop_) context_.TryCancel();
+}
+
+CoordinatorReporter::Cancellable::~Cancellable() {
+  std::lock_guard lock(reporter_.mutex_);
+  reporter_.active_.erase(&context_);
 }
 
 uint64_t CoordinatorReporter::queued() const {
@@ -123,7 +142,14 @@ void CoordinatorReporter::succeeded() {
 
 void CoordinatorReporter::pause(std::condition_variable& cv, double seconds) {
   std::unique_lock lock(mutex_);
-  cv.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return stop_; });
+  if (flushing_ > 0) {
+    // Someone waits in flush(): retry soon, but do not spin on a coordinator that is down.
+    cv.wait_for(lock, std::chrono::duration<double>(std::min(seconds, 0.25)),
+                [&] { return stop_; });
+    return;
+  }
+  // A flush() starting meanwhile cuts the backoff short.
+  cv.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return stop_ || flushing_ > 0; });
 }
 
 void CoordinatorReporter::send_loop() {
@@ -138,6 +164,7 @@ void CoordinatorReporter::send_loop() {
     if (!registered) {
       grpc::ClientContext context;
       client_.prepare(context, options_.rpc_timeout_seconds);
+      const Cancellable cancellable(*this, context);
       pb::RegisterResponse response;
       const grpc::Status status = client_.stub().Register(&context, identity_, &response);
       if (!status.ok()) {
@@ -164,11 +191,13 @@ void CoordinatorReporter::send_loop() {
         evaluations_.pop_front();
       }
       step = latest_step_;
+      sending_ = batch.record_size() > 0 || evaluation.has_value();
     }
     bool ok = true;
     if (batch.record_size() > 0) {
       grpc::ClientContext context;
       client_.prepare(context, options_.rpc_timeout_seconds);
+      const Cancellable cancellable(*this, context);
       pb::ReportMetricsResponse response;
       const grpc::Status status = client_.stub().ReportMetrics(&context, batch, &response);
       if (status.ok()) {
@@ -193,6 +222,7 @@ void CoordinatorReporter::send_loop() {
     if (ok && evaluation) {
       grpc::ClientContext context;
       client_.prepare(context, options_.rpc_timeout_seconds);
+      const Cancellable cancellable(*this, context);
       pb::ReportEvaluationResponse response;
       const grpc::Status status = client_.stub().ReportEvaluation(&context, *evaluation, &response);
       if (!status.ok()) {
@@ -208,6 +238,7 @@ void CoordinatorReporter::send_loop() {
                   std::chrono::duration<double>(options_.heartbeat_seconds)) {
       grpc::ClientContext context;
       client_.prepare(context, options_.rpc_timeout_seconds);
+      const Cancellable cancellable(*this, context);
       pb::HeartbeatRequest request;
       request.set_job_id(identity_.job_id());
       request.set_rank(identity_.rank());
@@ -220,6 +251,10 @@ void CoordinatorReporter::send_loop() {
         ok = false;
         pause(work_, failed(status, "heartbeat"));
       }
+    }
+    {
+      std::lock_guard lock(mutex_);
+      sending_ = false;  // delivered, or back in the queues
     }
     if (!ok) continue;
     succeeded();
@@ -244,7 +279,10 @@ void CoordinatorReporter::upload_loop() {
       uploading_ = true;
     }
     try {
-      client_.upload(job.first, job.second);
+      grpc::ClientContext context;
+      client_.prepare(context, options_.upload_timeout_seconds);
+      const Cancellable cancellable(*this, context);
+      client_.upload(context, job.first, job.second);
       std::lock_guard lock(mutex_);
       ++stats_.checkpoints_uploaded;
       uploading_ = false;

@@ -15,6 +15,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -29,6 +30,7 @@ class CoordinatorReporter {
     size_t batch_records = 1000;     // at most this many per ReportMetrics call
     double heartbeat_seconds = 1.0;
     double rpc_timeout_seconds = 5.0;
+    double upload_timeout_seconds = 600.0;
     double max_backoff_seconds = 10.0;
   };
   struct Stats {
@@ -56,12 +58,22 @@ class CoordinatorReporter {
   uint64_t queued() const;
 
  private:
+  // Registers a call's context while it is in flight, so that the destructor can cancel it.
+  class Cancellable {
+   public:
+    Cancellable(CoordinatorReporter& reporter, grpc::ClientContext& context);
+    ~Cancellable();
+
+   private:
+    CoordinatorReporter& reporter_;
+    grpc::ClientContext& context_;
+  };
   void send_loop();
   void upload_loop();
   // Records a failed call; warns at the first failure of an outage. Returns the backoff to wait.
   double failed(const grpc::Status& status, const std::string& what);
   void succeeded();
-  // Sleeps up to `seconds` or until stop.
+  // Sleeps up to `seconds` or until stop; while a flush() waits, at most 0.25 s.
   void pause(std::condition_variable& cv, double seconds);
 
   CoordinatorClient client_;
@@ -74,12 +86,15 @@ class CoordinatorReporter {
   std::deque<pb::StepRecord> steps_;
   std::deque<pb::EvaluationRecord> evaluations_;
   std::optional<std::pair<pb::CheckpointHeader, std::string>> checkpoint_;
+  bool sending_ = false;  // records taken from the queues are in flight
   bool uploading_ = false;
   int64_t latest_step_ = 0;
   bool registered_ = false;
   bool in_outage_ = false;
   double backoff_ = 0.5;
   bool stop_ = false;
+  int flushing_ = 0;                       // flush() calls waiting
+  std::set<grpc::ClientContext*> active_;  // calls in flight
   Stats stats_;
   std::thread sender_, uploader_;
 };

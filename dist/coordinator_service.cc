@@ -51,6 +51,53 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+// Checks the bearer token for the services convoy does not implement itself (server reflection):
+// an unauthenticated call has every message it would send emptied and its status replaced by
+// UNAUTHENTICATED, so nothing of the service's answer leaves the server.
+class TokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(std::string expected) : expected_(std::move(expected)) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using Hook = grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(Hook::POST_RECV_INITIAL_METADATA)) {
+      const auto* metadata = methods->GetRecvInitialMetadata();
+      const auto it = metadata->find("authorization");
+      refused_ = it == metadata->end() ||
+                 !same_secret(std::string_view(it->second.data(), it->second.size()), expected_);
+    }
+    if (refused_ && methods->QueryInterceptionHookPoint(Hook::PRE_SEND_MESSAGE)) {
+      *methods->GetSerializedSendMessage() = grpc::ByteBuffer();
+    }
+    if (refused_ && methods->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
+      methods->ModifySendStatus(
+          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string expected_;
+  bool refused_ = false;
+};
+
+class TokenInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(std::string token) : expected_("Bearer " + std::move(token)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    const std::string_view method = info->method();
+    if (method.starts_with("/grpc.health.v1.Health/") ||
+        method.starts_with("/convoy.pb.Coordinator/")) {
+      return nullptr;  // health is open; convoy's own service checks the token itself
+    }
+    return new TokenInterceptor(expected_);
+  }
+
+ private:
+  std::string expected_;
+};
+
 }  // namespace
 
 CoordinatorService::CoordinatorService(const CoordinatorOptions& options, const Clock& clock)
@@ -272,7 +319,7 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const st
                                      const Clock& clock)
     : service_(options, clock) {
   grpc::EnableDefaultHealthCheckService(true);
-  if (options.auth_token.empty()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
     grpc::SslServerCredentialsOptions ssl;
@@ -285,6 +332,11 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const st
   builder.RegisterService(&service_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  if (!options.auth_token.empty()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+    factories.push_back(std::make_unique<TokenInterceptorFactory>(options.auth_token));
+    builder.experimental().SetInterceptorCreators(std::move(factories));
+  }
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     throw std::runtime_error(fmt::format("--listen: cannot listen on '{}'", listen));

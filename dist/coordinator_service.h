@@ -19,8 +19,8 @@
 //
 // Security and limits: with a token configured, every call of this service without
 // "authorization: Bearer <token>" fails with UNAUTHENTICATED; the standard health service stays
-// open (probes carry no token), and server reflection is switched off (gRPC's reflection service
-// cannot check a token; without a token it is on). TLS when a certificate and key are given.
+// open (probes carry no token), and server reflection requires the token too (an interceptor
+// checks it, since gRPC's reflection service cannot). TLS when a certificate and key are given.
 // Messages are limited to 4 MiB (checkpoints travel in 1 MiB chunks), checkpoints to
 // --max-checkpoint-mb, queries to 10,000 records per page.
 //
@@ -100,7 +100,7 @@ class CoordinatorService final : public pb::Coordinator::Service {
   std::atomic<bool> stopping_{false};
 };
 
-// The service with health checking (and reflection without a token) on a listening port.
+// The service with health checking and server reflection on a listening port.
 class CoordinatorServer {
  public:
   // `listen` is host:port; port 0 picks a free one (see port()). Throws std::runtime_error when
