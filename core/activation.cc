@@ -12,6 +12,16 @@ std::vector<EltwiseStage> activation_stages(const pb::LayerSpec& spec, const std
   if (type == "ReLU") return {{alg::eltwise_relu, 0.f, 0.f}};
   if (type == "Sigmoid") return {{alg::eltwise_logistic, 0.f, 0.f}};
   if (type == "Tanh") return {{alg::eltwise_tanh, 0.f, 0.f}};
+  if (type == "LeakyReLU") {
+    // oneDNN's ReLU takes the slope for negative inputs as alpha.
+    const float slope =
+        spec.leaky_relu().has_negative_slope() ? spec.leaky_relu().negative_slope() : 0.01f;
+    if (!(slope >= 0.f && slope < 1.f)) {
+      throw InputError(
+          fmt::format("{}: leaky_relu.negative_slope must be in [0, 1), got {}", where, slope));
+    }
+    return {{alg::eltwise_relu, slope, 0.f}};
+  }
   if (type == "ELU") {
     const float alpha = spec.elu().has_alpha() ? spec.elu().alpha() : 1.f;
     if (!(alpha > 0.f)) throw InputError(fmt::format("{}: elu.alpha must be > 0", where));

@@ -1,6 +1,6 @@
-// Activation: element-wise nonlinearities (ReLU, ELU, SELU, Sigmoid, Tanh) on oneDNN's eltwise
-// primitives. They work in any layout, so the output and both gradients keep the input's layout
-// and an activation never reorders. An activation is a chain of eltwise stages: SELU, which
+// Activation: element-wise nonlinearities (ReLU, LeakyReLU, ELU, SELU, Sigmoid, Tanh) on oneDNN's
+// eltwise primitives. They work in any layout, so the output and both gradients keep the input's
+// layout and an activation never reorders. An activation is a chain of eltwise stages: SELU, which
 // oneDNN 2.6 lacks, is ELU(alpha = 1.6733) followed by a linear scale of 1.0507.
 #pragma once
 

@@ -1,5 +1,5 @@
-// Conv: N-dimensional convolution (Conv2D) with optional bias, on oneDNN's
-// convolution_forward / convolution_backward_data / convolution_backward_weights.
+// Conv: convolution over 1, 2 or 3 spatial dimensions (Conv1D, Conv2D, Conv3D) with optional bias,
+// on oneDNN's convolution_forward / convolution_backward_data / convolution_backward_weights.
 // Layers in the spec: `type: "Conv2D" conv { filters: 32 kernel: 3 stride: 1 pad: 1 }`.
 #pragma once
 

@@ -14,7 +14,7 @@ pb::Init resolve_init(const pb::ModelSpec& spec, int index) {
   // The first activation after the layer decides (layers in between, like pooling, do not).
   for (int i = index + 1; i < spec.layer_size(); ++i) {
     const std::string& type = spec.layer(i).type();
-    if (type == "ReLU" || type == "ELU") return pb::INIT_HE;
+    if (type == "ReLU" || type == "LeakyReLU" || type == "ELU") return pb::INIT_HE;
     if (type == "SELU") return pb::INIT_LECUN;
     if (type == "Sigmoid" || type == "Tanh") return pb::INIT_XAVIER;
     if (spec.layer(i).has_conv() || spec.layer(i).has_dense()) break;  // the next weighted layer

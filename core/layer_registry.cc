@@ -73,11 +73,18 @@ constexpr dnnl::algorithm kMax = dnnl::algorithm::pooling_max;
 constexpr dnnl::algorithm kAvg = dnnl::algorithm::pooling_avg_include_padding;
 
 const std::array kLayerTypes{
+    LayerType{"Conv1D", infer_conv<1>, create_conv},
     LayerType{"Conv2D", infer_conv<2>, create_conv},
+    LayerType{"Conv3D", infer_conv<3>, create_conv},
+    LayerType{"MaxPool1D", infer_pool<1, kMax>, create_pool<kMax>},
     LayerType{"MaxPool2D", infer_pool<2, kMax>, create_pool<kMax>},
+    LayerType{"MaxPool3D", infer_pool<3, kMax>, create_pool<kMax>},
+    LayerType{"AvgPool1D", infer_pool<1, kAvg>, create_pool<kAvg>},
     LayerType{"AvgPool2D", infer_pool<2, kAvg>, create_pool<kAvg>},
+    LayerType{"AvgPool3D", infer_pool<3, kAvg>, create_pool<kAvg>},
     LayerType{"Dense", infer_dense, create_dense},
     LayerType{"ReLU", infer_activation, create_activation},
+    LayerType{"LeakyReLU", infer_activation, create_activation},
     LayerType{"ELU", infer_activation, create_activation},
     LayerType{"SELU", infer_activation, create_activation},
     LayerType{"Sigmoid", infer_activation, create_activation},

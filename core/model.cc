@@ -28,7 +28,8 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
   // on a quarter of the data for 2x2 pooling. Neither layer has parameters, so parameter order is
   // unchanged.
   for (size_t i = 0; i + 1 < layers_.size(); ++i) {
-    if (plan_.layers[i].spec->type() == "ReLU" && plan_.layers[i + 1].spec->type() == "MaxPool2D") {
+    if (plan_.layers[i].spec->type() == "ReLU" &&
+        plan_.layers[i + 1].spec->type().starts_with("MaxPool")) {
       std::swap(layers_[i], layers_[i + 1]);
       ++i;
     }

@@ -1,4 +1,5 @@
-// Pool: N-dimensional max or average pooling (MaxPool2D, AvgPool2D) on oneDNN's pooling
+// Pool: max or average pooling over 1, 2 or 3 spatial dimensions (MaxPool1D/2D/3D,
+// AvgPool1D/2D/3D) on oneDNN's pooling
 // primitives. Max pooling keeps the forward workspace (the argmax) for its backward pass.
 // Layers in the spec: `type: "MaxPool2D" pool { kernel: 2 }` (stride defaults to the kernel).
 #pragma once

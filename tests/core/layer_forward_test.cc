@@ -217,6 +217,9 @@ struct ActivationCase {
 double relu(double x) {
   return x > 0 ? x : 0;
 }
+double leaky_relu(double x) {
+  return x > 0 ? x : 0.01 * x;
+}
 double elu(double x) {
   return x > 0 ? x : std::expm1(x);
 }
@@ -248,8 +251,9 @@ TEST_P(ActivationForward, MatchesFormula) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, ActivationForward,
-                         ::testing::Values(ActivationCase{"ReLU", relu}, ActivationCase{"ELU", elu},
-                                           ActivationCase{"SELU", selu},
+                         ::testing::Values(ActivationCase{"ReLU", relu},
+                                           ActivationCase{"LeakyReLU", leaky_relu},
+                                           ActivationCase{"ELU", elu}, ActivationCase{"SELU", selu},
                                            ActivationCase{"Sigmoid", sigmoid},
                                            ActivationCase{"Tanh", tanh_ref}),
                          [](const auto& test_info) { return test_info.param.type; });
@@ -262,6 +266,12 @@ TEST(ActivationForward, EluAlphaFromSpec) {
   EXPECT_NEAR(got[1], 0.5 * std::expm1(-0.2), 1e-6);
   EXPECT_NEAR(got[2], 0.3, 1e-6);
   EXPECT_NEAR(got[3], 2.0, 1e-6);
+}
+
+TEST(ActivationForward, LeakyReluSlopeFromSpec) {
+  LayerHarness h(R"(type: "LeakyReLU" leaky_relu { negative_slope: 0.2 })", {1, 3});
+  h.set_src(std::vector<float>{-2.f, 0.f, 3.f});
+  EXPECT_EQ(h.forward(), (std::vector<float>{-0.4f, 0.f, 3.f}));
 }
 
 // ---- Flatten --------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ TEST(ModelSpec, MalformedTextNamesLineAndColumn) {
 
 TEST(ModelSpec, UnknownLayerType) {
   const std::string e = error_of(std::string(kHeader) + R"(layer { name: "x" type: "Conv7D" })");
-  EXPECT_NE(e.find("layer 1 'x': unknown layer type 'Conv7D' (known: Conv2D"), std::string::npos)
+  EXPECT_NE(e.find("layer 1 'x': unknown layer type 'Conv7D' (known: Conv1D, Conv2D"), std::string::npos)
       << e;
 }
 
@@ -110,6 +110,18 @@ TEST(ModelSpec, ParameterErrorsNameTheField) {
                      R"(layer { type: "Dense" dense { units: 3 } }
                         layer { type: "Conv2D" conv { filters: 3 kernel: 1 } })")
                 .find("needs an input with 2 spatial dimension(s), got shape 3"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(std::string(kHeader) + R"(layer { type: "Conv3D" conv { filters: 2 kernel: 3 } })")
+          .find("needs an input with 3 spatial dimension(s), got shape 1x8x8"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(std::string(kHeader) + R"(layer { type: "MaxPool1D" pool { kernel: [2, 2] } })")
+          .find("needs an input with 1 spatial dimension(s)"),
+      std::string::npos);
+  EXPECT_NE(error_of(std::string(kHeader) +
+                     R"(layer { type: "LeakyReLU" leaky_relu { negative_slope: -1 } })")
+                .find("leaky_relu.negative_slope must be in [0, 1)"),
             std::string::npos);
 }
 
