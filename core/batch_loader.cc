@@ -13,6 +13,7 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size)
   for (Batch& b : batches_buf_) {
     b.samples = AlignedBuffer<float>(static_cast<size_t>(batch_size * data.shape.elements()));
     b.labels.assign(static_cast<size_t>(batch_size), 0);
+    b.ids.assign(static_cast<size_t>(batch_size), -1);
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -87,11 +88,13 @@ void BatchLoader::fill(Batch& batch, int64_t index) const {
     std::memcpy(batch.samples.data() + static_cast<size_t>(i) * sample_size, data_.sample(s).data(),
                 sample_size * sizeof(float));
     batch.labels[static_cast<size_t>(i)] = data_.labels[static_cast<size_t>(s)];
+    batch.ids[static_cast<size_t>(i)] = s;
   }
   if (count < batch_size_) {
     std::memset(batch.samples.data() + static_cast<size_t>(count) * sample_size, 0,
                 static_cast<size_t>(batch_size_ - count) * sample_size * sizeof(float));
     std::fill(batch.labels.begin() + count, batch.labels.end(), 0);
+    std::fill(batch.ids.begin() + count, batch.ids.end(), -1);
   }
   batch.count = count;
   batch.index = index;

@@ -20,6 +20,7 @@ namespace convoy {
 struct Batch {
   AlignedBuffer<float> samples;  // batch_size x sample size; rows >= count are zero
   std::vector<int32_t> labels;   // batch_size; rows >= count are 0
+  std::vector<int64_t> ids;      // the samples' indices in the data set; rows >= count are -1
   int64_t count = 0;  // real samples in this batch (< batch_size only for a last partial batch)
   int64_t index = 0;  // position of the batch in the epoch
 };

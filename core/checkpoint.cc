@@ -45,6 +45,7 @@ pb::Checkpoint make_checkpoint(Model& model, const Sgd* sgd, const TrainingPosit
   pb::Checkpoint ck;
   *ck.mutable_model() = model.spec();
   for (const Parameter* p : model.parameters()) fill_tensor(ck.add_parameter(), p->name, p->value);
+  for (const Buffer* b : model.buffers()) fill_tensor(ck.add_buffer(), b->name, b->value);
   if (sgd != nullptr) {
     pb::SgdState* s = ck.mutable_sgd();
     s->set_learning_rate(sgd->config().learning_rate);
@@ -119,6 +120,15 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Sgd* sgd
     load_tensor(checkpoint.parameter(static_cast<int>(i)), params[i]->name, params[i]->value,
                 source);
     params[i]->grad.zero();
+  }
+  const std::vector<Buffer*> buffers = model.buffers();
+  if (checkpoint.buffer_size() != static_cast<int>(buffers.size())) {
+    throw InputError(fmt::format("{}: holds {} buffers (running statistics), the model has {}",
+                                 source, checkpoint.buffer_size(), buffers.size()));
+  }
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    load_tensor(checkpoint.buffer(static_cast<int>(i)), buffers[i]->name, buffers[i]->value,
+                source);
   }
   if (sgd != nullptr && checkpoint.sgd().momentum_buffer_size() > 0) {
     if (checkpoint.sgd().momentum_buffer_size() != static_cast<int>(params.size())) {

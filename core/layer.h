@@ -13,9 +13,15 @@
 //
 // Parameters live in the layout the forward primitive chose for them; each gradient has the same
 // desc as its value, so optimizers can update them element by element.
+//
+// Layers that behave differently when evaluating (dropout, batch norm) also fill evaluation_ops_,
+// which forward() runs instead of forward_ops_ after set_evaluating(true); both write dst().
+// Layers with state that is not trained by gradients (batch norm's running statistics) expose it
+// as buffers(): saved in checkpoints, identical on every process.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,7 +38,16 @@ struct Parameter {
   // For weight initialisation: inputs and outputs feeding each output unit (0 for biases).
   int64_t fan_in = 0;
   int64_t fan_out = 0;
+  // Starts at this value instead of being drawn (batch norm's scale starts at 1).
+  std::optional<float> initial_value;
   bool is_bias() const { return fan_in == 0; }
+};
+
+// State that is part of the model but not a parameter (batch norm's running statistics).
+struct Buffer {
+  std::string name;  // "<layer>.running_mean"
+  Tensor value;      // plain layout
+  float initial_value = 0.f;
 };
 
 class Layer {
@@ -48,7 +63,9 @@ class Layer {
   virtual void build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) = 0;
 
   void forward(const dnnl::stream& stream) const {
-    for (const Op& op : forward_ops_) op.run(stream);
+    for (const Op& op : evaluating_ && !evaluation_ops_.empty() ? evaluation_ops_ : forward_ops_) {
+      op.run(stream);
+    }
   }
   void backward(const dnnl::stream& stream) const {
     for (const Op& op : backward_ops_) op.run(stream);
@@ -57,13 +74,25 @@ class Layer {
   const Tensor& dst() const { return dst_; }
   const Tensor& diff_src() const { return diff_src_; }
   std::span<Parameter> parameters() { return parameters_; }
+  std::span<Buffer> buffers() { return buffers_; }
+
+  // Evaluation mode: dropout passes its input through, batch norm uses its running statistics.
+  void set_evaluating(bool evaluating) { evaluating_ = evaluating; }
+  // Batch norm: the mean and variance of the last training forward pass, [means..., variances...]
+  // per channel (empty for other layers). The model averages them over processes and then calls
+  // update_running_statistics().
+  virtual std::span<float> batch_statistics() { return {}; }
+  virtual void update_running_statistics() {}
 
  protected:
   Tensor dst_;
   Tensor diff_src_;
   std::vector<Op> forward_ops_;
   std::vector<Op> backward_ops_;
+  std::vector<Op> evaluation_ops_;
   std::vector<Parameter> parameters_;
+  std::vector<Buffer> buffers_;
+  bool evaluating_ = false;
 
  private:
   std::string name_;

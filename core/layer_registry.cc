@@ -5,8 +5,10 @@
 #include <array>
 
 #include "activation.h"
+#include "batch_norm.h"
 #include "conv.h"
 #include "dense.h"
+#include "dropout.h"
 #include "error.h"
 #include "flatten.h"
 #include "pool.h"
@@ -61,6 +63,26 @@ std::unique_ptr<Layer> create_activation(const pb::LayerSpec& spec, const Sample
   return std::make_unique<Activation>(name, activation_stages(spec, name));
 }
 
+SampleShape infer_batch_norm(const pb::LayerSpec& spec, const SampleShape& in,
+                             const std::string& where) {
+  BatchNormConfig::from_spec(spec, where);
+  return in;
+}
+std::unique_ptr<Layer> create_batch_norm(const pb::LayerSpec& spec, const SampleShape&,
+                                         const std::string& name) {
+  return std::make_unique<BatchNorm>(name, BatchNormConfig::from_spec(spec, name));
+}
+
+SampleShape infer_dropout(const pb::LayerSpec& spec, const SampleShape& in,
+                          const std::string& where) {
+  dropout_rate(spec, where);
+  return in;
+}
+std::unique_ptr<Layer> create_dropout(const pb::LayerSpec& spec, const SampleShape&,
+                                      const std::string& name) {
+  return std::make_unique<Dropout>(name, dropout_rate(spec, name));
+}
+
 SampleShape infer_flatten(const pb::LayerSpec&, const SampleShape& in, const std::string&) {
   return {in.elements(), {}};
 }
@@ -83,6 +105,8 @@ const std::array kLayerTypes{
     LayerType{"AvgPool2D", infer_pool<2, kAvg>, create_pool<kAvg>},
     LayerType{"AvgPool3D", infer_pool<3, kAvg>, create_pool<kAvg>},
     LayerType{"Dense", infer_dense, create_dense},
+    LayerType{"BatchNorm", infer_batch_norm, create_batch_norm},
+    LayerType{"Dropout", infer_dropout, create_dropout},
     LayerType{"ReLU", infer_activation, create_activation},
     LayerType{"LeakyReLU", infer_activation, create_activation},
     LayerType{"ELU", infer_activation, create_activation},

@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "error.h"
@@ -17,6 +18,7 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
       training_(mode == Mode::kTrain),
       ctx_(engine, training_) {
   CONVOY_CHECK(batch_size > 0);
+  ctx_.set_batch_size(batch_size);
   input_ = Tensor(plain_desc(plan_.input.batch_dims(batch_size)), engine);
 
   for (const LayerPlan& lp : plan_.layers) {
@@ -64,6 +66,9 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
     }
   }
   ctx_.scratchpad().allocate();
+  size_t statistics = 0;
+  for (const auto& layer : layers_) statistics += layer->batch_statistics().size();
+  statistics_.assign(statistics, 0.f);
 }
 
 void Model::set_input(std::span<const float> batch) {
@@ -93,6 +98,37 @@ void Model::backward(const dnnl::stream& stream, const std::function<void(size_t
   }
 }
 
+std::vector<Buffer*> Model::buffers() {
+  std::vector<Buffer*> buffers;
+  for (const auto& layer : layers_) {
+    for (Buffer& b : layer->buffers()) buffers.push_back(&b);
+  }
+  return buffers;
+}
+
+void Model::set_evaluating(bool evaluating) {
+  for (const auto& layer : layers_) layer->set_evaluating(evaluating);
+}
+
+void Model::update_running_statistics(const std::function<void(std::span<float>)>& average) {
+  if (statistics_.empty()) return;
+  size_t offset = 0;
+  for (const auto& layer : layers_) {
+    const std::span<float> s = layer->batch_statistics();
+    std::copy(s.begin(), s.end(), statistics_.begin() + static_cast<std::ptrdiff_t>(offset));
+    offset += s.size();
+  }
+  if (average) average(statistics_);
+  offset = 0;
+  for (const auto& layer : layers_) {
+    const std::span<float> s = layer->batch_statistics();
+    if (s.empty()) continue;
+    std::copy_n(statistics_.begin() + static_cast<std::ptrdiff_t>(offset), s.size(), s.begin());
+    offset += s.size();
+    layer->update_running_statistics();
+  }
+}
+
 std::vector<Parameter*> Model::parameters() {
   std::vector<Parameter*> params;
   for (const auto& layer : layers_) {
@@ -106,7 +142,10 @@ void Model::initialize(uint64_t seed) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     for (Parameter& p : layers_[i]->parameters()) {
       p.grad.zero();
-      if (p.is_bias()) {
+      if (p.initial_value) {
+        p.value.copy_from_plain(
+            std::vector<float>(static_cast<size_t>(p.value.size()), *p.initial_value));
+      } else if (p.is_bias()) {
         p.value.zero();
       } else {
         const pb::Init init = resolve_init(spec_, static_cast<int>(i));
@@ -114,6 +153,10 @@ void Model::initialize(uint64_t seed) {
             draw_weights(init, p.value.size(), p.fan_in, p.fan_out, mix_seed(seed, index)));
       }
       ++index;
+    }
+    for (Buffer& b : layers_[i]->buffers()) {
+      b.value.copy_from_plain(
+          std::vector<float>(static_cast<size_t>(b.value.size()), b.initial_value));
     }
   }
 }

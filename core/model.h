@@ -61,8 +61,23 @@ class Model {
   Layer& layer(size_t i) { return *layers_[i]; }
   // Every parameter, layer by layer, weight before bias.
   std::vector<Parameter*> parameters();
-  // Draws weights as the spec asks (He/Xavier/LeCun) from `seed`; zeroes biases and gradients.
+  // Every buffer (batch norm's running statistics), layer by layer.
+  std::vector<Buffer*> buffers();
+  // Draws weights as the spec asks (He/Xavier/LeCun) from `seed`; zeroes biases and gradients;
+  // sets buffers to their initial values.
   void initialize(uint64_t seed);
+
+  // Evaluation mode: dropout off, batch norm on running statistics. A model built for inference
+  // is always evaluating.
+  void set_evaluating(bool evaluating);
+  // The keys of the batch's rows for the next training step (one per row, batch_size() of them):
+  // what dropout draws its mask from. The trainer derives them from (seed, epoch, sample index),
+  // so a sample gets the same mask whichever process and batch row it lands in.
+  std::span<uint64_t> row_keys() { return ctx_.row_keys(); }
+  // After a training step: folds the batch statistics of every batch norm layer into its running
+  // statistics. `average` (when given) turns this process's batch statistics into their mean over
+  // all processes, in place, so that every process keeps the same running statistics.
+  void update_running_statistics(const std::function<void(std::span<float>)>& average = nullptr);
 
  private:
   pb::ModelSpec spec_;
@@ -76,6 +91,7 @@ class Model {
   std::vector<Op> head_forward_ops_, head_backward_ops_;
   std::vector<dnnl::memory> keep_alive_;
   std::unique_ptr<SoftmaxCrossEntropy> loss_;
+  std::vector<float> statistics_;  // every batch norm layer's batch statistics, back to back
 };
 
 }  // namespace convoy

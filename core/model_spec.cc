@@ -51,9 +51,91 @@ layer { name: "relu4" type: "ReLU" }
 layer { name: "fc2" type: "Dense" dense { units: 10 } }
 )model";
 
+// Two 3x3 convolutions with batch norm and 2x2 max pooling, then 256 (batch norm, dropout) -> 10.
+constexpr const char* kFashionBn = R"model(name: "fashion_bn"
+input { channels: 1 spatial: [28, 28] }
+num_classes: 10
+layer { name: "conv1" type: "Conv2D" conv { filters: 32 kernel: 3 pad: 1 no_bias: true } }
+layer { name: "bn1" type: "BatchNorm" }
+layer { name: "relu1" type: "ReLU" }
+layer { name: "pool1" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "conv2" type: "Conv2D" conv { filters: 64 kernel: 3 pad: 1 no_bias: true } }
+layer { name: "bn2" type: "BatchNorm" }
+layer { name: "relu2" type: "ReLU" }
+layer { name: "pool2" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "fc1" type: "Dense" dense { units: 256 no_bias: true } }
+layer { name: "bn3" type: "BatchNorm" }
+layer { name: "relu3" type: "ReLU" }
+layer { name: "drop1" type: "Dropout" dropout { rate: 0.4 } }
+layer { name: "fc2" type: "Dense" dense { units: 10 } }
+)model";
+
+// AlexNet's shape (Krizhevsky et al. 2012) scaled to 32x32x3: five 3x3 convolutions (64, 128,
+// 256, 256, 128 filters), three 2x2 max pools, and three dense layers with dropout.
+constexpr const char* kAlexnetCifar = R"model(name: "alexnet_cifar"
+input { channels: 3 spatial: [32, 32] }
+num_classes: 10
+layer { name: "conv1" type: "Conv2D" conv { filters: 64 kernel: 3 pad: 1 } }
+layer { name: "relu1" type: "ReLU" }
+layer { name: "pool1" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "conv2" type: "Conv2D" conv { filters: 128 kernel: 3 pad: 1 } }
+layer { name: "relu2" type: "ReLU" }
+layer { name: "pool2" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "conv3" type: "Conv2D" conv { filters: 256 kernel: 3 pad: 1 } }
+layer { name: "relu3" type: "ReLU" }
+layer { name: "conv4" type: "Conv2D" conv { filters: 256 kernel: 3 pad: 1 } }
+layer { name: "relu4" type: "ReLU" }
+layer { name: "conv5" type: "Conv2D" conv { filters: 128 kernel: 3 pad: 1 } }
+layer { name: "relu5" type: "ReLU" }
+layer { name: "pool3" type: "MaxPool2D" pool { kernel: 2 } }
+layer { name: "drop1" type: "Dropout" dropout { rate: 0.5 } }
+layer { name: "fc1" type: "Dense" dense { units: 512 } }
+layer { name: "relu6" type: "ReLU" }
+layer { name: "drop2" type: "Dropout" dropout { rate: 0.5 } }
+layer { name: "fc2" type: "Dense" dense { units: 256 } }
+layer { name: "relu7" type: "ReLU" }
+layer { name: "fc3" type: "Dense" dense { units: 10 } }
+)model";
+
+// A small 1-D ConvNet for sequences of 128 steps with one channel, 4 classes.
+constexpr const char* kConv1dSeq = R"model(name: "conv1d_seq"
+input { channels: 1 spatial: [128] }
+num_classes: 4
+layer { name: "conv1" type: "Conv1D" conv { filters: 16 kernel: 7 pad: 3 } }
+layer { name: "bn1" type: "BatchNorm" }
+layer { name: "relu1" type: "ReLU" }
+layer { name: "pool1" type: "MaxPool1D" pool { kernel: 2 } }
+layer { name: "conv2" type: "Conv1D" conv { filters: 32 kernel: 5 pad: 2 } }
+layer { name: "bn2" type: "BatchNorm" }
+layer { name: "relu2" type: "ReLU" }
+layer { name: "pool2" type: "MaxPool1D" pool { kernel: 2 } }
+layer { name: "conv3" type: "Conv1D" conv { filters: 32 kernel: 3 pad: 1 } }
+layer { name: "relu3" type: "ReLU" }
+layer { name: "pool3" type: "AvgPool1D" pool { kernel: 32 } }
+layer { name: "fc1" type: "Dense" dense { units: 4 } }
+)model";
+
+// A small 3-D ConvNet for 16x16x16 volumes with one channel, 4 classes.
+constexpr const char* kConv3dVol = R"model(name: "conv3d_vol"
+input { channels: 1 spatial: [16, 16, 16] }
+num_classes: 4
+layer { name: "conv1" type: "Conv3D" conv { filters: 8 kernel: 3 pad: 1 } }
+layer { name: "bn1" type: "BatchNorm" }
+layer { name: "relu1" type: "ReLU" }
+layer { name: "pool1" type: "MaxPool3D" pool { kernel: 2 } }
+layer { name: "conv2" type: "Conv3D" conv { filters: 16 kernel: 3 pad: 1 } }
+layer { name: "bn2" type: "BatchNorm" }
+layer { name: "relu2" type: "ReLU" }
+layer { name: "pool2" type: "MaxPool3D" pool { kernel: 2 } }
+layer { name: "fc1" type: "Dense" dense { units: 64 } }
+layer { name: "relu3" type: "ReLU" }
+layer { name: "fc2" type: "Dense" dense { units: 4 } }
+)model";
+
 const std::map<std::string, const char*>& builtins() {
-  static const std::map<std::string, const char*> models{{"fashion_cnn", kFashionCnn},
-                                                         {"lenet5", kLenet5}};
+  static const std::map<std::string, const char*> models{
+      {"alexnet_cifar", kAlexnetCifar}, {"conv1d_seq", kConv1dSeq},   {"conv3d_vol", kConv3dVol},
+      {"fashion_bn", kFashionBn},       {"fashion_cnn", kFashionCnn}, {"lenet5", kLenet5}};
   return models;
 }
 

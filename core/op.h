@@ -1,4 +1,5 @@
-// Op: a oneDNN primitive bound to its argument memories once, when a model is built.
+// Op: a oneDNN primitive bound to its argument memories once, when a model is built (or, for the
+// few steps oneDNN has no primitive for, such as dropout's mask, a hand-written function).
 //
 // The training step only calls Op::run(): no primitive descriptors, no argument maps and no heap
 // allocation happen per step. (dnnl::primitive::execute() converts its std::unordered_map of
@@ -9,7 +10,10 @@
 // primitive attributes (user-managed scratchpad) and the model's shared scratchpad.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -20,9 +24,12 @@ namespace convoy {
 class Op {
  public:
   Op(dnnl::primitive primitive, const std::unordered_map<int, dnnl::memory>& args);
+  // A hand-written step; it must not allocate.
+  explicit Op(std::function<void()> function) : function_(std::move(function)) {}
   void run(const dnnl::stream& stream) const;
 
  private:
+  std::function<void()> function_;
   dnnl::primitive primitive_;
   std::vector<dnnl::memory> memories_;  // keeps every argument alive as long as the op
   std::vector<dnnl_exec_arg_t> args_;
@@ -54,6 +61,10 @@ class BuildContext {
   // Attributes every primitive descriptor is created with (user-managed scratchpad).
   const dnnl::primitive_attr& attr() const { return attr_; }
   Scratchpad& scratchpad() { return scratchpad_; }
+  // One key per row of the batch, set before every training step (model.h): the seed of
+  // everything random about that row in this step (dropout's mask). Sized by set_batch_size().
+  void set_batch_size(int64_t batch) { row_keys_.assign(static_cast<size_t>(batch), 0); }
+  std::span<uint64_t> row_keys() { return row_keys_; }
 
   // Creates the primitive for `pd` and binds it to `args` plus the scratchpad.
   Op make_op(const dnnl::primitive_desc_base& pd, std::unordered_map<int, dnnl::memory> args);
@@ -72,6 +83,7 @@ class BuildContext {
  private:
   dnnl::engine engine_;
   bool training_;
+  std::vector<uint64_t> row_keys_;
   dnnl::primitive_attr attr_;
   Scratchpad scratchpad_;
 };

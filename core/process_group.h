@@ -32,6 +32,7 @@ class ProcessGroup {
   virtual void finish_gradients(std::span<double> totals) = 0;
 
   // Sums `values` element-wise over all processes, in place (metrics, confusion matrices).
+  virtual void sum(std::span<float> values) = 0;
   virtual void sum(std::span<double> values) = 0;
   virtual void sum(std::span<int64_t> values) = 0;
 
@@ -51,6 +52,7 @@ class SingleProcess final : public ProcessGroup {
   int size() const override { return 1; }
   void gradients_ready(size_t) override {}
   void finish_gradients(std::span<double>) override {}
+  void sum(std::span<float>) override {}
   void sum(std::span<double>) override {}
   void sum(std::span<int64_t>) override {}
   void select_training_samples(std::vector<int64_t>&, int64_t) const override {}

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "error.h"
+#include "random.h"
 #include "shuffle.h"
 
 namespace convoy {
@@ -20,7 +21,28 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Sets the model for evaluation for as long as it lives.
+class Evaluating {
+ public:
+  explicit Evaluating(Model& model) : model_(model) { model_.set_evaluating(true); }
+  ~Evaluating() { model_.set_evaluating(false); }
+  Evaluating(const Evaluating&) = delete;
+  Evaluating& operator=(const Evaluating&) = delete;
+
+ private:
+  Model& model_;
+};
+
 }  // namespace
+
+void set_row_keys(Model& model, const Batch& batch, uint64_t seed, int64_t epoch) {
+  // A stream of its own (not the permutation's or the initialisation's), then one per epoch.
+  const uint64_t epoch_key = mix_seed(mix_seed(seed, 0x524f57u), static_cast<uint64_t>(epoch));
+  const std::span<uint64_t> keys = model.row_keys();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    keys[i] = mix_seed(epoch_key, static_cast<uint64_t>(batch.ids[i]));
+  }
+}
 
 Trainer::Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream, ProcessGroup* group)
     : model_(model), sgd_(sgd), stream_(stream), group_(group != nullptr ? *group : single_) {}
@@ -48,6 +70,13 @@ LossResult Trainer::step(const Batch& batch) {
                     std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
   }
   sgd_.step();
+  // Batch norm: every process folds the same (process-averaged) batch statistics into its
+  // running statistics, so the replicas stay identical.
+  model_.update_running_statistics([this](std::span<float> statistics) {
+    group_.sum(statistics);
+    const float scale = 1.f / static_cast<float>(group_.size());
+    for (float& s : statistics) s *= scale;
+  });
   ++steps_;
   last_step_seconds_ = seconds_since(start);
   return result;
@@ -87,6 +116,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       if (b == nullptr) break;
       const double lr = options.schedule.at(summary.steps, steps_per_epoch, total_steps);
       sgd_.set_learning_rate(static_cast<float>(lr));
+      set_row_keys(model_, *b, options.seed, epoch);
       const LossResult r = step(*b);
       ++summary.steps;
       ++stats.steps;
@@ -132,6 +162,7 @@ void check_batch_fits(int64_t global_batch, const Dataset& train) {
 EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data,
                     ProcessGroup* group) {
   EvalResult result{ConfusionMatrix(model.num_classes()), 0.0};
+  const Evaluating evaluating(model);
   BatchLoader loader(data, model.batch_size());
   SingleProcess single;
   ProcessGroup& g = group != nullptr ? *group : single;

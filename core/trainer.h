@@ -106,6 +106,10 @@ class Trainer {
   double last_step_seconds_ = 0.0, last_communication_seconds_ = 0.0;
 };
 
+// Sets the model's row keys (what dropout draws from) for `batch` in `epoch`: a function of the
+// seed, the epoch and each sample's index, not of its process or row.
+void set_row_keys(Model& model, const Batch& batch, uint64_t seed, int64_t epoch);
+
 // Throws InputError naming --batch-size when a global batch (the per-process batch times the
 // number of processes) exceeds the training set: not even one full step.
 void check_batch_fits(int64_t global_batch, const Dataset& train);

@@ -14,13 +14,13 @@ void WeightedLayer::bind_forward(BuildContext& ctx, const Tensor& src,
   const dnnl::memory::desc weight_desc = fwd.weights_desc(0);
   CONVOY_CHECK(weight_desc.dims() == weight_dims);
   parameters_.push_back({name() + ".weight", Tensor(weight_desc, ctx.engine()),
-                         Tensor(weight_desc, ctx.engine()), fan_in, fan_out});
+                         Tensor(weight_desc, ctx.engine()), fan_in, fan_out, std::nullopt});
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_},
                                              {DNNL_ARG_WEIGHTS, weight().value.memory()}};
   if (has_bias_) {
     const dnnl::memory::desc bias_desc = plain_desc({outputs});
-    parameters_.push_back(
-        {name() + ".bias", Tensor(bias_desc, ctx.engine()), Tensor(bias_desc, ctx.engine()), 0, 0});
+    parameters_.push_back({name() + ".bias", Tensor(bias_desc, ctx.engine()),
+                           Tensor(bias_desc, ctx.engine()), 0, 0, std::nullopt});
     args.emplace(DNNL_ARG_BIAS, bias().value.memory());
   }
   dst_ = Tensor(fwd.dst_desc(0), ctx.engine());

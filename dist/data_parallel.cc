@@ -16,6 +16,10 @@ void DataParallel::finish_gradients(std::span<double> totals) {
   }
 }
 
+void DataParallel::sum(std::span<float> values) {
+  if (comm_.size() > 1) comm_.allreduce_sum(values);
+}
+
 void DataParallel::sum(std::span<double> values) {
   if (comm_.size() > 1) comm_.allreduce_sum(values);
 }

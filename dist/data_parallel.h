@@ -18,6 +18,7 @@ class DataParallel final : public ProcessGroup {
   int size() const override { return comm_.size(); }
   void gradients_ready(size_t layer) override;
   void finish_gradients(std::span<double> totals) override;
+  void sum(std::span<float> values) override;
   void sum(std::span<double> values) override;
   void sum(std::span<int64_t> values) override;
   void select_training_samples(std::vector<int64_t>& permutation,

@@ -10,11 +10,23 @@
 
 namespace convoy {
 
+namespace {
+
+// Parameters and buffers (batch norm's running statistics): the whole state of a replica.
+std::vector<Tensor*> model_state(Model& model) {
+  std::vector<Tensor*> state;
+  for (Parameter* p : model.parameters()) state.push_back(&p->value);
+  for (Buffer* b : model.buffers()) state.push_back(&b->value);
+  return state;
+}
+
+}  // namespace
+
 void broadcast_parameters(Communicator& comm, Model& model) {
-  for (Parameter* p : model.parameters()) {
-    std::vector<float> values = p->value.to_plain();
+  for (Tensor* t : model_state(model)) {
+    std::vector<float> values = t->to_plain();
     comm.broadcast(std::as_writable_bytes(std::span<float>(values)), 0);
-    p->value.copy_from_plain(values);
+    t->copy_from_plain(values);
   }
 }
 
@@ -27,8 +39,8 @@ void broadcast_string(Communicator& comm, std::string& text) {
 
 uint32_t parameters_digest(Model& model) {
   uint32_t crc = 0;
-  for (Parameter* p : model.parameters()) {
-    const std::vector<float> values = p->value.to_plain();
+  for (Tensor* t : model_state(model)) {
+    const std::vector<float> values = t->to_plain();
     crc = crc32({reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)}, crc);
   }
   return crc;

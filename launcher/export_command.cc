@@ -1,4 +1,5 @@
-// convoy export: a checkpoint's parameters as a NumPy .npz ("conv1.weight", "conv1.bias", ...).
+// convoy export: a checkpoint's parameters and buffers as a NumPy .npz ("conv1.weight",
+// "conv1.bias", ..., "bn1.running_mean", ...).
 #include <fmt/format.h>
 
 #include "checkpoint.h"
@@ -11,7 +12,11 @@ int run_export(const ExportCommand& cmd) {
   check_writable(cmd.out, "--out");
   const pb::Checkpoint checkpoint = load_checkpoint(cmd.checkpoint);
   std::vector<NpyArray> arrays;
-  for (const pb::TensorData& t : checkpoint.parameter()) {
+  std::vector<const pb::TensorData*> tensors;
+  for (const pb::TensorData& t : checkpoint.parameter()) tensors.push_back(&t);
+  for (const pb::TensorData& t : checkpoint.buffer()) tensors.push_back(&t);
+  for (const pb::TensorData* tp : tensors) {
+    const pb::TensorData& t = *tp;
     arrays.push_back({t.name(),
                       {t.shape().begin(), t.shape().end()},
                       {t.data().data(), static_cast<size_t>(t.data_size())}});

@@ -25,6 +25,11 @@ struct GradCase {
   bool separated_input = false;  // for max pooling and ReLU: keep away from ties and kinks
 };
 
+// Test names and failure messages show the case's name, not its bytes.
+void PrintTo(const GradCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class LayerGradient : public ::testing::TestWithParam<GradCase> {};
 
 TEST_P(LayerGradient, MatchesFiniteDifferences) {
@@ -119,10 +124,30 @@ INSTANTIATE_TEST_SUITE_P(
                  {2, 2, 4, 5, 4},
                  std::nullopt,
                  true},
+        GradCase{"maxpool3d_blocked",
+                 R"(type: "MaxPool3D" pool { kernel: 2 })",
+                 {2, 8, 4, 4, 4},
+                 tag::aBcde8b,
+                 true},
+        GradCase{"conv3d_blocked",
+                 R"(type: "Conv3D" conv { filters: 8 kernel: 3 pad: 1 })",
+                 {2, 8, 4, 4, 4},
+                 tag::aBcde8b},
         GradCase{"avgpool1d", R"(type: "AvgPool1D" pool { kernel: 2 })", {2, 3, 7}},
         GradCase{"avgpool3d_pad_exclude",
                  R"(type: "AvgPool3D" pool { kernel: 3 stride: 2 pad: 1 exclude_padding: true })",
                  {2, 2, 5, 5, 3}},
+        // Batch norm in training mode: the batch statistics depend on the input too.
+        GradCase{"batchnorm_features", R"(type: "BatchNorm")", {5, 4}},
+        GradCase{"batchnorm_1d", R"(type: "BatchNorm")", {3, 2, 6}},
+        GradCase{"batchnorm_2d", R"(type: "BatchNorm")", {2, 3, 4, 3}},
+        GradCase{"batchnorm_2d_blocked", R"(type: "BatchNorm")", {2, 8, 3, 3}, tag::aBcd8b},
+        GradCase{"batchnorm_3d", R"(type: "BatchNorm")", {2, 2, 3, 2, 3}},
+        GradCase{"dropout", R"(type: "Dropout" dropout { rate: 0.4 })", {3, 20}},
+        GradCase{"dropout_blocked",
+                 R"(type: "Dropout" dropout { rate: 0.4 })",
+                 {2, 8, 2, 2},
+                 tag::aBcd8b},
         GradCase{"dense", R"(type: "Dense" dense { units: 5 })", {3, 7}},
         GradCase{"dense_from_4d", R"(type: "Dense" dense { units: 4 })", {2, 3, 3, 2}},
         GradCase{

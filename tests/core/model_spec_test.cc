@@ -33,6 +33,18 @@ TEST(ModelSpec, BuiltinsPlanWithExpectedShapes) {
   const ModelPlan fashion = plan_model(load_model_spec("fashion_cnn", "--model"), "fashion_cnn");
   EXPECT_EQ(fashion.layers[8].out.str(), "128x3x3");
   EXPECT_EQ(fashion.layers[9].out.str(), "256");
+
+  const ModelPlan bn = plan_model(load_model_spec("fashion_bn", "--model"), "fashion_bn");
+  EXPECT_EQ(bn.layers[7].out.str(), "64x7x7");
+  const ModelPlan alexnet =
+      plan_model(load_model_spec("alexnet_cifar", "--model"), "alexnet_cifar");
+  EXPECT_EQ(alexnet.input.str(), "3x32x32");
+  EXPECT_EQ(alexnet.layers[12].out.str(), "128x4x4");
+  const ModelPlan seq = plan_model(load_model_spec("conv1d_seq", "--model"), "conv1d_seq");
+  EXPECT_EQ(seq.layers[7].out.str(), "32x32");
+  EXPECT_EQ(seq.layers[10].out.str(), "32x1");
+  const ModelPlan vol = plan_model(load_model_spec("conv3d_vol", "--model"), "conv3d_vol");
+  EXPECT_EQ(vol.layers[7].out.str(), "16x4x4x4");
 }
 
 TEST(ModelSpec, LoadsFileAndNamesLayersByDefault) {
@@ -53,9 +65,9 @@ TEST(ModelSpec, UnknownNameAndMissingFile) {
     load_model_spec("resnet", "--model");
     FAIL();
   } catch (const InputError& e) {
-    EXPECT_STREQ(
-        e.what(),
-        "--model: unknown model 'resnet' (built-in: fashion_cnn, lenet5; or a .pbtxt file)");
+    EXPECT_STREQ(e.what(),
+                 "--model: unknown model 'resnet' (built-in: alexnet_cifar, conv1d_seq, "
+                 "conv3d_vol, fashion_bn, fashion_cnn, lenet5; or a .pbtxt file)");
   }
   try {
     load_model_spec("/nonexistent/m.pbtxt", "--model");
@@ -75,7 +87,8 @@ TEST(ModelSpec, MalformedTextNamesLineAndColumn) {
 
 TEST(ModelSpec, UnknownLayerType) {
   const std::string e = error_of(std::string(kHeader) + R"(layer { name: "x" type: "Conv7D" })");
-  EXPECT_NE(e.find("layer 1 'x': unknown layer type 'Conv7D' (known: Conv1D, Conv2D"), std::string::npos)
+  EXPECT_NE(e.find("layer 1 'x': unknown layer type 'Conv7D' (known: Conv1D, Conv2D"),
+            std::string::npos)
       << e;
 }
 

@@ -157,6 +157,87 @@ TEST(Model, ReluMaxPoolModelGradientMatchesFiniteDifferences) {
       {.epsilon = 1e-3, .abs_tolerance = 5e-4, .rel_tolerance = 2e-2, .max_kink_fraction = 0.1});
 }
 
+// Volumes and sequences through whole models: Conv3D and Conv1D as first layers (parameter
+// gradients only), batch norm in training mode, pooling in 3-D and 1-D. (A bias right before batch
+// norm has no gradient: the normalization removes it, so these layers have none.)
+constexpr const char* kVolumeModel = R"pb(
+  input {
+    channels: 1
+    spatial: [ 6, 6, 4 ]
+  }
+  num_classes: 3
+  layer {
+    name: "c1"
+    type: "Conv3D"
+    conv { filters: 3 kernel: 3 pad: 1 no_bias: true }
+  }
+  layer { name: "bn" type: "BatchNorm" }
+  layer { type: "Tanh" }
+  layer {
+    type: "AvgPool3D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "c2"
+    type: "Conv3D"
+    conv {
+      filters: 4
+      kernel: [ 3, 3, 2 ]
+    }
+  }
+  layer { type: "Sigmoid" }
+  layer {
+    name: "f1"
+    type: "Dense"
+    dense { units: 3 }
+  }
+)pb";
+
+constexpr const char* kSequenceModel = R"pb(
+  input {
+    channels: 2
+    spatial: [ 20 ]
+  }
+  num_classes: 3
+  layer {
+    name: "c1"
+    type: "Conv1D"
+    conv { filters: 4 kernel: 5 stride: 2 pad: 2 no_bias: true }
+  }
+  layer { name: "bn" type: "BatchNorm" }
+  layer { type: "ELU" }
+  layer {
+    type: "AvgPool1D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "f1"
+    type: "Dense"
+    dense { units: 6 no_bias: true }
+  }
+  layer { name: "bn2" type: "BatchNorm" }
+  layer { type: "Tanh" }
+  layer {
+    name: "f2"
+    type: "Dense"
+    dense { units: 3 }
+  }
+)pb";
+
+TEST(Model, VolumeModelGradientMatchesFiniteDifferences) {
+  Fixture f(kVolumeModel, 3);
+  const std::vector<float> x = random_values(3 * 144, 11, 0.f, 1.f);
+  expect_loss_gradients_match(f, x, {2, 0, 1},
+                              {.epsilon = 1e-2, .abs_tolerance = 2e-4, .rel_tolerance = 3e-2});
+}
+
+TEST(Model, SequenceModelGradientMatchesFiniteDifferences) {
+  Fixture f(kSequenceModel, 4);
+  const std::vector<float> x = random_values(4 * 40, 12, 0.f, 1.f);
+  expect_loss_gradients_match(f, x, {2, 0, 1, 1},
+                              {.epsilon = 1e-2, .abs_tolerance = 2e-4, .rel_tolerance = 3e-2});
+}
+
 TEST(Model, SameSeedSameParametersAfterTraining) {
   const std::string text = kSmallModel;
   auto train = [&](uint64_t seed) {

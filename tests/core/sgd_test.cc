@@ -9,7 +9,7 @@ namespace {
 struct OneParameter {
   explicit OneParameter(float w, const dnnl::memory::desc& desc = plain_desc({1}))
       : engine(dnnl::engine::kind::cpu, 0),
-        p{std::string(1, 'w'), Tensor(desc, engine), Tensor(desc, engine)} {
+        p{std::string(1, 'w'), Tensor(desc, engine), Tensor(desc, engine), 0, 0, std::nullopt} {
     p.value.copy_from_plain(std::vector<float>(static_cast<size_t>(p.value.size()), w));
   }
   void set_grad(float g) {

@@ -92,7 +92,8 @@ TEST(TrainingStep, AllocatesNothingInConvoy) {
   ASSERT_NE(real_parallel, nullptr);
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
-  Model model(load_model_spec("lenet5", "m"), 16, engine, Model::Mode::kTrain, "lenet5");
+  // fashion_bn: convolutions, batch norm (running statistics), dropout (hand-written ops).
+  Model model(load_model_spec("fashion_bn", "m"), 16, engine, Model::Mode::kTrain, "fashion_bn");
   model.initialize(1);
   Sgd sgd(model.parameters(), {.learning_rate = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f});
   Trainer trainer(model, sgd, stream);

@@ -24,6 +24,7 @@ LayerHarness::LayerHarness(const std::string& layer_text, const Dims& src_dims,
   layer_ = type->create(spec, in, "layer");
 
   ctx_ = std::make_unique<BuildContext>(engine_, /*training=*/true);
+  ctx_->set_batch_size(src_dims[0]);
   const dnnl::memory::desc src_desc =
       src_layout ? dnnl::memory::desc(src_dims, dnnl::memory::data_type::f32, *src_layout)
                  : plain_desc(src_dims);

@@ -36,6 +36,11 @@ class LayerHarness {
   void set_param(size_t i, std::span<const float> plain);
   std::vector<float> grad(size_t i) { return layer_->parameters()[i].grad.to_plain(); }
 
+  // Evaluation mode (dropout off, batch norm on running statistics).
+  void set_evaluating(bool evaluating) { layer_->set_evaluating(evaluating); }
+  // One key per batch row: what dropout draws its mask from (all 0 unless set).
+  std::span<uint64_t> row_keys() { return ctx_->row_keys(); }
+
  private:
   dnnl::engine engine_;
   dnnl::stream stream_;

@@ -1,0 +1,127 @@
+#include "batch_norm.h"
+
+#include <fmt/format.h>
+
+#include "error.h"
+
+namespace convoy {
+
+BatchNormConfig BatchNormConfig::from_spec(const pb::LayerSpec& spec, const std::string& where) {
+  BatchNormConfig c;
+  const pb::BatchNormParams& p = spec.batch_norm();
+  if (p.has_momentum()) c.momentum = p.momentum();
+  if (p.has_epsilon()) c.epsilon = p.epsilon();
+  if (!(c.momentum > 0.f && c.momentum <= 1.f)) {
+    throw InputError(
+        fmt::format("{}: batch_norm.momentum must be in (0, 1], got {}", where, c.momentum));
+  }
+  if (!(c.epsilon > 0.f)) {
+    throw InputError(fmt::format("{}: batch_norm.epsilon must be > 0, got {}", where, c.epsilon));
+  }
+  return c;
+}
+
+void BatchNorm::build_forward(BuildContext& ctx, const Tensor& src) {
+  using flags = dnnl::normalization_flags;
+  const Dims dims = src.shape();
+  channels_ = dims[1];
+  values_per_channel_ = element_count(dims) / channels_;
+  const Dims channel_dims{channels_};
+  const dnnl::memory::desc channel_desc = plain_desc(channel_dims);
+
+  parameters_.clear();
+  parameters_.push_back({name() + ".weight", Tensor(channel_desc, ctx.engine()),
+                         Tensor(channel_desc, ctx.engine()), 0, 0, 1.f});
+  parameters_.push_back({name() + ".bias", Tensor(channel_desc, ctx.engine()),
+                         Tensor(channel_desc, ctx.engine()), 0, 0, 0.f});
+  buffers_.clear();
+  buffers_.push_back({name() + ".running_mean", Tensor(channel_desc, ctx.engine()), 0.f});
+  buffers_.push_back({name() + ".running_var", Tensor(channel_desc, ctx.engine()), 1.f});
+  buffers_[1].value.copy_from_plain(std::vector<float>(static_cast<size_t>(channels_), 1.f));
+
+  // The data stays in the layout the previous layer chose: batch norm works in any.
+  src_ = src.memory();
+  dst_ = Tensor(src.desc(), ctx.engine());
+  const dnnl::memory& scale = parameters_[0].value.memory();
+  const dnnl::memory& shift = parameters_[1].value.memory();
+
+  const dnnl::batch_normalization_forward::desc inference_desc(
+      dnnl::prop_kind::forward_inference, src.desc(), config_.epsilon,
+      flags::use_global_stats | flags::use_scale | flags::use_shift);
+  const dnnl::batch_normalization_forward::primitive_desc inference_pd(inference_desc, ctx.attr(),
+                                                                       ctx.engine());
+  Op inference = ctx.make_op(inference_pd, {{DNNL_ARG_SRC, src_},
+                                            {DNNL_ARG_MEAN, buffers_[0].value.memory()},
+                                            {DNNL_ARG_VARIANCE, buffers_[1].value.memory()},
+                                            {DNNL_ARG_SCALE, scale},
+                                            {DNNL_ARG_SHIFT, shift},
+                                            {DNNL_ARG_DST, dst_.memory()}});
+  if (!ctx.training()) {
+    forward_ops_.push_back(std::move(inference));
+    return;
+  }
+  evaluation_ops_.push_back(std::move(inference));
+
+  const dnnl::batch_normalization_forward::desc training_desc(dnnl::prop_kind::forward_training,
+                                                              src.desc(), config_.epsilon,
+                                                              flags::use_scale | flags::use_shift);
+  training_pd_ =
+      dnnl::batch_normalization_forward::primitive_desc(training_desc, ctx.attr(), ctx.engine());
+  batch_statistics_ = AlignedBuffer<float>(static_cast<size_t>(2 * channels_));
+  mean_ = dnnl::memory(training_pd_.mean_desc(), ctx.engine(), batch_statistics_.data());
+  variance_ = dnnl::memory(training_pd_.variance_desc(), ctx.engine(),
+                           batch_statistics_.data() + channels_);
+  forward_ops_.push_back(ctx.make_op(training_pd_, {{DNNL_ARG_SRC, src_},
+                                                    {DNNL_ARG_MEAN, mean_},
+                                                    {DNNL_ARG_VARIANCE, variance_},
+                                                    {DNNL_ARG_SCALE, scale},
+                                                    {DNNL_ARG_SHIFT, shift},
+                                                    {DNNL_ARG_DST, dst_.memory()}}));
+}
+
+void BatchNorm::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
+  using flags = dnnl::normalization_flags;
+  CONVOY_CHECK(diff_dst.desc() == dst_.desc());
+  // The input gradient is computed even for a first layer: oneDNN computes both together.
+  const dnnl::batch_normalization_backward::desc d(dnnl::prop_kind::backward, diff_dst.desc(),
+                                                   src_.get_desc(), config_.epsilon,
+                                                   flags::use_scale | flags::use_shift);
+  const dnnl::batch_normalization_backward::primitive_desc pd(d, ctx.attr(), ctx.engine(),
+                                                              training_pd_);
+  diff_src_ = Tensor(src_.get_desc(), ctx.engine());
+  std::vector<Op> after;
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src_},
+      {DNNL_ARG_MEAN, mean_},
+      {DNNL_ARG_VARIANCE, variance_},
+      {DNNL_ARG_SCALE, parameters_[0].value.memory()},
+      {DNNL_ARG_SHIFT, parameters_[1].value.memory()},  // oneDNN 2.6 asks for it
+      {DNNL_ARG_DIFF_DST, ctx.convert(diff_dst.memory(), pd.diff_dst_desc(), backward_ops_)},
+      {DNNL_ARG_DIFF_SRC, ctx.convert_into(diff_src_.memory(), pd.diff_src_desc(), after)},
+      {DNNL_ARG_DIFF_SCALE, parameters_[0].grad.memory()},
+      {DNNL_ARG_DIFF_SHIFT, parameters_[1].grad.memory()}};
+  backward_ops_.push_back(ctx.make_op(pd, std::move(args)));
+  for (Op& op : after) backward_ops_.push_back(std::move(op));
+  if (!need_diff_src) diff_src_ = Tensor();
+}
+
+std::span<float> BatchNorm::batch_statistics() {
+  return {batch_statistics_.data(), batch_statistics_.size()};
+}
+
+void BatchNorm::update_running_statistics() {
+  const float m = config_.momentum;
+  // PyTorch keeps the unbiased variance; oneDNN's batch variance is the biased one.
+  const double n = static_cast<double>(values_per_channel_);
+  const auto unbias = static_cast<float>(n > 1 ? n / (n - 1) : 1.0);
+  float* mean = buffers_[0].value.data();
+  float* var = buffers_[1].value.data();
+  const float* batch_mean = batch_statistics_.data();
+  const float* batch_var = batch_statistics_.data() + channels_;
+  for (int64_t c = 0; c < channels_; ++c) {
+    mean[c] = (1 - m) * mean[c] + m * batch_mean[c];
+    var[c] = (1 - m) * var[c] + m * batch_var[c] * unbias;
+  }
+}
+
+}  // namespace convoy
