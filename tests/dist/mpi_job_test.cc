@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -58,9 +59,10 @@ class MpiJob : public ::testing::Test {
     ASSERT_TRUE(std::filesystem::exists(kData))
         << kData << " is missing: deploy/install-deps.sh installs dataset-fashion-mnist";
   }
-  // lenet5 on the first 1,000 training images (not a multiple of 32 or 48), 12 steps.
-  std::vector<std::string> train_args(int64_t batch, const std::string& save) {
-    return {"train",         "--model",      "lenet5",
+  // lenet5 (or `model`) on the first 1,000 training images (not a multiple of 32 or 48), 12 steps.
+  std::vector<std::string> train_args(int64_t batch, const std::string& save,
+                                      const std::string& model = "lenet5") {
+    return {"train",         "--model",      model,
             "--limit-train", "1000",         "--limit-test",
             "500",           "--batch-size", std::to_string(batch),
             "--max-steps",   "12",           "--lr",
@@ -105,6 +107,89 @@ TEST_F(MpiJob, ThreeRanksEqualOneProcessWithTheGlobalBatch) {
   expect_equivalent(*this, dir_, 3, train_args(16, dir_.file("distributed.ckpt")),
                     train_args(48, dir_.file("single.ckpt")),
                     train_args(16, dir_.file("per_rank.ckpt")));
+}
+
+// lenet5 with dropout after each dense layer: the mask follows the sample, not the rank.
+constexpr const char* kLenetDropout = R"pb(
+  input {
+    channels: 1
+    spatial: [ 28, 28 ]
+  }
+  num_classes: 10
+  layer {
+    type: "Conv2D"
+    conv { filters: 6 kernel: 5 pad: 2 }
+  }
+  layer { type: "ReLU" }
+  layer {
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    type: "Conv2D"
+    conv { filters: 16 kernel: 5 }
+  }
+  layer { type: "ReLU" }
+  layer {
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "fc1"
+    type: "Dense"
+    dense { units: 120 }
+  }
+  layer { type: "ReLU" }
+  layer {
+    name: "drop1"
+    type: "Dropout"
+    dropout { rate: 0.5 }
+  }
+  layer {
+    name: "fc2"
+    type: "Dense"
+    dense { units: 84 }
+  }
+  layer { type: "ReLU" }
+  layer {
+    name: "drop2"
+    type: "Dropout"
+    dropout { rate: 0.3 }
+  }
+  layer {
+    name: "fc3"
+    type: "Dense"
+    dense { units: 10 }
+  }
+)pb";
+
+TEST_F(MpiJob, TwoRanksWithDropoutEqualOneProcessWithTheGlobalBatch) {
+  const std::string model = dir_.file("dropout.pbtxt");
+  std::ofstream(model) << kLenetDropout;
+  expect_equivalent(*this, dir_, 2, train_args(16, dir_.file("distributed.ckpt"), model),
+                    train_args(32, dir_.file("single.ckpt"), model),
+                    train_args(16, dir_.file("per_rank.ckpt"), model));
+}
+
+TEST_F(MpiJob, BatchNormRanksKeepTheSameRunningStatisticsAndEvaluateExactly) {
+  // Batch norm normalizes with each rank's own batch (as PyTorch DDP does), so the parameters are
+  // not those of one process with the global batch; but the running statistics are averaged
+  // over the ranks every step: every replica holds the same ones (the job checks all parameters
+  // and buffers agree at its end, and would fail otherwise), and the job's evaluation equals a
+  // single-process evaluation of the checkpoint it saved.
+  const std::string ckpt = dir_.file("bn.ckpt");
+  const CommandResult d = mpirun(2, train_args(16, ckpt, "fashion_bn"));
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const nlohmann::json trained = last_json_line(d.out);
+  const pb::Checkpoint checkpoint = load_checkpoint(ckpt);
+  ASSERT_EQ(checkpoint.buffer_size(), 6);  // running mean and variance of bn1, bn2, bn3
+  EXPECT_EQ(checkpoint.buffer(0).name(), "bn1.running_mean");
+  const CommandResult one =
+      convoy({"evaluate", "--checkpoint", ckpt, "--limit-test", "500", "--log-json"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const nlohmann::json evaluated = last_json_line(one.out);
+  EXPECT_EQ(evaluated["test_accuracy"], trained["test_accuracy"]);
+  EXPECT_EQ(evaluated["confusion_matrix"], trained["confusion_matrix"]);
 }
 
 TEST_F(MpiJob, ThreeRankEvaluationEqualsOneProcessExactly) {
