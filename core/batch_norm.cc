@@ -6,6 +6,26 @@
 
 namespace convoy {
 
+namespace {
+
+// oneDNN 2.6 has optimized batch norm kernels for 2-D and 4-D/5-D data only; a sequence [N, C, L]
+// gets its reference kernel, about 15x slower (measured 15.9 ms against 0.8 ms for 64x16x128).
+// The same bytes viewed as [N, C, 1, L] (in any of the layouts a 3-D tensor can have) take the
+// fast path, so sequences are normalized through that view.
+dnnl::memory::desc kernel_view(const dnnl::memory::desc& desc) {
+  const Dims dims = desc.dims();
+  if (dims.size() != 3) return desc;
+  return desc.reshape({dims[0], dims[1], 1, dims[2]});
+}
+
+dnnl::memory view(const dnnl::memory& memory) {
+  const dnnl::memory::desc v = kernel_view(memory.get_desc());
+  if (v == memory.get_desc()) return memory;
+  return dnnl::memory(v, memory.get_engine(), memory.get_data_handle());
+}
+
+}  // namespace
+
 BatchNormConfig BatchNormConfig::from_spec(const pb::LayerSpec& spec, const std::string& where) {
   BatchNormConfig c;
   const pb::BatchNormParams& p = spec.batch_norm();
@@ -40,13 +60,14 @@ void BatchNorm::build_forward(BuildContext& ctx, const Tensor& src) {
   buffers_[1].value.copy_from_plain(std::vector<float>(static_cast<size_t>(channels_), 1.f));
 
   // The data stays in the layout the previous layer chose: batch norm works in any.
-  src_ = src.memory();
+  src_ = view(src.memory());
   dst_ = Tensor(src.desc(), ctx.engine());
+  const dnnl::memory dst = view(dst_.memory());
   const dnnl::memory& scale = parameters_[0].value.memory();
   const dnnl::memory& shift = parameters_[1].value.memory();
 
   const dnnl::batch_normalization_forward::desc inference_desc(
-      dnnl::prop_kind::forward_inference, src.desc(), config_.epsilon,
+      dnnl::prop_kind::forward_inference, src_.get_desc(), config_.epsilon,
       flags::use_global_stats | flags::use_scale | flags::use_shift);
   const dnnl::batch_normalization_forward::primitive_desc inference_pd(inference_desc, ctx.attr(),
                                                                        ctx.engine());
@@ -55,7 +76,7 @@ void BatchNorm::build_forward(BuildContext& ctx, const Tensor& src) {
                                             {DNNL_ARG_VARIANCE, buffers_[1].value.memory()},
                                             {DNNL_ARG_SCALE, scale},
                                             {DNNL_ARG_SHIFT, shift},
-                                            {DNNL_ARG_DST, dst_.memory()}});
+                                            {DNNL_ARG_DST, dst}});
   if (!ctx.training()) {
     forward_ops_.push_back(std::move(inference));
     return;
@@ -63,7 +84,7 @@ void BatchNorm::build_forward(BuildContext& ctx, const Tensor& src) {
   evaluation_ops_.push_back(std::move(inference));
 
   const dnnl::batch_normalization_forward::desc training_desc(dnnl::prop_kind::forward_training,
-                                                              src.desc(), config_.epsilon,
+                                                              src_.get_desc(), config_.epsilon,
                                                               flags::use_scale | flags::use_shift);
   training_pd_ =
       dnnl::batch_normalization_forward::primitive_desc(training_desc, ctx.attr(), ctx.engine());
@@ -76,19 +97,20 @@ void BatchNorm::build_forward(BuildContext& ctx, const Tensor& src) {
                                                     {DNNL_ARG_VARIANCE, variance_},
                                                     {DNNL_ARG_SCALE, scale},
                                                     {DNNL_ARG_SHIFT, shift},
-                                                    {DNNL_ARG_DST, dst_.memory()}}));
+                                                    {DNNL_ARG_DST, dst}}));
 }
 
 void BatchNorm::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
   using flags = dnnl::normalization_flags;
   CONVOY_CHECK(diff_dst.desc() == dst_.desc());
   // The input gradient is computed even for a first layer: oneDNN computes both together.
-  const dnnl::batch_normalization_backward::desc d(dnnl::prop_kind::backward, diff_dst.desc(),
-                                                   src_.get_desc(), config_.epsilon,
-                                                   flags::use_scale | flags::use_shift);
+  const dnnl::memory diff_dst_view = view(diff_dst.memory());
+  const dnnl::batch_normalization_backward::desc d(
+      dnnl::prop_kind::backward, diff_dst_view.get_desc(), src_.get_desc(), config_.epsilon,
+      flags::use_scale | flags::use_shift);
   const dnnl::batch_normalization_backward::primitive_desc pd(d, ctx.attr(), ctx.engine(),
                                                               training_pd_);
-  diff_src_ = Tensor(src_.get_desc(), ctx.engine());
+  diff_src_ = Tensor(dst_.desc(), ctx.engine());  // the desc of the layer's input
   std::vector<Op> after;
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src_},
@@ -96,8 +118,8 @@ void BatchNorm::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool n
       {DNNL_ARG_VARIANCE, variance_},
       {DNNL_ARG_SCALE, parameters_[0].value.memory()},
       {DNNL_ARG_SHIFT, parameters_[1].value.memory()},  // oneDNN 2.6 asks for it
-      {DNNL_ARG_DIFF_DST, ctx.convert(diff_dst.memory(), pd.diff_dst_desc(), backward_ops_)},
-      {DNNL_ARG_DIFF_SRC, ctx.convert_into(diff_src_.memory(), pd.diff_src_desc(), after)},
+      {DNNL_ARG_DIFF_DST, ctx.convert(diff_dst_view, pd.diff_dst_desc(), backward_ops_)},
+      {DNNL_ARG_DIFF_SRC, ctx.convert_into(view(diff_src_.memory()), pd.diff_src_desc(), after)},
       {DNNL_ARG_DIFF_SCALE, parameters_[0].grad.memory()},
       {DNNL_ARG_DIFF_SHIFT, parameters_[1].grad.memory()}};
   backward_ops_.push_back(ctx.make_op(pd, std::move(args)));
