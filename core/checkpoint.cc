@@ -41,19 +41,30 @@ void load_tensor(const pb::TensorData& in, const std::string& name, Tensor& t,
 
 }  // namespace
 
-pb::Checkpoint make_checkpoint(Model& model, const Sgd* sgd, const TrainingPosition& position) {
+pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
+                               const TrainingPosition& position) {
   pb::Checkpoint ck;
   *ck.mutable_model() = model.spec();
   for (const Parameter* p : model.parameters()) fill_tensor(ck.add_parameter(), p->name, p->value);
   for (const Buffer* b : model.buffers()) fill_tensor(ck.add_buffer(), b->name, b->value);
-  if (sgd != nullptr) {
-    pb::SgdState* s = ck.mutable_sgd();
-    s->set_learning_rate(sgd->config().learning_rate);
-    s->set_momentum(sgd->config().momentum);
-    s->set_weight_decay(sgd->config().weight_decay);
-    s->set_nesterov(sgd->config().nesterov);
-    for (size_t i = 0; i < sgd->parameters().size(); ++i) {
-      fill_tensor(s->add_momentum_buffer(), sgd->parameters()[i]->name, sgd->momentum_buffer(i));
+  if (optimizer != nullptr) {
+    const OptimizerConfig& c = optimizer->config();
+    pb::OptimizerState* s = ck.mutable_optimizer();
+    s->set_kind(OptimizerConfig::kind_name(c.kind));
+    s->set_learning_rate(c.learning_rate);
+    s->set_momentum(c.momentum);
+    s->set_weight_decay(c.weight_decay);
+    s->set_nesterov(c.nesterov);
+    s->set_beta1(c.beta1);
+    s->set_beta2(c.beta2);
+    s->set_epsilon(c.epsilon);
+    s->set_steps(optimizer->steps());
+    for (size_t i = 0; i < optimizer->parameters().size(); ++i) {
+      const std::string& name = optimizer->parameters()[i]->name;
+      fill_tensor(s->add_momentum_buffer(), name, optimizer->first_moment(i));
+      if (optimizer->has_second_moment()) {
+        fill_tensor(s->add_second_moment(), name, optimizer->second_moment(i));
+      }
     }
   }
   ck.set_epoch(position.epoch);
@@ -109,7 +120,7 @@ pb::Checkpoint load_checkpoint(const std::string& path) {
   return parse_checkpoint(bytes.str(), path);
 }
 
-void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Sgd* sgd,
+void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimizer* optimizer,
                         const std::string& source) {
   const std::vector<Parameter*> params = model.parameters();
   if (checkpoint.parameter_size() != static_cast<int>(params.size())) {
@@ -130,16 +141,28 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Sgd* sgd
     load_tensor(checkpoint.buffer(static_cast<int>(i)), buffers[i]->name, buffers[i]->value,
                 source);
   }
-  if (sgd != nullptr && checkpoint.sgd().momentum_buffer_size() > 0) {
-    if (checkpoint.sgd().momentum_buffer_size() != static_cast<int>(params.size())) {
-      throw InputError(fmt::format("{}: holds {} momentum buffers, the model has {} parameters",
-                                   source, checkpoint.sgd().momentum_buffer_size(), params.size()));
-    }
-    for (size_t i = 0; i < params.size(); ++i) {
-      load_tensor(checkpoint.sgd().momentum_buffer(static_cast<int>(i)), params[i]->name,
-                  sgd->momentum_buffer(i), source);
+  if (optimizer == nullptr || checkpoint.optimizer().momentum_buffer_size() == 0) return;
+  const pb::OptimizerState& state = checkpoint.optimizer();
+  const std::string kind = state.kind().empty() ? "sgd" : state.kind();
+  const std::string wanted = OptimizerConfig::kind_name(optimizer->config().kind);
+  if (kind != wanted) {
+    throw InputError(fmt::format("{}: was trained with the {} optimizer, not {} (--optimizer)",
+                                 source, kind, wanted));
+  }
+  const int expected_second = optimizer->has_second_moment() ? static_cast<int>(params.size()) : 0;
+  if (state.momentum_buffer_size() != static_cast<int>(params.size()) ||
+      state.second_moment_size() != expected_second) {
+    throw InputError(fmt::format("{}: holds optimizer state for {} parameters, the model has {}",
+                                 source, state.momentum_buffer_size(), params.size()));
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int k = static_cast<int>(i);
+    load_tensor(state.momentum_buffer(k), params[i]->name, optimizer->first_moment(i), source);
+    if (optimizer->has_second_moment()) {
+      load_tensor(state.second_moment(k), params[i]->name, optimizer->second_moment(i), source);
     }
   }
+  optimizer->set_steps(state.steps());
 }
 
 }  // namespace convoy

@@ -7,7 +7,7 @@
 
 #include "checkpoint.pb.h"
 #include "model.h"
-#include "sgd.h"
+#include "optimizer.h"
 
 namespace convoy {
 
@@ -22,8 +22,9 @@ struct TrainingPosition {
   std::string dataset;
 };
 
-// Captures the model's parameters and, when `sgd` is given, its state.
-pb::Checkpoint make_checkpoint(Model& model, const Sgd* sgd, const TrainingPosition& position);
+// Captures the model's parameters and, when `optimizer` is given, its state.
+pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
+                               const TrainingPosition& position);
 
 // The bytes of a checkpoint file, and back. parse_checkpoint throws InputError naming `source`.
 std::string serialize_checkpoint(const pb::Checkpoint& checkpoint);
@@ -32,9 +33,9 @@ pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& sou
 void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path);
 pb::Checkpoint load_checkpoint(const std::string& path);
 
-// Copies parameter values (and, when `sgd` is given, momentum buffers) into a model built from
-// the checkpoint's spec. Throws InputError naming `source` when names or shapes disagree.
-void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Sgd* sgd,
+// Copies parameter values (and, when `optimizer` is given, momentum buffers) into a model built
+// from the checkpoint's spec. Throws InputError naming `source` when names or shapes disagree.
+void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimizer* optimizer,
                         const std::string& source);
 
 }  // namespace convoy

@@ -44,8 +44,12 @@ void set_row_keys(Model& model, const Batch& batch, uint64_t seed, int64_t epoch
   }
 }
 
-Trainer::Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream, ProcessGroup* group)
-    : model_(model), sgd_(sgd), stream_(stream), group_(group != nullptr ? *group : single_) {}
+Trainer::Trainer(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
+                 ProcessGroup* group)
+    : model_(model),
+      optimizer_(optimizer),
+      stream_(stream),
+      group_(group != nullptr ? *group : single_) {}
 
 LossResult Trainer::step(const Batch& batch) {
   const Clock::time_point start = Clock::now();
@@ -69,7 +73,7 @@ LossResult Trainer::step(const Batch& batch) {
         fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
                     std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
   }
-  sgd_.step();
+  optimizer_.step();
   // Batch norm: every process folds the same (process-averaged) batch statistics into its
   // running statistics, so the replicas stay identical.
   model_.update_running_statistics([this](std::span<float> statistics) {
@@ -115,7 +119,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       const Batch* b = loader.next();
       if (b == nullptr) break;
       const double lr = options.schedule.at(summary.steps, steps_per_epoch, total_steps);
-      sgd_.set_learning_rate(static_cast<float>(lr));
+      optimizer_.set_learning_rate(static_cast<float>(lr));
       set_row_keys(model_, *b, options.seed, epoch);
       const LossResult r = step(*b);
       ++summary.steps;

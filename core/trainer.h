@@ -18,8 +18,8 @@
 #include "lr_schedule.h"
 #include "metrics.h"
 #include "model.h"
+#include "optimizer.h"
 #include "process_group.h"
-#include "sgd.h"
 
 namespace convoy {
 
@@ -84,7 +84,8 @@ class TrainObserver {
 class Trainer {
  public:
   // `group`: the other processes of a data-parallel job; null for a single process.
-  Trainer(Model& model, Sgd& sgd, const dnnl::stream& stream, ProcessGroup* group = nullptr);
+  Trainer(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
+          ProcessGroup* group = nullptr);
 
   // One optimizer step on the batch's first `count` rows. Returns the mean loss over all
   // processes' batches and the number of correct predictions among them.
@@ -98,7 +99,7 @@ class Trainer {
 
  private:
   Model& model_;
-  Sgd& sgd_;
+  Optimizer& optimizer_;
   dnnl::stream stream_;
   SingleProcess single_;
   ProcessGroup& group_;

@@ -87,7 +87,7 @@ int bench(const BenchCommand& cmd, Job& job) {
   dnnl::stream stream(engine);
   Model model(spec, cmd.batch_size, engine, Model::Mode::kTrain, cmd.model);
   model.initialize(1);
-  Sgd sgd(model.parameters(), {0.01f, 0.9f, 0.f, false});
+  Optimizer optimizer(model.parameters(), {.learning_rate = 0.01f, .momentum = 0.9f});
   std::optional<GradientReducer> reducer;
   std::optional<DataParallel> group;
   if (job.comm() != nullptr) {
@@ -96,7 +96,7 @@ int bench(const BenchCommand& cmd, Job& job) {
     }
     group.emplace(*job.comm(), reducer ? &*reducer : nullptr);
   }
-  Trainer trainer(model, sgd, stream, group ? &*group : nullptr);
+  Trainer trainer(model, optimizer, stream, group ? &*group : nullptr);
 
   Batch batch;
   batch.samples = AlignedBuffer<float>(static_cast<size_t>(cmd.batch_size * model.sample_size()));

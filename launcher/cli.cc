@@ -84,11 +84,24 @@ int run_cli(int argc, char** argv) {
   t->add_option("--lr-gamma", train.lr_gamma, "step schedule: decay factor")
       ->check(kPositive)
       ->capture_default_str();
+  t->add_option("--optimizer", train.optimizer, "sgd, adam or adamw (decoupled weight decay)")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
+      ->capture_default_str();
+  t->add_option("--beta1", train.beta1, "Adam: decay of the first moment")
+      ->check(CLI::Range(0.0, 0.999999))
+      ->capture_default_str();
+  t->add_option("--beta2", train.beta2, "Adam: decay of the second moment")
+      ->check(CLI::Range(0.0, 0.999999))
+      ->capture_default_str();
+  t->add_option("--adam-epsilon", train.adam_epsilon, "Adam: added to the denominator")
+      ->check(kPositive)
+      ->capture_default_str();
   t->add_option("--momentum", train.momentum, "SGD momentum")
       ->check(kNonNegative)
       ->capture_default_str();
   t->add_flag("--nesterov", train.nesterov, "Use Nesterov momentum");
-  t->add_option("--weight-decay", train.weight_decay, "L2 weight decay")
+  t->add_option("--weight-decay", train.weight_decay,
+                "Weight decay (L2 in the gradient; decoupled for adamw)")
       ->check(kNonNegative)
       ->capture_default_str();
   t->add_option("--seed", train.seed, "Seed for initialisation and shuffling")

@@ -30,6 +30,8 @@ struct TrainCommand {
   double momentum = 0.9;
   bool nesterov = false;
   double weight_decay = 0.0;
+  std::string optimizer = "sgd";  // sgd | adam | adamw
+  double beta1 = 0.9, beta2 = 0.999, adam_epsilon = 1e-8;
   uint64_t seed = 1;
   int threads = 0;  // 0: all cores
   int64_t max_steps = 0;

@@ -43,6 +43,10 @@ JobFingerprint fingerprint(const TrainCommand& cmd, const pb::ModelSpec& spec, c
       {"--warmup-epochs", fmt::format("{}", cmd.warmup_epochs)},
       {"--lr-step-epochs", std::to_string(cmd.lr_step_epochs)},
       {"--lr-gamma", fmt::format("{}", cmd.lr_gamma)},
+      {"--optimizer", cmd.optimizer},
+      {"--beta1", fmt::format("{}", cmd.beta1)},
+      {"--beta2", fmt::format("{}", cmd.beta2)},
+      {"--adam-epsilon", fmt::format("{}", cmd.adam_epsilon)},
       {"--momentum", fmt::format("{}", cmd.momentum)},
       {"--nesterov", cmd.nesterov ? "on" : "off"},
       {"--weight-decay", fmt::format("{}", cmd.weight_decay)},
@@ -69,8 +73,8 @@ std::string default_job_id(const TrainCommand& cmd, const pb::ModelSpec& spec) {
 // --resume: rank 0 fetches the job's latest checkpoint (from the coordinator or the local
 // directory), every rank gets its bytes, checks it belongs to this run, and restores from it.
 // Without a checkpoint the run starts from the beginning.
-void resume(const TrainCommand& cmd, Job& job, const pb::ModelSpec& spec, Model& model, Sgd& sgd,
-            TrainOptions& options) {
+void resume(const TrainCommand& cmd, Job& job, const pb::ModelSpec& spec, Model& model,
+            Optimizer& optimizer, TrainOptions& options) {
   const std::string job_id = cmd.job_id.empty() ? default_job_id(cmd, spec) : cmd.job_id;
   std::string bytes, source;
   job.agree([&] {
@@ -130,7 +134,7 @@ void resume(const TrainCommand& cmd, Job& job, const pb::ModelSpec& spec, Model&
     differs("a world size of", std::to_string(ck.world_size()), std::to_string(job.size()));
     return ck;
   });
-  restore_checkpoint(checkpoint, model, &sgd, source);
+  restore_checkpoint(checkpoint, model, &optimizer, source);
   options.start_epoch = checkpoint.epoch();
   options.start_step_in_epoch = checkpoint.step_in_epoch();
   options.start_step = checkpoint.step();
@@ -183,8 +187,14 @@ int train_job(const TrainCommand& cmd, Job& job) {
   dnnl::stream stream(engine);
   Model model(spec, cmd.batch_size, engine, Model::Mode::kTrain, cmd.model);
   model.initialize(cmd.seed);
-  Sgd sgd(model.parameters(), {static_cast<float>(cmd.lr), static_cast<float>(cmd.momentum),
-                               static_cast<float>(cmd.weight_decay), cmd.nesterov});
+  Optimizer optimizer(model.parameters(), {.kind = OptimizerConfig::parse_kind(cmd.optimizer),
+                                           .learning_rate = static_cast<float>(cmd.lr),
+                                           .momentum = static_cast<float>(cmd.momentum),
+                                           .weight_decay = static_cast<float>(cmd.weight_decay),
+                                           .nesterov = cmd.nesterov,
+                                           .beta1 = static_cast<float>(cmd.beta1),
+                                           .beta2 = static_cast<float>(cmd.beta2),
+                                           .epsilon = static_cast<float>(cmd.adam_epsilon)});
   std::optional<GradientReducer> reducer;
   if (job.size() > 1) {
     broadcast_parameters(*job.comm(), model);
@@ -194,7 +204,7 @@ int train_job(const TrainCommand& cmd, Job& job) {
   TrainOptions options{cmd.epochs, cmd.max_steps, cmd.seed,
                        LrSchedule{LrSchedule::parse_kind(cmd.lr_schedule), cmd.lr,
                                   cmd.warmup_epochs, cmd.lr_step_epochs, cmd.lr_gamma}};
-  if (cmd.resume) resume(cmd, job, spec, model, sgd, options);
+  if (cmd.resume) resume(cmd, job, spec, model, optimizer, options);
 
   int64_t parameter_count = 0;
   for (const Parameter* p : model.parameters()) parameter_count += p->value.size();
@@ -210,6 +220,7 @@ int train_job(const TrainCommand& cmd, Job& job) {
                                   {"global_batch_size", cmd.batch_size * job.size()},
                                   {"lr", cmd.lr},
                                   {"lr_schedule", cmd.lr_schedule},
+                                  {"optimizer", cmd.optimizer},
                                   {"momentum", cmd.momentum},
                                   {"weight_decay", cmd.weight_decay},
                                   {"seed", cmd.seed},
@@ -262,9 +273,9 @@ int train_job(const TrainCommand& cmd, Job& job) {
   }
   TrainingHooks hooks(
       {job_id, job.rank(), job.size(), cmd.batch_size, cmd.seed, train.name, cmd.checkpoint_every},
-      model, sgd, job.is_root() ? &progress : nullptr, reporter.get(), sink.get());
+      model, optimizer, job.is_root() ? &progress : nullptr, reporter.get(), sink.get());
 
-  Trainer trainer(model, sgd, stream, group ? &*group : nullptr);
+  Trainer trainer(model, optimizer, stream, group ? &*group : nullptr);
   TrainSummary summary = trainer.fit(train, options, &hooks, &test);
   if (job.size() > 1) verify_identical_parameters(*job.comm(), model, "after training");
   if (!summary.test) summary.test = evaluate(model, stream, test, group ? &*group : nullptr);
@@ -280,7 +291,8 @@ int train_job(const TrainCommand& cmd, Job& job) {
   }
 
   if (!job.is_root()) return 0;
-  if (!cmd.save.empty()) save_checkpoint(make_checkpoint(model, &sgd, hooks.position()), cmd.save);
+  if (!cmd.save.empty())
+    save_checkpoint(make_checkpoint(model, &optimizer, hooks.position()), cmd.save);
   print_final_report(*summary.test, test.class_names, &summary, job.size(), cmd.log_json);
   if (!cmd.save.empty() && !cmd.log_json) fmt::print("checkpoint saved to {}\n", cmd.save);
   return 0;

@@ -10,11 +10,12 @@ double wall_time() {
 }
 }  // namespace
 
-TrainingHooks::TrainingHooks(Options options, Model& model, Sgd& sgd, TrainObserver* progress,
-                             CoordinatorReporter* reporter, CheckpointSink* checkpoints)
+TrainingHooks::TrainingHooks(Options options, Model& model, Optimizer& optimizer,
+                             TrainObserver* progress, CoordinatorReporter* reporter,
+                             CheckpointSink* checkpoints)
     : options_(std::move(options)),
       model_(model),
-      sgd_(sgd),
+      optimizer_(optimizer),
       progress_(progress),
       reporter_(reporter),
       checkpoints_sink_(checkpoints) {
@@ -79,7 +80,7 @@ void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
     header.set_test_accuracy(*test_accuracy);
     header.set_has_test_accuracy(true);
   }
-  std::string bytes = serialize_checkpoint(make_checkpoint(model_, &sgd_, position_));
+  std::string bytes = serialize_checkpoint(make_checkpoint(model_, &optimizer_, position_));
   checkpoint_ms_ +=
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   ++checkpoints_;

@@ -27,7 +27,7 @@ class TrainingHooks final : public TrainObserver {
     int64_t checkpoint_every = 0;  // steps; 0: only after each epoch
   };
   // Any of the pointers may be null.
-  TrainingHooks(Options options, Model& model, Sgd& sgd, TrainObserver* progress,
+  TrainingHooks(Options options, Model& model, Optimizer& optimizer, TrainObserver* progress,
                 CoordinatorReporter* reporter, CheckpointSink* checkpoints);
 
   void on_step(const StepStats& s) override;
@@ -44,7 +44,7 @@ class TrainingHooks final : public TrainObserver {
 
   Options options_;
   Model& model_;
-  Sgd& sgd_;
+  Optimizer& optimizer_;
   TrainObserver* progress_;
   CoordinatorReporter* reporter_;
   CheckpointSink* checkpoints_sink_;

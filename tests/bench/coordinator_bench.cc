@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
     dnnl::stream stream(engine);
     Model model(load_model_spec("fashion_cnn", "m"), 64, engine, Model::Mode::kTrain, "m");
     model.initialize(1);
-    Sgd sgd(model.parameters(), {0.01f, 0.9f, 0.f, false});
-    Trainer trainer(model, sgd, stream);
+    Optimizer optimizer(model.parameters(), {.learning_rate = 0.01f, .momentum = 0.9f});
+    Trainer trainer(model, optimizer, stream);
     Batch batch;
     batch.samples = AlignedBuffer<float>(64 * 784);
     batch.labels.assign(64, 1);
@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
       trainer.step(batch);
       step_ms.push_back(ms_since(t0));
       t0 = Wall::now();
-      const std::string bytes = serialize_checkpoint(make_checkpoint(model, &sgd, {}));
+      const std::string bytes = serialize_checkpoint(make_checkpoint(model, &optimizer, {}));
       checkpoint_ms.push_back(ms_since(t0));
       checkpoint_bytes = bytes.size();
     }

@@ -22,18 +22,19 @@ struct Trained {
         stream(engine),
         spec(load_model_spec("lenet5", "--model")),
         model(spec, 4, engine, Model::Mode::kTrain, "lenet5"),
-        sgd(model.parameters(), {.learning_rate = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f}) {
+        optimizer(model.parameters(),
+                  {.learning_rate = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f}) {
     model.initialize(3);
     for (int step = 0; step < 3; ++step) {
       model.set_input(testing::random_values(4 * 784, step, 0.f, 1.f));
       model.forward(stream);
       model.loss(stream, std::vector<int32_t>{1, 2, 3, 4}, 4);
       model.backward(stream);
-      sgd.step();
+      optimizer.step();
     }
   }
   pb::Checkpoint checkpoint() {
-    return make_checkpoint(model, &sgd,
+    return make_checkpoint(model, &optimizer,
                            {.epoch = 1,
                             .step_in_epoch = 2,
                             .step = 3,
@@ -46,7 +47,7 @@ struct Trained {
   dnnl::stream stream;
   pb::ModelSpec spec;
   Model model;
-  Sgd sgd;
+  Optimizer optimizer;
 };
 
 std::string error_of(const std::string& path) {
@@ -72,23 +73,65 @@ TEST(Checkpoint, RoundTripRestoresParametersMomentumAndPosition) {
   EXPECT_EQ(loaded.seed(), 3u);
   EXPECT_EQ(loaded.dataset(), "fashion-mnist");
   EXPECT_EQ(loaded.model().name(), "lenet5");
-  EXPECT_FLOAT_EQ(loaded.sgd().weight_decay(), 1e-4f);
+  EXPECT_FLOAT_EQ(loaded.optimizer().weight_decay(), 1e-4f);
 
   // A different batch size and inference mode: layouts may differ, values must not.
   Model other(loaded.model(), 7, t.engine, Model::Mode::kTrain, "ckpt");
-  Sgd other_sgd(other.parameters(), {});
+  Optimizer other_sgd(other.parameters(), {});
   restore_checkpoint(loaded, other, &other_sgd, path);
   const auto a = t.model.parameters(), b = other.parameters();
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i]->name, b[i]->name);
     EXPECT_EQ(a[i]->value.to_plain(), b[i]->value.to_plain()) << a[i]->name;
-    EXPECT_EQ(t.sgd.momentum_buffer(i).to_plain(), other_sgd.momentum_buffer(i).to_plain());
+    EXPECT_EQ(t.optimizer.first_moment(i).to_plain(), other_sgd.first_moment(i).to_plain());
   }
   // A weight is named by layer and parameter, in plain [O, I, KH, KW] shape.
   EXPECT_EQ(loaded.parameter(0).name(), "conv1.weight");
   EXPECT_EQ(loaded.parameter(0).shape_size(), 4);
   EXPECT_EQ(loaded.parameter(0).shape(0), 6);
+}
+
+TEST(Checkpoint, AdamStateRoundTripsAndAnotherOptimizerIsRefused) {
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  const dnnl::stream stream(engine);
+  const pb::ModelSpec spec = load_model_spec("lenet5", "--model");
+  Model model(spec, 4, engine, Model::Mode::kTrain, "lenet5");
+  model.initialize(3);
+  Optimizer adam(model.parameters(), {.kind = OptimizerConfig::Kind::kAdamW,
+                                      .learning_rate = 1e-3f,
+                                      .weight_decay = 0.01f,
+                                      .beta2 = 0.99f});
+  for (int step = 0; step < 2; ++step) {
+    model.set_input(testing::random_values(4 * 784, step, 0.f, 1.f));
+    model.forward(stream);
+    model.loss(stream, std::vector<int32_t>{1, 2, 3, 4}, 4);
+    model.backward(stream);
+    adam.step();
+  }
+  const pb::Checkpoint checkpoint = make_checkpoint(model, &adam, {});
+  EXPECT_EQ(checkpoint.optimizer().kind(), "adamw");
+  EXPECT_EQ(checkpoint.optimizer().steps(), 2);
+  EXPECT_FLOAT_EQ(checkpoint.optimizer().beta2(), 0.99f);
+
+  Model other(spec, 4, engine, Model::Mode::kTrain, "lenet5");
+  Optimizer other_adam(other.parameters(), {.kind = OptimizerConfig::Kind::kAdamW});
+  restore_checkpoint(checkpoint, other, &other_adam, "a.ckpt");
+  EXPECT_EQ(other_adam.steps(), 2);
+  for (size_t i = 0; i < model.parameters().size(); ++i) {
+    EXPECT_EQ(adam.first_moment(i).to_plain(), other_adam.first_moment(i).to_plain());
+    EXPECT_EQ(adam.second_moment(i).to_plain(), other_adam.second_moment(i).to_plain());
+  }
+
+  Optimizer sgd(other.parameters(), {});
+  try {
+    restore_checkpoint(checkpoint, other, &sgd, "a.ckpt");
+    ADD_FAILURE() << "an AdamW checkpoint was restored into SGD";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "a.ckpt: was trained with the adamw optimizer, not sgd "
+              "(--optimizer)");
+  }
 }
 
 TEST(Checkpoint, RefusesCorruptTruncatedAndForeignFiles) {
@@ -126,7 +169,7 @@ TEST(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaryFiles) {
   const std::string path = dir.file("a.ckpt");
   save_checkpoint(t.checkpoint(), path);
   const pb::Checkpoint second = make_checkpoint(
-      t.model, &t.sgd, {.epoch = 2, .step = 6, .seed = 3, .batch_size = 4, .dataset = "d"});
+      t.model, &t.optimizer, {.epoch = 2, .step = 6, .seed = 3, .batch_size = 4, .dataset = "d"});
   save_checkpoint(second, path);
   EXPECT_EQ(load_checkpoint(path).step(), 6);
   int files = 0;

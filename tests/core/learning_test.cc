@@ -70,12 +70,12 @@ double train_and_test(const std::string& model_name, const Dataset& train, const
   const dnnl::stream stream(engine);
   Model model(load_model_spec(model_name, "--model"), 32, engine, Model::Mode::kTrain, model_name);
   model.initialize(1);
-  Sgd sgd(model.parameters(), {.learning_rate = lr, .momentum = 0.9f});
+  Optimizer optimizer(model.parameters(), {.learning_rate = lr, .momentum = 0.9f});
   TrainOptions options;
   options.epochs = epochs;
   options.schedule.base_lr = lr;
   options.schedule.kind = LrSchedule::Kind::kCosine;
-  Trainer trainer(model, sgd, stream);
+  Trainer trainer(model, optimizer, stream);
   const TrainSummary summary = trainer.fit(train, options, nullptr, &test);
   return summary.test->confusion.accuracy();
 }
@@ -123,11 +123,11 @@ TEST(Learning, EvaluationUsesRunningStatisticsAndSurvivesACheckpoint) {
   const pb::ModelSpec spec = parse_model_text(kBnDropout, "test");
   Model model(spec, 16, engine, Model::Mode::kTrain, "test");
   model.initialize(5);
-  Sgd sgd(model.parameters(), {.learning_rate = 0.05f, .momentum = 0.9f});
+  Optimizer optimizer(model.parameters(), {.learning_rate = 0.05f, .momentum = 0.9f});
   const Dataset train = waveforms(160, 5), test = waveforms(50, 6);
   TrainOptions options;
   options.epochs = 2;
-  Trainer trainer(model, sgd, stream);
+  Trainer trainer(model, optimizer, stream);
   const TrainSummary summary = trainer.fit(train, options, nullptr, &test);
 
   // The running statistics moved away from their start (mean 0, variance 1).
@@ -147,7 +147,7 @@ TEST(Learning, EvaluationUsesRunningStatisticsAndSurvivesACheckpoint) {
   };
   EXPECT_EQ(counts(again), counts(*summary.test));
   EXPECT_DOUBLE_EQ(again.loss, summary.test->loss);
-  const pb::Checkpoint checkpoint = make_checkpoint(model, &sgd, {});
+  const pb::Checkpoint checkpoint = make_checkpoint(model, &optimizer, {});
   EXPECT_EQ(checkpoint.buffer_size(), 4);
   Model restored(checkpoint.model(), 7, engine, Model::Mode::kInference, "test");
   restore_checkpoint(checkpoint, restored, nullptr, "checkpoint");

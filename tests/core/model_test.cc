@@ -7,8 +7,8 @@
 
 #include <cmath>
 
+#include "optimizer.h"
 #include "random.h"
-#include "sgd.h"
 #include "testing/gradient_check.h"
 #include "testing/layer_harness.h"
 
@@ -242,11 +242,11 @@ TEST(Model, SameSeedSameParametersAfterTraining) {
   const std::string text = kSmallModel;
   auto train = [&](uint64_t seed) {
     Fixture f(text, 4, seed);
-    Sgd sgd(f.model.parameters(), {.learning_rate = 0.1f, .momentum = 0.9f});
+    Optimizer optimizer(f.model.parameters(), {.learning_rate = 0.1f, .momentum = 0.9f});
     for (int step = 0; step < 5; ++step) {
       f.loss(random_values(4 * 2 * 9 * 8, 100 + step, 0.f, 1.f), {0, 1, 2, 3}, 4);
       f.model.backward(f.stream);
-      sgd.step();
+      optimizer.step();
     }
     std::vector<float> all;
     for (Parameter* p : f.model.parameters()) {

@@ -95,8 +95,9 @@ TEST(TrainingStep, AllocatesNothingInConvoy) {
   // fashion_bn: convolutions, batch norm (running statistics), dropout (hand-written ops).
   Model model(load_model_spec("fashion_bn", "m"), 16, engine, Model::Mode::kTrain, "fashion_bn");
   model.initialize(1);
-  Sgd sgd(model.parameters(), {.learning_rate = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f});
-  Trainer trainer(model, sgd, stream);
+  Optimizer optimizer(model.parameters(),
+                      {.learning_rate = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f});
+  Trainer trainer(model, optimizer, stream);
   Dataset data;
   data.name = "synthetic";
   data.shape = {1, {28, 28}};

@@ -122,10 +122,11 @@ std::vector<float> train_and_flatten(int ranks, int64_t batch, const Dataset& da
     dnnl::stream stream(engine);
     Model model(parse_model_text(kModel, "test"), batch, engine, Model::Mode::kTrain, "test");
     model.initialize(5);
-    Sgd sgd(model.parameters(), {.learning_rate = 0.1f, .momentum = 0.9f, .weight_decay = 1e-3f});
+    Optimizer optimizer(model.parameters(),
+                        {.learning_rate = 0.1f, .momentum = 0.9f, .weight_decay = 1e-3f});
     GradientReducer reducer(comm, model, stream, 4 * 500);
     DataParallel group(comm, &reducer);
-    Trainer trainer(model, sgd, stream, &group);
+    Trainer trainer(model, optimizer, stream, &group);
     trainer.fit(
         data,
         {.epochs = 3, .max_steps = steps, .seed = 11, .schedule = {LrSchedule::Kind::kCosine, 0.1}},
