@@ -17,7 +17,17 @@ std::vector<std::string> class_names_for(const std::string& dataset) {
     return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
   }
-  return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  if (dataset == "cifar10") {
+    return {"airplane", "automobile", "bird",  "cat",  "deer",
+            "dog",      "frog",       "horse", "ship", "truck"};
+  }
+  return numbered_class_names(10);
+}
+
+std::vector<std::string> numbered_class_names(int count) {
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i) names.push_back(std::to_string(i));
+  return names;
 }
 
 }  // namespace convoy

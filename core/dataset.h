@@ -10,6 +10,8 @@
 
 namespace convoy {
 
+enum class Split { kTrain, kTest };
+
 struct Dataset {
   std::string name;   // "fashion-mnist", "mnist"
   SampleShape shape;  // per sample, e.g. 1x28x28
@@ -27,7 +29,9 @@ struct Dataset {
   Dataset head(int64_t n) const;
 };
 
-// Class names for a data set kind: Fashion-MNIST's ten names, or "0".."9" for MNIST.
+// Class names for a data set kind: Fashion-MNIST's and CIFAR-10's ten names, or "0".."9".
 std::vector<std::string> class_names_for(const std::string& dataset);
+// "0", "1", ..., count - 1.
+std::vector<std::string> numbered_class_names(int count);
 
 }  // namespace convoy

@@ -10,8 +10,6 @@
 
 namespace convoy {
 
-enum class Split { kTrain, kTest };
-
 // `dataset` is "fashion-mnist" or "mnist" (it decides the class names). Throws InputError naming
 // the directory or file: missing directory or file, wrong magic, truncated file or gzip stream,
 // image and label counts that differ, a label >= 10.

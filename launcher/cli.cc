@@ -32,11 +32,13 @@ const CLI::Validator kPositive = finite_number(false);
 const CLI::Validator kNonNegative = finite_number(true);
 
 void add_data_flags(CLI::App* app, DataOptions& data) {
-  app->add_option("--dataset", data.dataset, "Data set kind (decides class names)")
-      ->check(CLI::IsMember({"fashion-mnist", "mnist"}))
+  app->add_option("--dataset", data.dataset,
+                  "Data set format: fashion-mnist, mnist (IDX files), cifar10 (binary batches) "
+                  "or npy ({train,test}_{x,y}.npy)")
+      ->check(CLI::IsMember({"fashion-mnist", "mnist", "cifar10", "npy"}))
       ->capture_default_str();
   app->add_option("--data", data.dir,
-                  fmt::format("Directory with the IDX files (default {})", kDefaultDataDir));
+                  fmt::format("Directory with the data set's files (default {})", kDefaultDataDir));
   app->add_option("--limit-test", data.limit_test, "Evaluate on the first N test samples only")
       ->check(kPositive);
 }

@@ -5,7 +5,9 @@
 
 #include <filesystem>
 
+#include "cifar10.h"
 #include "error.h"
+#include "npy_dataset.h"
 
 namespace convoy {
 
@@ -18,7 +20,9 @@ Dataset load_split(const DataOptions& data, Split split, const ModelPlan& plan,
     }
     dir = kDefaultDataDir;
   }
-  Dataset d = load_mnist(dir, data.dataset, split);
+  Dataset d = data.dataset == "cifar10" ? load_cifar10(dir, split)
+              : data.dataset == "npy"   ? load_npy_dataset(dir, split, plan.num_classes)
+                                        : load_mnist(dir, data.dataset, split);
   const int64_t limit = split == Split::kTrain ? data.limit_train : data.limit_test;
   if (limit > 0) d = d.head(limit);
   if (!(d.shape == plan.input)) {

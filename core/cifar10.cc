@@ -1,0 +1,64 @@
+#include "cifar10.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "error.h"
+
+namespace convoy {
+
+namespace {
+
+constexpr int64_t kPixels = 3 * 32 * 32;
+constexpr int64_t kRecord = 1 + kPixels;
+
+void append_file(const std::filesystem::path& path, Dataset& d) {
+  if (!std::filesystem::is_regular_file(path)) {
+    throw InputError(fmt::format("--data: '{}' is missing", path.string()));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty() || bytes.size() % kRecord != 0) {
+    throw InputError(fmt::format("'{}': {} bytes is not a whole number of {}-byte CIFAR-10 records",
+                                 path.string(), bytes.size(), kRecord));
+  }
+  const auto records = static_cast<int64_t>(bytes.size()) / kRecord;
+  for (int64_t r = 0; r < records; ++r) {
+    const char* record = bytes.data() + r * kRecord;
+    const auto label = static_cast<unsigned char>(record[0]);
+    if (label >= 10) {
+      throw InputError(
+          fmt::format("'{}': record {} has label {}, not below 10", path.string(), r, label));
+    }
+    d.labels.push_back(label);
+    for (int64_t i = 0; i < kPixels; ++i) {
+      const auto c = static_cast<size_t>(i / 1024);
+      const float p = static_cast<unsigned char>(record[1 + i]) / 255.f;
+      d.samples.push_back((p - kCifar10Mean[c]) / kCifar10Std[c]);
+    }
+  }
+}
+
+}  // namespace
+
+Dataset load_cifar10(const std::string& dir, Split split) {
+  if (!std::filesystem::is_directory(dir)) {
+    throw InputError(fmt::format("--data: data directory '{}' does not exist", dir));
+  }
+  Dataset d;
+  d.name = "cifar10";
+  d.shape = {3, {32, 32}};
+  d.class_names = class_names_for("cifar10");
+  if (split == Split::kTrain) {
+    for (int i = 1; i <= 5; ++i) {
+      append_file(std::filesystem::path(dir) / fmt::format("data_batch_{}.bin", i), d);
+    }
+  } else {
+    append_file(std::filesystem::path(dir) / "test_batch.bin", d);
+  }
+  return d;
+}
+
+}  // namespace convoy

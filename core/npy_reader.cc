@@ -1,0 +1,161 @@
+#include "npy_reader.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "error.h"
+
+namespace convoy {
+
+int64_t NpyArray::count() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw InputError(fmt::format("'{}': {}", path, what));
+}
+
+// The value of `key` in the header's Python dict literal, e.g. 'descr': '<f4'.
+std::string header_field(const std::string& header, const std::string& key,
+                         const std::string& path) {
+  const std::regex pattern("['\"]" + key +
+                           "['\"]\\s*:\\s*('[^']*'|\"[^\"]*\"|True|False|\\([^)]*\\))");
+  std::smatch m;
+  if (!std::regex_search(header, m, pattern))
+    fail(path, fmt::format("npy header has no '{}'", key));
+  return m[1].str();
+}
+
+std::vector<int64_t> parse_shape(const std::string& tuple, const std::string& path) {
+  std::vector<int64_t> shape;
+  std::string inner = tuple.substr(1, tuple.size() - 2);
+  std::stringstream items(inner);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    const size_t start = item.find_first_not_of(" \t");
+    if (start == std::string::npos) continue;  // "(5,)" has an empty last item
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str() + start, &end, 10);
+    if (end == item.c_str() + start || v < 0)
+      fail(path, fmt::format("npy shape {} is malformed", tuple));
+    shape.push_back(v);
+  }
+  return shape;
+}
+
+template <typename T>
+void convert(const char* bytes, int64_t n, std::vector<int64_t>& out) {
+  out.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, bytes + i * static_cast<int64_t>(sizeof(T)), sizeof(T));
+    out[static_cast<size_t>(i)] = static_cast<int64_t>(v);
+  }
+}
+
+}  // namespace
+
+NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
+    fail(path, "not a NumPy .npy file (no \\x93NUMPY magic), or truncated");
+  }
+  const auto major = static_cast<unsigned char>(bytes[6]);
+  size_t header_length = 0, header_start = 0;
+  if (major == 1) {
+    header_length = static_cast<unsigned char>(bytes[8]) |
+                    (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    header_start = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) fail(path, "npy header is truncated");
+    for (int i = 3; i >= 0; --i) {
+      header_length =
+          (header_length << 8) | static_cast<unsigned char>(bytes[8 + static_cast<size_t>(i)]);
+    }
+    header_start = 12;
+  } else {
+    fail(path, fmt::format("npy format version {} is not supported (1, 2 or 3)", major));
+  }
+  if (bytes.size() < header_start + header_length) fail(path, "npy header is truncated");
+  const std::string header = bytes.substr(header_start, header_length);
+
+  NpyArray a;
+  const std::string descr = header_field(header, "descr", path);
+  a.dtype = descr.substr(1, descr.size() - 2);
+  if (header_field(header, "fortran_order", path) != "False") {
+    fail(path, "is in Fortran order; save it in C order (numpy.ascontiguousarray)");
+  }
+  a.shape = parse_shape(header_field(header, "shape", path), path);
+
+  const std::string& t = a.dtype;
+  const bool little_or_byte = t.size() == 3 && (t[0] == '<' || t[0] == '|');
+  const char kind = little_or_byte ? t[1] : '?';
+  const int size = little_or_byte ? t[2] - '0' : 0;
+  const bool is_float = t == "<f4";
+  const bool is_u8 = t == "|u1" || t == "<u1";
+  const bool is_int =
+      (kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8);
+  if (want == NpyKind::kFloat ? !(is_float || is_u8) : !is_int) {
+    fail(path, fmt::format("dtype '{}' is not supported here (want {})", t,
+                           want == NpyKind::kFloat ? "uint8 or float32" : "an integer type"));
+  }
+  const int64_t n = a.count();
+  const int element = is_float ? 4 : size;
+  const size_t body = bytes.size() - header_start - header_length;
+  if (body != static_cast<size_t>(n * element)) {
+    fail(path, fmt::format("the body has {} bytes but shape ({}) of {} needs {}", body,
+                           fmt::join(a.shape, ", "), t, n * element));
+  }
+  const char* data = bytes.data() + header_start + header_length;
+  if (want == NpyKind::kFloat) {
+    a.values.resize(static_cast<size_t>(n));
+    if (is_float) {
+      std::memcpy(a.values.data(), data, static_cast<size_t>(n) * 4);
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        a.values[static_cast<size_t>(i)] = static_cast<unsigned char>(data[i]) * uint8_scale;
+      }
+    }
+    return a;
+  }
+  switch (size * (kind == 'u' ? -1 : 1)) {
+    case 1:
+      convert<int8_t>(data, n, a.integers);
+      break;
+    case -1:
+      convert<uint8_t>(data, n, a.integers);
+      break;
+    case 2:
+      convert<int16_t>(data, n, a.integers);
+      break;
+    case -2:
+      convert<uint16_t>(data, n, a.integers);
+      break;
+    case 4:
+      convert<int32_t>(data, n, a.integers);
+      break;
+    case -4:
+      convert<uint32_t>(data, n, a.integers);
+      break;
+    case 8:
+      convert<int64_t>(data, n, a.integers);
+      break;
+    default:
+      convert<uint64_t>(data, n, a.integers);
+      break;
+  }
+  return a;
+}
+
+}  // namespace convoy
