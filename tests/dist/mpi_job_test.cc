@@ -192,6 +192,34 @@ TEST_F(MpiJob, BatchNormRanksKeepTheSameRunningStatisticsAndEvaluateExactly) {
   EXPECT_EQ(evaluated["confusion_matrix"], trained["confusion_matrix"]);
 }
 
+TEST_F(MpiJob, Conv1dSeqLearnsWaveFrequenciesFromNpyOnTwoRanks) {
+  // Noisy sine waves of 128 steps whose class is the frequency (2, 4, 6 or 8 cycles), written
+  // by NumPy as a .npy data set.
+  const CommandResult made =
+      testing::run_command({"/usr/bin/python3", "-c",
+                            "import numpy as np, sys, os\n"
+                            "rng = np.random.default_rng(7)\n"
+                            "for split, n in (('train', 1024), ('test', 256)):\n"
+                            "    y = rng.integers(0, 4, n)\n"
+                            "    t = np.arange(128) / 128.0\n"
+                            "    phase = rng.uniform(0, 2 * np.pi, (n, 1))\n"
+                            "    x = np.sin(2 * np.pi * 2 * (y[:, None] + 1) * t + phase)\n"
+                            "    x = x + 0.6 * rng.standard_normal((n, 128))\n"
+                            "    np.save(os.path.join(sys.argv[1], split + '_x.npy'), x[:, None, "
+                            ":].astype(np.float32))\n"
+                            "    np.save(os.path.join(sys.argv[1], split + '_y.npy'), y)\n",
+                            dir_.path()},
+                           60);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const CommandResult r =
+      mpirun(2, {"train", "--model", "conv1d_seq", "--dataset", "npy", "--data", dir_.path(),
+                 "--epochs", "3", "--batch-size", "16", "--threads", "1", "--log-json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json final = last_json_line(r.out);
+  EXPECT_EQ(final["world_size"], 2);
+  EXPECT_GT(final["test_accuracy"].get<double>(), 0.9) << "chance is 0.25";
+}
+
 TEST_F(MpiJob, ThreeRankEvaluationEqualsOneProcessExactly) {
   const std::string ckpt = dir_.file("model.ckpt");
   const CommandResult t = convoy({"train", "--model", "lenet5", "--limit-train", "2000",

@@ -90,6 +90,35 @@ TEST_F(Cli, BadModels) {
   expect_bad_input(train({"--model", work_.file("missing.pbtxt")}), "cannot read model file");
 }
 
+TEST_F(Cli, NpyAndCifarDataThatDoNotFitTheModel) {
+  TempDir npy;
+  const CommandResult made = testing::run_command(
+      {"/usr/bin/python3", "-c",
+       "import numpy as np, sys, os\n"
+       "for s in ('train', 'test'):\n"
+       "    np.save(os.path.join(sys.argv[1], s + '_x.npy'), np.zeros((40, 1, 64), np.float32))\n"
+       "    np.save(os.path.join(sys.argv[1], s + '_y.npy'), np.zeros(40, np.int64))\n",
+       npy.path()},
+      60);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  expect_bad_input(
+      {"train", "--model", "conv1d_seq", "--dataset", "npy", "--data", npy.path()},
+      "--data: '" + npy.path() + "' holds 1x64 samples but model 'conv1d_seq' expects 1x128");
+  expect_bad_input({"train", "--model", "lenet5", "--dataset", "npy"},
+                   "--data: required with --dataset npy");
+  expect_bad_input({"train", "--model", "lenet5", "--dataset", "imagenet"}, "--dataset");
+
+  TempDir cifar;
+  for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
+    cifar.write(name, std::string(3073 * 2, '\0'));
+  }
+  cifar.write("data_batch_3.bin", std::string(3073 * 2 - 1, '\0'));
+  expect_bad_input(
+      {"train", "--model", "alexnet_cifar", "--dataset", "cifar10", "--data", cifar.path()},
+      "data_batch_3.bin': 6145 bytes is not a whole number of 3073-byte CIFAR-10 records");
+}
+
 TEST_F(Cli, BadDataDirectories) {
   expect_bad_input(train({"--data", "/nonexistent/dir"}), "'/nonexistent/dir' does not exist");
   expect_bad_input({"train", "--model", "lenet5", "--dataset", "mnist"},
