@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "error.h"
+#include "random.h"
 
 namespace convoy {
 
@@ -15,6 +16,7 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size)
     b.labels.assign(static_cast<size_t>(batch_size), 0);
     b.ids.assign(static_cast<size_t>(batch_size), -1);
   }
+  scratch_ = AlignedBuffer<float>(static_cast<size_t>(data.shape.elements()));
   thread_ = std::thread([this] { run(); });
 }
 
@@ -27,7 +29,8 @@ BatchLoader::~BatchLoader() {
   thread_.join();
 }
 
-void BatchLoader::start(std::vector<int64_t> order, bool keep_partial) {
+void BatchLoader::start(std::vector<int64_t> order, bool keep_partial, Augmentation augmentation,
+                        uint64_t augmentation_key) {
   std::unique_lock lock(mutex_);
   ++generation_;
   // The thread may be filling a slot for the old order; wait until it lets go.
@@ -35,6 +38,8 @@ void BatchLoader::start(std::vector<int64_t> order, bool keep_partial) {
   state_ = {Slot::kFree, Slot::kFree};
   in_use_ = -1;
   order_ = std::move(order);
+  augmentation_ = augmentation;
+  augmentation_key_ = augmentation_key;
   const auto n = static_cast<int64_t>(order_.size());
   batches_ = keep_partial ? (n + batch_size_ - 1) / batch_size_ : n / batch_size_;
   produced_ = 0;
@@ -89,6 +94,12 @@ void BatchLoader::fill(Batch& batch, int64_t index) const {
                 sample_size * sizeof(float));
     batch.labels[static_cast<size_t>(i)] = data_.labels[static_cast<size_t>(s)];
     batch.ids[static_cast<size_t>(i)] = s;
+    if (augmentation_.enabled()) {
+      augmentation_.apply(
+          {batch.samples.data() + static_cast<size_t>(i) * sample_size, sample_size}, data_.shape,
+          mix_seed(augmentation_key_, static_cast<uint64_t>(s)),
+          {scratch_.data(), scratch_.size()});
+    }
   }
   if (count < batch_size_) {
     std::memset(batch.samples.data() + static_cast<size_t>(count) * sample_size, 0,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "augmentation.h"
 #include "dataset.h"
 
 namespace convoy {
@@ -34,7 +35,10 @@ class BatchLoader {
 
   // Serves `order` (sample indices) in batches. With `keep_partial`, a last incomplete batch is
   // served zero-padded; without, its samples are skipped. Abandons any batches not yet taken.
-  void start(std::vector<int64_t> order, bool keep_partial);
+  // With an enabled `augmentation`, every sample is augmented with the key
+  // mix_seed(augmentation_key, sample index).
+  void start(std::vector<int64_t> order, bool keep_partial, Augmentation augmentation = {},
+             uint64_t augmentation_key = 0);
   // The next batch, or nullptr when the order is exhausted. Blocks while it is being prepared.
   const Batch* next();
   int64_t batches() const { return batches_; }
@@ -49,6 +53,9 @@ class BatchLoader {
   std::array<Batch, 2> batches_buf_;
   std::array<Slot, 2> state_{Slot::kFree, Slot::kFree};
   std::vector<int64_t> order_;
+  Augmentation augmentation_;
+  uint64_t augmentation_key_ = 0;
+  AlignedBuffer<float> scratch_;  // one sample, for the augmentation (loader thread only)
   int64_t batches_ = 0;
   int64_t produced_ = 0;     // next batch index the thread will fill
   int64_t consumed_ = 0;     // next batch index next() will return

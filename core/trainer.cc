@@ -108,7 +108,8 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     order = epoch_permutation(train.count(), options.seed, epoch);
     group_.select_training_samples(order, batch);
     order.erase(order.begin(), order.begin() + skip * batch);
-    loader.start(std::move(order), /*keep_partial=*/false);
+    loader.start(std::move(order), /*keep_partial=*/false, options.augmentation,
+                 mix_seed(mix_seed(options.seed, 0x415547u), static_cast<uint64_t>(epoch)));
     ++summary.epochs;
     EpochStats stats;
     stats.epoch = epoch;

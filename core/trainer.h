@@ -33,6 +33,7 @@ struct TrainOptions {
   int64_t start_epoch = 0;
   int64_t start_step_in_epoch = 0;
   int64_t start_step = 0;
+  Augmentation augmentation = {};  // of training samples
 };
 
 struct StepStats {

@@ -98,6 +98,11 @@ int run_cli(int argc, char** argv) {
   t->add_option("--adam-epsilon", train.adam_epsilon, "Adam: added to the denominator")
       ->check(kPositive)
       ->capture_default_str();
+  t->add_option("--random-crop", train.random_crop,
+                "Augment: random crop with this much zero padding (default: the model's)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  t->add_flag("--flip", train.flip, "Augment: random horizontal flips");
+  t->add_flag("--no-augment", train.no_augment, "No augmentation, whatever the model says");
   t->add_option("--momentum", train.momentum, "SGD momentum")
       ->check(kNonNegative)
       ->capture_default_str();

@@ -11,7 +11,7 @@ namespace convoy {
 inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnist";
 
 struct DataOptions {
-  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | npy
   std::string dir;                        // empty: the packaged Fashion-MNIST
   int64_t limit_train = 0;                // use only the first N training samples; 0: all
   int64_t limit_test = 0;                 // use only the first N test samples; 0: all
@@ -31,6 +31,9 @@ struct TrainCommand {
   bool nesterov = false;
   double weight_decay = 0.0;
   std::string optimizer = "sgd";  // sgd | adam | adamw
+  int64_t random_crop = -1;       // crop padding; -1: the model's
+  bool flip = false;              // turn horizontal flips on
+  bool no_augment = false;        // no augmentation, whatever the model says
   double beta1 = 0.9, beta2 = 0.999, adam_epsilon = 1e-8;
   uint64_t seed = 1;
   int threads = 0;  // 0: all cores

@@ -47,11 +47,23 @@ JobFingerprint fingerprint(const TrainCommand& cmd, const pb::ModelSpec& spec, c
       {"--beta1", fmt::format("{}", cmd.beta1)},
       {"--beta2", fmt::format("{}", cmd.beta2)},
       {"--adam-epsilon", fmt::format("{}", cmd.adam_epsilon)},
+      {"--random-crop", std::to_string(cmd.random_crop)},
+      {"--flip", cmd.flip ? "on" : "off"},
+      {"--no-augment", cmd.no_augment ? "on" : "off"},
       {"--momentum", fmt::format("{}", cmd.momentum)},
       {"--nesterov", cmd.nesterov ? "on" : "off"},
       {"--weight-decay", fmt::format("{}", cmd.weight_decay)},
       {"--seed", std::to_string(cmd.seed)},
       {"--bucket-mb", fmt::format("{}", cmd.bucket_mb)}};
+}
+
+// The model's augmentation, overridden by --random-crop, --flip and --no-augment.
+Augmentation resolve_augmentation(const TrainCommand& cmd, const pb::ModelSpec& spec) {
+  Augmentation a = Augmentation::from_spec(spec, cmd.model);
+  if (cmd.random_crop >= 0) a.crop_padding = cmd.random_crop;
+  if (cmd.flip) a.flip = true;
+  if (cmd.no_augment) a = {};
+  return a;
 }
 
 std::string host_name() {
@@ -204,6 +216,7 @@ int train_job(const TrainCommand& cmd, Job& job) {
   TrainOptions options{cmd.epochs, cmd.max_steps, cmd.seed,
                        LrSchedule{LrSchedule::parse_kind(cmd.lr_schedule), cmd.lr,
                                   cmd.warmup_epochs, cmd.lr_step_epochs, cmd.lr_gamma}};
+  options.augmentation = resolve_augmentation(cmd, spec);
   if (cmd.resume) resume(cmd, job, spec, model, optimizer, options);
 
   int64_t parameter_count = 0;
@@ -221,6 +234,7 @@ int train_job(const TrainCommand& cmd, Job& job) {
                                   {"lr", cmd.lr},
                                   {"lr_schedule", cmd.lr_schedule},
                                   {"optimizer", cmd.optimizer},
+                                  {"augment", options.augmentation.str()},
                                   {"momentum", cmd.momentum},
                                   {"weight_decay", cmd.weight_decay},
                                   {"seed", cmd.seed},

@@ -107,6 +107,9 @@ TEST_F(Cli, NpyAndCifarDataThatDoNotFitTheModel) {
   expect_bad_input({"train", "--model", "lenet5", "--dataset", "npy"},
                    "--data: required with --dataset npy");
   expect_bad_input({"train", "--model", "lenet5", "--dataset", "imagenet"}, "--dataset");
+  expect_bad_input(train({"--random-crop", "-1"}), "--random-crop");
+  expect_bad_input(train({"--optimizer", "rmsprop"}), "--optimizer");
+  expect_bad_input(train({"--optimizer", "adam", "--beta1", "1.5"}), "--beta1");
 
   TempDir cifar;
   for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
