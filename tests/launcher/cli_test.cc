@@ -90,7 +90,7 @@ TEST_F(Cli, BadModels) {
   expect_bad_input(train({"--model", work_.file("missing.pbtxt")}), "cannot read model file");
 }
 
-TEST_F(Cli, NpyAndCifarDataThatDoNotFitTheModel) {
+TEST_F(Cli, CifarTrainsAndNpyOrCifarDataThatDoNotFitFailClearly) {
   TempDir npy;
   const CommandResult made = testing::run_command(
       {"/usr/bin/python3", "-c",
@@ -116,6 +116,12 @@ TEST_F(Cli, NpyAndCifarDataThatDoNotFitTheModel) {
                            "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
     cifar.write(name, std::string(3073 * 2, '\0'));
   }
+  // Good files train alexnet_cifar (two steps of 4 images) and evaluate on all test records.
+  const CommandResult ok =
+      convoy({"train", "--model", "alexnet_cifar", "--dataset", "cifar10", "--data", cifar.path(),
+              "--batch-size", "4", "--max-steps", "2", "--log-json", "--progress", "none"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(testing::last_json_line(ok.out)["test_samples"], 2);
   cifar.write("data_batch_3.bin", std::string(3073 * 2 - 1, '\0'));
   expect_bad_input(
       {"train", "--model", "alexnet_cifar", "--dataset", "cifar10", "--data", cifar.path()},
