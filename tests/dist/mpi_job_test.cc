@@ -220,6 +220,100 @@ TEST_F(MpiJob, Conv1dSeqLearnsWaveFrequenciesFromNpyOnTwoRanks) {
   EXPECT_GT(final["test_accuracy"].get<double>(), 0.9) << "chance is 0.25";
 }
 
+// Everything a resumed run must restore: batch norm's running statistics, Adam's moments and step
+// count, dropout masks and augmentation draws (functions of the seed, epoch and sample).
+constexpr const char* kResumeModel = R"pb(
+  input {
+    channels: 1
+    spatial: [ 28, 28 ]
+  }
+  num_classes: 10
+  augment { crop_padding: 2 horizontal_flip: true }
+  layer {
+    name: "conv1"
+    type: "Conv2D"
+    conv { filters: 8 kernel: 5 stride: 2 no_bias: true }
+  }
+  layer { name: "bn1" type: "BatchNorm" }
+  layer { type: "LeakyReLU" }
+  layer {
+    type: "MaxPool2D"
+    pool { kernel: 2 }
+  }
+  layer {
+    name: "fc1"
+    type: "Dense"
+    dense { units: 32 }
+  }
+  layer {
+    name: "drop1"
+    type: "Dropout"
+    dropout { rate: 0.3 }
+  }
+  layer { type: "ReLU" }
+  layer {
+    name: "fc2"
+    type: "Dense"
+    dense { units: 10 }
+  }
+)pb";
+
+TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAndAugmentationResumesBitwise) {
+  const std::string model = dir_.file("resume.pbtxt");
+  std::ofstream(model) << kResumeModel;
+  const auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {
+        "train", "--model",    model,   "--limit-train",  "3000", "--limit-test",
+        "200",   "--epochs",   "3",     "--batch-size",   "16",   "--optimizer",
+        "adamw", "--lr",       "0.002", "--weight-decay", "0.01", "--threads",
+        "1",     "--progress", "none"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const CommandResult full = mpirun(2, args({"--save", dir_.file("full.ckpt")}));
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+
+  const std::string checkpoints = dir_.file("checkpoints");
+  std::filesystem::create_directories(checkpoints);
+  const std::vector<std::string> interrupted =
+      args({"--checkpoint-dir", checkpoints, "--checkpoint-every", "100"});
+  {
+    testing::ChildProcess job(testing::mpirun_convoy(2, interrupted), dir_.file("job.out"),
+                              dir_.file("job.err"));
+    bool stored = false;
+    for (int i = 0; i < 1200 && !stored; ++i) {
+      for (const auto& entry : std::filesystem::directory_iterator(checkpoints)) {
+        stored = stored || entry.path().filename().string().starts_with("step-000000100");
+      }
+      if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(stored) << testing::read_file(dir_.file("job.err"));
+    job.kill_group();
+    ASSERT_TRUE(job.wait_for(30));
+  }
+  std::vector<std::string> again = interrupted;
+  again.insert(again.end(), {"--resume", "--save", dir_.file("resumed.ckpt")});
+  const CommandResult resumed = mpirun(2, again);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const pb::Checkpoint a = load_checkpoint(dir_.file("full.ckpt"));
+  const pb::Checkpoint b = load_checkpoint(dir_.file("resumed.ckpt"));
+  EXPECT_GT(b.step(), 100);
+  EXPECT_EQ(a.step(), b.step());
+  ASSERT_EQ(a.parameter_size(), b.parameter_size());
+  for (int i = 0; i < a.parameter_size(); ++i) {
+    // (EXPECT_TRUE: a failure names the tensor instead of printing megabytes of bytes.)
+    EXPECT_TRUE(a.parameter(i).SerializeAsString() == b.parameter(i).SerializeAsString())
+        << a.parameter(i).name() << " differs: the resumed run is not bitwise the same";
+  }
+  ASSERT_EQ(a.buffer_size(), 2);
+  for (int i = 0; i < a.buffer_size(); ++i) {
+    EXPECT_TRUE(a.buffer(i).SerializeAsString() == b.buffer(i).SerializeAsString())
+        << a.buffer(i).name() << " differs";
+  }
+  EXPECT_TRUE(a.optimizer().SerializeAsString() == b.optimizer().SerializeAsString())
+      << "the optimizer state differs";
+}
+
 TEST_F(MpiJob, ThreeRankEvaluationEqualsOneProcessExactly) {
   const std::string ckpt = dir_.file("model.ckpt");
   const CommandResult t = convoy({"train", "--model", "lenet5", "--limit-train", "2000",
