@@ -32,11 +32,16 @@ const CLI::Validator kPositive = finite_number(false);
 const CLI::Validator kNonNegative = finite_number(true);
 
 void add_data_flags(CLI::App* app, DataOptions& data) {
-  app->add_option("--dataset", data.dataset,
-                  "Data set format: fashion-mnist, mnist (IDX files), cifar10 (binary batches) "
-                  "or npy ({train,test}_{x,y}.npy)")
+  app->add_option_function<std::string>(
+         "--dataset",
+         [&data](const std::string& value) {
+           data.dataset = value;
+           data.dataset_given = true;
+         },
+         "Data set format: fashion-mnist, mnist (IDX files), cifar10 (binary batches) "
+         "or npy ({train,test}_{x,y}.npy)")
       ->check(CLI::IsMember({"fashion-mnist", "mnist", "cifar10", "npy"}))
-      ->capture_default_str();
+      ->default_str("fashion-mnist");
   app->add_option("--data", data.dir,
                   fmt::format("Directory with the data set's files (default {})", kDefaultDataDir));
   app->add_option("--limit-test", data.limit_test, "Evaluate on the first N test samples only")

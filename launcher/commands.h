@@ -12,6 +12,7 @@ inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnis
 
 struct DataOptions {
   std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | npy
+  bool dataset_given = false;             // --dataset was on the command line
   std::string dir;                        // empty: the packaged Fashion-MNIST
   int64_t limit_train = 0;                // use only the first N training samples; 0: all
   int64_t limit_test = 0;                 // use only the first N test samples; 0: all

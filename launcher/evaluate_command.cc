@@ -19,9 +19,8 @@ int run_evaluate(const EvaluateCommand& cmd) {
       in.first = load_checkpoint(cmd.checkpoint);
       const ModelPlan plan = plan_model(in.first.model(), source);
       DataOptions data = cmd.data;
-      if (!in.first.dataset().empty() && data.dataset == "fashion-mnist" && data.dir.empty()) {
-        data.dataset = in.first.dataset();
-      }
+      // Without --dataset, the data set the checkpoint was trained on.
+      if (!data.dataset_given && !in.first.dataset().empty()) data.dataset = in.first.dataset();
       in.second = load_split(data, Split::kTest, plan, cmd.checkpoint);
       return in;
     });

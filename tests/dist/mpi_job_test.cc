@@ -213,11 +213,17 @@ TEST_F(MpiJob, Conv1dSeqLearnsWaveFrequenciesFromNpyOnTwoRanks) {
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const CommandResult r =
       mpirun(2, {"train", "--model", "conv1d_seq", "--dataset", "npy", "--data", dir_.path(),
-                 "--epochs", "3", "--batch-size", "16", "--threads", "1", "--log-json"});
+                 "--epochs", "3", "--batch-size", "16", "--threads", "1", "--log-json", "--save",
+                 dir_.file("seq.ckpt")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json final = last_json_line(r.out);
   EXPECT_EQ(final["world_size"], 2);
   EXPECT_GT(final["test_accuracy"].get<double>(), 0.9) << "chance is 0.25";
+  // The checkpoint remembers its data set: evaluating needs only the directory.
+  const CommandResult e = convoy(
+      {"evaluate", "--checkpoint", dir_.file("seq.ckpt"), "--data", dir_.path(), "--log-json"});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(last_json_line(e.out)["test_accuracy"], final["test_accuracy"]);
 }
 
 // Everything a resumed run must restore: batch norm's running statistics, Adam's moments and step
