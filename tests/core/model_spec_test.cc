@@ -35,7 +35,7 @@ TEST(ModelSpec, BuiltinsPlanWithExpectedShapes) {
   EXPECT_EQ(fashion.layers[9].out.str(), "256");
 
   const ModelPlan bn = plan_model(load_model_spec("fashion_bn", "--model"), "fashion_bn");
-  EXPECT_EQ(bn.layers[7].out.str(), "64x7x7");
+  EXPECT_EQ(bn.layers[7].out.str(), "128x7x7");
   const ModelPlan alexnet =
       plan_model(load_model_spec("alexnet_cifar", "--model"), "alexnet_cifar");
   EXPECT_EQ(alexnet.input.str(), "3x32x32");
