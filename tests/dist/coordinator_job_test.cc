@@ -2,9 +2,7 @@
 // training jobs under mpirun reporting to it, `convoy monitor` reading from it, and an
 // independent client (Python's grpcio) checking its health.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <chrono>
 #include <filesystem>
@@ -22,18 +20,6 @@ namespace {
 using testing::CommandResult;
 
 constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 // A `convoy coordinator` process; stopped (killed) when destroyed.
 class Coordinator {
@@ -68,7 +54,7 @@ class CoordinatorJob : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(std::filesystem::exists(kData)) << kData << " is missing";
-    port_ = free_port();
+    port_ = testing::free_port();
     address_ = "127.0.0.1:" + std::to_string(port_);
   }
   std::vector<std::string> train(const std::string& job, std::vector<std::string> extra) {

@@ -4,30 +4,16 @@
 #include "coordinator_reporter.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <chrono>
 #include <thread>
 
 #include "coordinator_service.h"
+#include "testing/run_command.h"
 #include "testing/temp_dir.h"
 
 namespace convoy {
 namespace {
-
-// A port that was free a moment ago (the test checks the server really got it).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 pb::StepRecord record(int64_t step) {
   pb::StepRecord r;
@@ -53,7 +39,7 @@ TEST(CoordinatorReporter, QueuesWhileAwayAndDeliversEverythingAfterARestart) {
   SteadyClock clock;
   CoordinatorOptions options;
   options.state_dir = dir.file("state");
-  const int port = free_port();
+  const int port = testing::free_port();
   const std::string address = "127.0.0.1:" + std::to_string(port);
   auto server = std::make_unique<CoordinatorServer>(options, address, clock);
   ASSERT_EQ(server->port(), port);
@@ -99,8 +85,8 @@ TEST(CoordinatorReporter, BoundedQueueDropsTheOldest) {
   CoordinatorReporter::Options options;
   options.queue_capacity = 50;
   // Nobody listens on this port.
-  CoordinatorReporter reporter({"127.0.0.1:" + std::to_string(free_port()), "", ""}, identity,
-                               options, [](const std::string&) {});
+  CoordinatorReporter reporter({"127.0.0.1:" + std::to_string(testing::free_port()), "", ""},
+                               identity, options, [](const std::string&) {});
   for (int64_t s = 1; s <= 80; ++s) reporter.record_step(record(s));
   EXPECT_EQ(reporter.stats().dropped, 30u);
   EXPECT_FALSE(reporter.flush(0.5));

@@ -63,4 +63,7 @@ nlohmann::json last_json_line(const std::string& output);
 // rank, and allowed to run as root (CI does).
 std::vector<std::string> mpirun_convoy(int ranks, const std::vector<std::string>& args);
 
+// A loopback TCP port that was free a moment ago (tests check the server really got it).
+int free_port();
+
 }  // namespace convoy::testing
