@@ -72,9 +72,19 @@ std::vector<Bucket> expect_sum(int ranks, size_t bucket_bytes) {
   return buckets;
 }
 
+// Bytes of each parameter's gradient as this CPU's oneDNN lays it out (blocked layouts pad
+// channels to 8 on AVX2, to 16 on AVX-512), in parameter order.
+std::vector<size_t> gradient_bytes() {
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  Model model(parse_model_text(kModel, "test"), 2, engine, Model::Mode::kTrain, "test");
+  std::vector<size_t> bytes;
+  for (const Parameter* p : model.parameters()) bytes.push_back(p->grad.bytes());
+  return bytes;
+}
+
 // 8 gradients; f1.weight (1280 values, more with block padding) is the largest.
 TEST(GradientReducer, SumsWithSmallBuckets) {
-  const std::vector<Bucket> b = expect_sum(2, 4 * 1400);
+  const std::vector<Bucket> b = expect_sum(2, gradient_bytes()[4]);
   EXPECT_GE(b.size(), 2u);
   EXPECT_LT(b.size(), 8u);
 }
@@ -85,9 +95,14 @@ TEST(GradientReducer, SumsWithEverythingInOneBucket) {
   EXPECT_EQ(expect_sum(3, 1 << 30).size(), 1u);
 }
 TEST(GradientReducer, GradientLargerThanTheBucketSizeClosesItsBucket) {
-  // Buckets of 200 floats: f2.weight and f2.bias (63) are joined by f1.weight (1280+), which
-  // closes the bucket; f1.bias starts the next one.
-  const std::vector<Bucket> b = expect_sum(2, 4 * 200);
+  // Parameters: c1.w c1.b c2.w c2.b f1.w f1.b f2.w f2.b; backward makes f2.w, f2.b, f1.w, f1.b,
+  // ... ready in that order. A bucket one float larger than f2's two gradients stays open after
+  // them; f1.weight, larger than the whole bucket on every CPU, joins it and closes it, and
+  // f1.bias starts the next one.
+  const std::vector<size_t> bytes = gradient_bytes();
+  const size_t bucket = bytes[6] + bytes[7] + 4;
+  ASSERT_GT(bytes[4], bucket) << "the model no longer has a gradient larger than the bucket";
+  const std::vector<Bucket> b = expect_sum(2, bucket);
   ASSERT_GE(b.size(), 2u);
   EXPECT_EQ(b[0].members, (std::vector<size_t>{0, 1, 2}));
   EXPECT_EQ(b[1].members.front(), 3u);
