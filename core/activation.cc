@@ -1,8 +1,8 @@
-#include "activation.h"
+#include "core/activation.h"
 
 #include <fmt/format.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -17,14 +17,14 @@ std::vector<EltwiseStage> activation_stages(const pb::LayerSpec& spec, const std
     const float slope =
         spec.leaky_relu().has_negative_slope() ? spec.leaky_relu().negative_slope() : 0.01f;
     if (!(slope >= 0.f && slope < 1.f)) {
-      throw InputError(
+      throw Error::invalid_input(
           fmt::format("{}: leaky_relu.negative_slope must be in [0, 1), got {}", where, slope));
     }
     return {{alg::eltwise_relu, slope, 0.f}};
   }
   if (type == "ELU") {
     const float alpha = spec.elu().has_alpha() ? spec.elu().alpha() : 1.f;
-    if (!(alpha > 0.f)) throw InputError(fmt::format("{}: elu.alpha must be > 0", where));
+    if (!(alpha > 0.f)) throw Error::invalid_input(fmt::format("{}: elu.alpha must be > 0", where));
     return {{alg::eltwise_elu, alpha, 0.f}};
   }
   if (type == "SELU") {

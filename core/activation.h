@@ -4,8 +4,8 @@
 // oneDNN 2.6 lacks, is ELU(alpha = 1.6733) followed by a linear scale of 1.0507.
 #pragma once
 
-#include "layer.h"
-#include "model.pb.h"
+#include "core/layer.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 

@@ -1,4 +1,4 @@
-#include "atomic_file.h"
+#include "core/atomic_file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -9,14 +9,14 @@
 #include <cstring>
 #include <filesystem>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
 namespace {
 
 [[noreturn]] void fail(const std::string& path, const char* what, int err) {
-  throw InputError(fmt::format("'{}': cannot write: {}: {}", path, what, std::strerror(err)));
+  throw Error::from_errno(err, fmt::format("'{}': cannot write: {}", path, what));
 }
 
 std::string parent_dir(const std::string& path) {

@@ -9,8 +9,8 @@
 
 namespace convoy {
 
-// Throws InputError naming `path` when the file cannot be written (missing directory, no
-// permission, disk full).
+// Throws Error naming `path` when the file cannot be written: invalid input for a missing
+// directory or no permission, an I/O error for a full disk or a failed fsync.
 void write_file_atomically(const std::string& path, std::string_view contents);
 
 // For writers that need a file name rather than bytes: `write(temp_path)` must create the file at

@@ -1,12 +1,12 @@
-#include "augmentation.h"
+#include "core/augmentation.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "error.h"
-#include "random.h"
+#include "core/error.h"
+#include "core/random.h"
 
 namespace convoy {
 
@@ -21,7 +21,7 @@ Augmentation Augmentation::from_spec(const pb::ModelSpec& spec, const std::strin
   a.crop_padding = spec.augment().crop_padding();
   a.flip = spec.augment().horizontal_flip();
   if (a.crop_padding < 0) {
-    throw InputError(
+    throw Error::invalid_input(
         fmt::format("{}: augment.crop_padding must be >= 0, got {}", source, a.crop_padding));
   }
   return a;

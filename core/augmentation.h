@@ -12,8 +12,8 @@
 #include <span>
 #include <string>
 
-#include "model.pb.h"
-#include "shape.h"
+#include "core/shape.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 
@@ -24,7 +24,7 @@ struct Augmentation {
   bool enabled() const { return crop_padding > 0 || flip; }
   // "crop 4 + flip", "none".
   std::string str() const;
-  // The model's `augment { ... }`; throws InputError naming `source` for a negative padding.
+  // The model's `augment { ... }`; throws Error naming `source` for a negative padding.
   static Augmentation from_spec(const pb::ModelSpec& spec, const std::string& source);
 
   // Augments `sample` (plain layout, `shape`) in place; `scratch` holds at least one sample.

@@ -1,10 +1,10 @@
-#include "batch_loader.h"
+#include "core/batch_loader.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "error.h"
-#include "random.h"
+#include "core/error.h"
+#include "core/random.h"
 
 namespace convoy {
 

@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "aligned_buffer.h"
-#include "augmentation.h"
-#include "dataset.h"
+#include "core/aligned_buffer.h"
+#include "core/augmentation.h"
+#include "core/dataset.h"
 
 namespace convoy {
 

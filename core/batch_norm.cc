@@ -1,8 +1,8 @@
-#include "batch_norm.h"
+#include "core/batch_norm.h"
 
 #include <fmt/format.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -32,11 +32,12 @@ BatchNormConfig BatchNormConfig::from_spec(const pb::LayerSpec& spec, const std:
   if (p.has_momentum()) c.momentum = p.momentum();
   if (p.has_epsilon()) c.epsilon = p.epsilon();
   if (!(c.momentum > 0.f && c.momentum <= 1.f)) {
-    throw InputError(
+    throw Error::invalid_input(
         fmt::format("{}: batch_norm.momentum must be in (0, 1], got {}", where, c.momentum));
   }
   if (!(c.epsilon > 0.f)) {
-    throw InputError(fmt::format("{}: batch_norm.epsilon must be > 0, got {}", where, c.epsilon));
+    throw Error::invalid_input(
+        fmt::format("{}: batch_norm.epsilon must be > 0, got {}", where, c.epsilon));
   }
   return c;
 }

@@ -10,9 +10,9 @@
 // Layers in the spec: `type: "BatchNorm"` or `type: "BatchNorm" batch_norm { momentum: 0.1 }`.
 #pragma once
 
-#include "aligned_buffer.h"
-#include "layer.h"
-#include "model.pb.h"
+#include "core/aligned_buffer.h"
+#include "core/layer.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 

@@ -1,4 +1,4 @@
-#include "checkpoint.h"
+#include "core/checkpoint.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -6,9 +6,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "atomic_file.h"
-#include "crc32.h"
-#include "error.h"
+#include "core/atomic_file.h"
+#include "core/crc32.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -28,13 +28,13 @@ void load_tensor(const pb::TensorData& in, const std::string& name, Tensor& t,
                  const std::string& source) {
   const Dims shape(in.shape().begin(), in.shape().end());
   if (in.name() != name || shape != t.shape()) {
-    throw InputError(fmt::format("{}: tensor '{}' [{}] does not match the model's '{}' [{}]",
-                                 source, in.name(), fmt::join(shape, ","), name,
-                                 fmt::join(t.shape(), ",")));
+    throw Error::invalid_input(
+        fmt::format("{}: tensor '{}' [{}] does not match the model's '{}' [{}]", source, in.name(),
+                    fmt::join(shape, ","), name, fmt::join(t.shape(), ",")));
   }
   if (in.data_size() != t.size()) {
-    throw InputError(fmt::format("{}: tensor '{}' has {} values, expected {}", source, in.name(),
-                                 in.data_size(), t.size()));
+    throw Error::invalid_input(fmt::format("{}: tensor '{}' has {} values, expected {}", source,
+                                           in.name(), in.data_size(), t.size()));
   }
   t.copy_from_plain({in.data().data(), static_cast<size_t>(in.data_size())});
 }
@@ -82,7 +82,7 @@ std::string serialize_checkpoint(const pb::Checkpoint& checkpoint) {
   file.set_magic(kMagic);
   file.set_format_version(kFormatVersion);
   if (!checkpoint.SerializeToString(file.mutable_body())) {
-    throw std::runtime_error("cannot serialize checkpoint (larger than 2 GiB?)");
+    throw Error::limit_exceeded("cannot serialize checkpoint (larger than 2 GiB?)");
   }
   file.set_body_crc32(crc32(file.body()));
   return file.SerializeAsString();
@@ -91,19 +91,19 @@ std::string serialize_checkpoint(const pb::Checkpoint& checkpoint) {
 pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source) {
   pb::CheckpointFile file;
   if (!file.ParseFromString(bytes) || file.magic() != kMagic) {
-    throw InputError(fmt::format("'{}': not a convoy checkpoint, or truncated", source));
+    throw Error::corruption(fmt::format("'{}': not a convoy checkpoint, or truncated", source));
   }
   if (file.format_version() != kFormatVersion) {
-    throw InputError(
+    throw Error::invalid_input(
         fmt::format("'{}': checkpoint format version {} is not supported (expected {})", source,
                     file.format_version(), kFormatVersion));
   }
   if (crc32(file.body()) != file.body_crc32()) {
-    throw InputError(fmt::format("'{}': corrupt checkpoint (checksum mismatch)", source));
+    throw Error::corruption(fmt::format("'{}': corrupt checkpoint (checksum mismatch)", source));
   }
   pb::Checkpoint checkpoint;
   if (!checkpoint.ParseFromString(file.body())) {
-    throw InputError(fmt::format("'{}': corrupt checkpoint (body does not parse)", source));
+    throw Error::corruption(fmt::format("'{}': corrupt checkpoint (body does not parse)", source));
   }
   return checkpoint;
 }
@@ -114,7 +114,7 @@ void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path) 
 
 pb::Checkpoint load_checkpoint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("'{}': cannot open checkpoint", path));
+  if (!in) throw Error::invalid_input(fmt::format("'{}': cannot open checkpoint", path));
   std::stringstream bytes;
   bytes << in.rdbuf();
   return parse_checkpoint(bytes.str(), path);
@@ -124,8 +124,8 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
                         const std::string& source) {
   const std::vector<Parameter*> params = model.parameters();
   if (checkpoint.parameter_size() != static_cast<int>(params.size())) {
-    throw InputError(fmt::format("{}: holds {} parameters, the model has {}", source,
-                                 checkpoint.parameter_size(), params.size()));
+    throw Error::invalid_input(fmt::format("{}: holds {} parameters, the model has {}", source,
+                                           checkpoint.parameter_size(), params.size()));
   }
   for (size_t i = 0; i < params.size(); ++i) {
     load_tensor(checkpoint.parameter(static_cast<int>(i)), params[i]->name, params[i]->value,
@@ -134,8 +134,9 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
   }
   const std::vector<Buffer*> buffers = model.buffers();
   if (checkpoint.buffer_size() != static_cast<int>(buffers.size())) {
-    throw InputError(fmt::format("{}: holds {} buffers (running statistics), the model has {}",
-                                 source, checkpoint.buffer_size(), buffers.size()));
+    throw Error::invalid_input(
+        fmt::format("{}: holds {} buffers (running statistics), the model has {}", source,
+                    checkpoint.buffer_size(), buffers.size()));
   }
   for (size_t i = 0; i < buffers.size(); ++i) {
     load_tensor(checkpoint.buffer(static_cast<int>(i)), buffers[i]->name, buffers[i]->value,
@@ -146,14 +147,15 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
   const std::string kind = state.kind().empty() ? "sgd" : state.kind();
   const std::string wanted = OptimizerConfig::kind_name(optimizer->config().kind);
   if (kind != wanted) {
-    throw InputError(fmt::format("{}: was trained with the {} optimizer, not {} (--optimizer)",
-                                 source, kind, wanted));
+    throw Error::invalid_input(
+        fmt::format("{}: was trained with the {} optimizer, not {}", source, kind, wanted));
   }
   const int expected_second = optimizer->has_second_moment() ? static_cast<int>(params.size()) : 0;
   if (state.momentum_buffer_size() != static_cast<int>(params.size()) ||
       state.second_moment_size() != expected_second) {
-    throw InputError(fmt::format("{}: holds optimizer state for {} parameters, the model has {}",
-                                 source, state.momentum_buffer_size(), params.size()));
+    throw Error::invalid_input(
+        fmt::format("{}: holds optimizer state for {} parameters, the model has {}", source,
+                    state.momentum_buffer_size(), params.size()));
   }
   for (size_t i = 0; i < params.size(); ++i) {
     const int k = static_cast<int>(i);

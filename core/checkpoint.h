@@ -5,9 +5,9 @@
 
 #include <string>
 
-#include "checkpoint.pb.h"
-#include "model.h"
-#include "optimizer.h"
+#include "core/model.h"
+#include "core/optimizer.h"
+#include "proto/checkpoint.pb.h"
 
 namespace convoy {
 
@@ -26,7 +26,7 @@ struct TrainingPosition {
 pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
                                const TrainingPosition& position);
 
-// The bytes of a checkpoint file, and back. parse_checkpoint throws InputError naming `source`.
+// The bytes of a checkpoint file, and back. parse_checkpoint throws Error naming `source`.
 std::string serialize_checkpoint(const pb::Checkpoint& checkpoint);
 pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
 
@@ -34,7 +34,7 @@ void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path);
 pb::Checkpoint load_checkpoint(const std::string& path);
 
 // Copies parameter values (and, when `optimizer` is given, momentum buffers) into a model built
-// from the checkpoint's spec. Throws InputError naming `source` when names or shapes disagree.
+// from the checkpoint's spec. Throws Error naming `source` when names or shapes disagree.
 void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimizer* optimizer,
                         const std::string& source);
 

@@ -1,11 +1,11 @@
-#include "cifar10.h"
+#include "core/cifar10.h"
 
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -16,20 +16,21 @@ constexpr int64_t kRecord = 1 + kPixels;
 
 void append_file(const std::filesystem::path& path, Dataset& d) {
   if (!std::filesystem::is_regular_file(path)) {
-    throw InputError(fmt::format("--data: '{}' is missing", path.string()));
+    throw Error::invalid_input(fmt::format("'{}' is missing", path.string()));
   }
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.empty() || bytes.size() % kRecord != 0) {
-    throw InputError(fmt::format("'{}': {} bytes is not a whole number of {}-byte CIFAR-10 records",
-                                 path.string(), bytes.size(), kRecord));
+    throw Error::invalid_input(
+        fmt::format("'{}': {} bytes is not a whole number of {}-byte CIFAR-10 records",
+                    path.string(), bytes.size(), kRecord));
   }
   const auto records = static_cast<int64_t>(bytes.size()) / kRecord;
   for (int64_t r = 0; r < records; ++r) {
     const char* record = bytes.data() + r * kRecord;
     const auto label = static_cast<unsigned char>(record[0]);
     if (label >= 10) {
-      throw InputError(
+      throw Error::invalid_input(
           fmt::format("'{}': record {} has label {}, not below 10", path.string(), r, label));
     }
     d.labels.push_back(label);
@@ -45,7 +46,7 @@ void append_file(const std::filesystem::path& path, Dataset& d) {
 
 Dataset load_cifar10(const std::string& dir, Split split) {
   if (!std::filesystem::is_directory(dir)) {
-    throw InputError(fmt::format("--data: data directory '{}' does not exist", dir));
+    throw Error::invalid_input(fmt::format("data directory '{}' does not exist", dir));
   }
   Dataset d;
   d.name = "cifar10";

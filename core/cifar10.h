@@ -8,14 +8,14 @@
 #include <array>
 #include <string>
 
-#include "dataset.h"
+#include "core/dataset.h"
 
 namespace convoy {
 
 inline constexpr std::array<float, 3> kCifar10Mean{0.4914f, 0.4822f, 0.4465f};
 inline constexpr std::array<float, 3> kCifar10Std{0.2470f, 0.2435f, 0.2616f};
 
-// Throws InputError naming the directory or file: a missing file, a size that is not a whole
+// Throws Error naming the directory or file: a missing file, a size that is not a whole
 // number of records, a label >= 10.
 Dataset load_cifar10(const std::string& dir, Split split);
 

@@ -1,19 +1,21 @@
-#include "conv.h"
+#include "core/conv.h"
 
 #include <fmt/format.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
 ConvConfig ConvConfig::from_spec(const pb::LayerSpec& spec, const SampleShape& in,
                                  const std::string& where) {
-  if (!spec.has_conv()) throw InputError(where + ": missing 'conv { filters: ... kernel: ... }'");
+  if (!spec.has_conv())
+    throw Error::invalid_input(where + ": missing 'conv { filters: ... kernel: ... }'");
   const pb::ConvParams& p = spec.conv();
   if (p.filters() <= 0) {
-    throw InputError(fmt::format("{}: conv.filters must be > 0, got {}", where, p.filters()));
+    throw Error::invalid_input(
+        fmt::format("{}: conv.filters must be > 0, got {}", where, p.filters()));
   }
-  if (p.kernel().empty()) throw InputError(where + ": conv.kernel is required");
+  if (p.kernel().empty()) throw Error::invalid_input(where + ": conv.kernel is required");
   const size_t rank = in.spatial.size();
   ConvConfig c;
   c.filters = p.filters();
@@ -28,7 +30,7 @@ SampleShape ConvConfig::output_shape(const SampleShape& in, const std::string& w
   SampleShape out{filters, window.output(in.spatial)};
   for (int64_t extent : out.spatial) {
     if (extent <= 0) {
-      throw InputError(
+      throw Error::invalid_input(
           fmt::format("{}: output size would be {} (input {}, kernel {}, stride {}, pad {})", where,
                       out.str(), in.str(), fmt::join(window.kernel, "x"),
                       fmt::join(window.stride, "x"), fmt::join(window.pad, "x")));

@@ -3,9 +3,9 @@
 // Layers in the spec: `type: "Conv2D" conv { filters: 32 kernel: 3 stride: 1 pad: 1 }`.
 #pragma once
 
-#include "model.pb.h"
-#include "shape.h"
-#include "weighted_layer.h"
+#include "core/shape.h"
+#include "core/weighted_layer.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 
@@ -14,10 +14,10 @@ struct ConvConfig {
   Window window;
   bool bias = true;
 
-  // Reads and checks `spec.conv()` for an input of shape `in`; throws InputError naming `where`.
+  // Reads and checks `spec.conv()` for an input of shape `in`; throws Error naming `where`.
   static ConvConfig from_spec(const pb::LayerSpec& spec, const SampleShape& in,
                               const std::string& where);
-  // The output shape for `in`; throws InputError when an extent would be zero or negative.
+  // The output shape for `in`; throws Error when an extent would be zero or negative.
   SampleShape output_shape(const SampleShape& in, const std::string& where) const;
 };
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "shape.h"
+#include "core/shape.h"
 
 namespace convoy {
 

@@ -1,15 +1,15 @@
-#include "dense.h"
+#include "core/dense.h"
 
 #include <fmt/format.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
 DenseConfig DenseConfig::from_spec(const pb::LayerSpec& spec, const std::string& where) {
-  if (!spec.has_dense()) throw InputError(where + ": missing 'dense { units: ... }'");
+  if (!spec.has_dense()) throw Error::invalid_input(where + ": missing 'dense { units: ... }'");
   if (spec.dense().units() <= 0) {
-    throw InputError(
+    throw Error::invalid_input(
         fmt::format("{}: dense.units must be > 0, got {}", where, spec.dense().units()));
   }
   return {spec.dense().units(), !spec.dense().no_bias()};

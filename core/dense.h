@@ -4,9 +4,9 @@
 // layout without a reorder. Layers in the spec: `type: "Dense" dense { units: 256 }`.
 #pragma once
 
-#include "model.pb.h"
-#include "shape.h"
-#include "weighted_layer.h"
+#include "core/shape.h"
+#include "core/weighted_layer.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 

@@ -1,18 +1,19 @@
-#include "dropout.h"
+#include "core/dropout.h"
 
 #include <fmt/format.h>
 
 #include <cstring>
 
-#include "error.h"
-#include "random.h"
+#include "core/error.h"
+#include "core/random.h"
 
 namespace convoy {
 
 float dropout_rate(const pb::LayerSpec& spec, const std::string& where) {
   const float rate = spec.dropout().rate();
   if (!(rate >= 0.f && rate < 1.f)) {
-    throw InputError(fmt::format("{}: dropout.rate must be in [0, 1), got {}", where, rate));
+    throw Error::invalid_input(
+        fmt::format("{}: dropout.rate must be in [0, 1), got {}", where, rate));
   }
   return rate;
 }

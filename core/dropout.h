@@ -9,13 +9,13 @@
 // Layers in the spec: `type: "Dropout" dropout { rate: 0.5 }`.
 #pragma once
 
-#include "aligned_buffer.h"
-#include "layer.h"
-#include "model.pb.h"
+#include "core/aligned_buffer.h"
+#include "core/layer.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 
-// Reads and checks dropout.rate; throws InputError naming `where`.
+// Reads and checks dropout.rate; throws Error naming `where`.
 float dropout_rate(const pb::LayerSpec& spec, const std::string& where);
 
 class Dropout : public Layer {

@@ -1,6 +1,6 @@
-#include "flatten.h"
+#include "core/flatten.h"
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 

@@ -4,7 +4,7 @@
 // the 2-D shape explicitly, for example before an activation whose output feeds Dense.)
 #pragma once
 
-#include "layer.h"
+#include "core/layer.h"
 
 namespace convoy {
 

@@ -1,4 +1,4 @@
-#include "idx_reader.h"
+#include "core/idx_reader.h"
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -7,14 +7,14 @@
 #include <cstring>
 #include <memory>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
 std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) {
-    throw InputError(fmt::format("'{}': cannot open: {}", path, std::strerror(errno)));
+    throw Error::invalid_input(fmt::format("'{}': cannot open: {}", path, std::strerror(errno)));
   }
   std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(file, gzclose);
   gzbuffer(file, 1 << 20);
@@ -27,7 +27,7 @@ std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
     if (n < 0) {
       int code = 0;
       const char* what = gzerror(file, &code);
-      throw InputError(fmt::format("'{}': corrupt gzip stream ({})", path, what));
+      throw Error::invalid_input(fmt::format("'{}': corrupt gzip stream ({})", path, what));
     }
     bytes.resize(used + static_cast<size_t>(n));
     if (n == 0) break;
@@ -35,12 +35,13 @@ std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
   int code = 0;
   const char* what = gzerror(file, &code);
   if (code != Z_OK) {
-    throw InputError(fmt::format("'{}': truncated or corrupt gzip stream ({})", path, what));
+    throw Error::invalid_input(
+        fmt::format("'{}': truncated or corrupt gzip stream ({})", path, what));
   }
   // gzclose reports a stream that ended before its trailer as Z_BUF_ERROR.
   closer.release();
   if (gzclose(file) != Z_OK) {
-    throw InputError(fmt::format("'{}': truncated gzip stream", path));
+    throw Error::invalid_input(fmt::format("'{}': truncated gzip stream", path));
   }
   return bytes;
 }
@@ -52,18 +53,19 @@ IdxArray read_idx(const std::string& path, uint32_t expected_magic) {
            uint32_t{bytes[at + 2]} << 8 | uint32_t{bytes[at + 3]};
   };
   if (bytes.size() < 4) {
-    throw InputError(fmt::format("'{}': too short for an IDX file ({} bytes)", path, bytes.size()));
+    throw Error::invalid_input(
+        fmt::format("'{}': too short for an IDX file ({} bytes)", path, bytes.size()));
   }
   const uint32_t magic = be32(0);
   if (magic != expected_magic) {
-    throw InputError(fmt::format("'{}': wrong IDX magic {} (expected {}, an IDX {} file)", path,
-                                 magic, expected_magic,
-                                 expected_magic == kIdxImagesMagic ? "images" : "labels"));
+    throw Error::invalid_input(
+        fmt::format("'{}': wrong IDX magic {} (expected {}, an IDX {} file)", path, magic,
+                    expected_magic, expected_magic == kIdxImagesMagic ? "images" : "labels"));
   }
   const size_t rank = magic & 0xff;
   const size_t header = 4 + 4 * rank;
   if (bytes.size() < header) {
-    throw InputError(fmt::format("'{}': truncated IDX header", path));
+    throw Error::invalid_input(fmt::format("'{}': truncated IDX header", path));
   }
   IdxArray array;
   uint64_t expected = 1;
@@ -73,9 +75,9 @@ IdxArray read_idx(const std::string& path, uint32_t expected_magic) {
   }
   const uint64_t actual = bytes.size() - header;
   if (actual != expected) {
-    throw InputError(fmt::format("'{}': {} IDX file: the header promises {} data bytes, found {}",
-                                 path, actual < expected ? "truncated" : "oversized", expected,
-                                 actual));
+    throw Error::invalid_input(
+        fmt::format("'{}': {} IDX file: the header promises {} data bytes, found {}", path,
+                    actual < expected ? "truncated" : "oversized", expected, actual));
   }
   array.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
   return array;

@@ -19,12 +19,12 @@ inline constexpr uint32_t kIdxImagesMagic = 2051;
 inline constexpr uint32_t kIdxLabelsMagic = 2049;
 
 // Reads the whole file and checks it: the magic must equal `expected_magic`, and the data must be
-// exactly as long as the header says. Throws InputError naming `path` otherwise (also for missing
+// exactly as long as the header says. Throws Error naming `path` otherwise (also for missing
 // files and truncated or corrupt gzip streams).
 IdxArray read_idx(const std::string& path, uint32_t expected_magic);
 
 // Reads a whole file, decompressing it when it is gzip (zlib reads plain files unchanged).
-// Throws InputError naming `path` when it cannot be opened or the gzip stream is damaged.
+// Throws Error naming `path` when it cannot be opened or the gzip stream is damaged.
 std::vector<uint8_t> read_maybe_gzip(const std::string& path);
 
 }  // namespace convoy

@@ -1,9 +1,9 @@
-#include "initializer.h"
+#include "core/initializer.h"
 
 #include <cmath>
 
-#include "error.h"
-#include "random.h"
+#include "core/error.h"
+#include "core/random.h"
 
 namespace convoy {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model.pb.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 

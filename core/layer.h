@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "op.h"
-#include "tensor.h"
+#include "core/op.h"
+#include "core/tensor.h"
 
 namespace convoy {
 

@@ -1,17 +1,17 @@
-#include "layer_registry.h"
+#include "core/layer_registry.h"
 
 #include <fmt/format.h>
 
 #include <array>
 
-#include "activation.h"
-#include "batch_norm.h"
-#include "conv.h"
-#include "dense.h"
-#include "dropout.h"
-#include "error.h"
-#include "flatten.h"
-#include "pool.h"
+#include "core/activation.h"
+#include "core/batch_norm.h"
+#include "core/conv.h"
+#include "core/dense.h"
+#include "core/dropout.h"
+#include "core/error.h"
+#include "core/flatten.h"
+#include "core/pool.h"
 
 namespace convoy {
 
@@ -19,8 +19,8 @@ namespace {
 
 void require_spatial_rank(const SampleShape& in, size_t rank, const std::string& where) {
   if (in.spatial.size() != rank) {
-    throw InputError(fmt::format("{}: needs an input with {} spatial dimension(s), got shape {}",
-                                 where, rank, in.str()));
+    throw Error::invalid_input(fmt::format(
+        "{}: needs an input with {} spatial dimension(s), got shape {}", where, rank, in.str()));
   }
 }
 

@@ -8,15 +8,15 @@
 #include <string_view>
 #include <vector>
 
-#include "layer.h"
-#include "model.pb.h"
-#include "shape.h"
+#include "core/layer.h"
+#include "core/shape.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 
 struct LayerType {
   std::string_view name;
-  // Checks `spec` against input shape `in` and returns the output shape. Throws InputError whose
+  // Checks `spec` against input shape `in` and returns the output shape. Throws Error whose
   // message starts with `where` (for example "model.pbtxt: layer 'conv1' (Conv2D)").
   SampleShape (*infer)(const pb::LayerSpec& spec, const SampleShape& in, const std::string& where);
   // Creates the layer; `spec` has passed infer() for `in`.

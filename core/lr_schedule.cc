@@ -1,10 +1,10 @@
-#include "lr_schedule.h"
+#include "core/lr_schedule.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -32,7 +32,8 @@ LrSchedule::Kind LrSchedule::parse_kind(const std::string& name) {
   if (name == "constant") return Kind::kConstant;
   if (name == "step") return Kind::kStep;
   if (name == "cosine") return Kind::kCosine;
-  throw InputError("--lr-schedule: unknown schedule '" + name + "' (constant, step, cosine)");
+  throw Error::invalid_input("unknown learning-rate schedule '" + name +
+                             "' (constant, step, cosine)");
 }
 
 }  // namespace convoy

@@ -24,7 +24,7 @@ struct LrSchedule {
   // The rate for optimizer step `step` (0-based) of a run of `total_steps` steps.
   double at(int64_t step, int64_t steps_per_epoch, int64_t total_steps) const;
 
-  // "constant" | "step" | "cosine"; throws InputError naming --lr-schedule otherwise.
+  // "constant" | "step" | "cosine"; throws Error (invalid input) otherwise.
   static Kind parse_kind(const std::string& name);
 };
 

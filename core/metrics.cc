@@ -1,10 +1,10 @@
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 

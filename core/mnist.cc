@@ -1,11 +1,11 @@
-#include "mnist.h"
+#include "core/mnist.h"
 
 #include <fmt/format.h>
 
 #include <filesystem>
 
-#include "error.h"
-#include "idx_reader.h"
+#include "core/error.h"
+#include "core/idx_reader.h"
 
 namespace convoy {
 
@@ -16,14 +16,14 @@ std::string find_file(const std::string& dir, const std::string& stem) {
     const std::filesystem::path path = std::filesystem::path(dir) / candidate;
     if (std::filesystem::is_regular_file(path)) return path.string();
   }
-  throw InputError(fmt::format("--data: '{}' has neither {} nor {}.gz", dir, stem, stem));
+  throw Error::invalid_input(fmt::format("'{}' has neither {} nor {}.gz", dir, stem, stem));
 }
 
 }  // namespace
 
 Dataset load_mnist(const std::string& dir, const std::string& dataset, Split split) {
   if (!std::filesystem::is_directory(dir)) {
-    throw InputError(fmt::format("--data: data directory '{}' does not exist", dir));
+    throw Error::invalid_input(fmt::format("data directory '{}' does not exist", dir));
   }
   const std::string prefix = split == Split::kTrain ? "train" : "t10k";
   const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
@@ -31,8 +31,9 @@ Dataset load_mnist(const std::string& dir, const std::string& dataset, Split spl
   const IdxArray images = read_idx(images_path, kIdxImagesMagic);
   const IdxArray labels = read_idx(labels_path, kIdxLabelsMagic);
   if (images.dims[0] != labels.dims[0]) {
-    throw InputError(fmt::format("'{}' holds {} images but '{}' holds {} labels", images_path,
-                                 images.dims[0], labels_path, labels.dims[0]));
+    throw Error::invalid_input(fmt::format("'{}' holds {} images but '{}' holds {} labels",
+                                           images_path, images.dims[0], labels_path,
+                                           labels.dims[0]));
   }
   Dataset d;
   d.name = dataset;
@@ -45,7 +46,7 @@ Dataset load_mnist(const std::string& dir, const std::string& dataset, Split spl
   d.labels.resize(labels.data.size());
   for (size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] >= d.class_names.size()) {
-      throw InputError(
+      throw Error::invalid_input(
           fmt::format("'{}': label {} of sample {} is not below the number of "
                       "classes ({})",
                       labels_path, labels.data[i], i, d.class_names.size()));

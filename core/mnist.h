@@ -6,11 +6,11 @@
 
 #include <string>
 
-#include "dataset.h"
+#include "core/dataset.h"
 
 namespace convoy {
 
-// `dataset` is "fashion-mnist" or "mnist" (it decides the class names). Throws InputError naming
+// `dataset` is "fashion-mnist" or "mnist" (it decides the class names). Throws Error naming
 // the directory or file: missing directory or file, wrong magic, truncated file or gzip stream,
 // image and label counts that differ, a label >= 10.
 Dataset load_mnist(const std::string& dir, const std::string& dataset, Split split);

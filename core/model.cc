@@ -1,12 +1,12 @@
-#include "model.h"
+#include "core/model.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "error.h"
-#include "initializer.h"
-#include "layer_registry.h"
-#include "random.h"
+#include "core/error.h"
+#include "core/initializer.h"
+#include "core/layer_registry.h"
+#include "core/random.h"
 
 namespace convoy {
 

@@ -13,10 +13,10 @@
 #include <span>
 #include <vector>
 
-#include "layer.h"
-#include "model.pb.h"
-#include "model_spec.h"
-#include "softmax_cross_entropy.h"
+#include "core/layer.h"
+#include "core/model_spec.h"
+#include "core/softmax_cross_entropy.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 
@@ -24,7 +24,7 @@ class Model {
  public:
   enum class Mode { kTrain, kInference };
 
-  // Throws InputError (naming `source`) when the spec is invalid.
+  // Throws Error (naming `source`) when the spec is invalid.
   Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& engine, Mode mode,
         const std::string& source = "model");
   Model(const Model&) = delete;

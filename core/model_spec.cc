@@ -1,4 +1,4 @@
-#include "model_spec.h"
+#include "core/model_spec.h"
 
 #include <fmt/format.h>
 #include <google/protobuf/io/tokenizer.h>
@@ -9,8 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include "error.h"
-#include "layer_registry.h"
+#include "core/error.h"
+#include "core/layer_registry.h"
 
 namespace convoy {
 
@@ -177,24 +177,24 @@ pb::ModelSpec parse_model_text(const std::string& text, const std::string& sourc
   FirstError errors;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &spec)) {
-    throw InputError(fmt::format(
+    throw Error::invalid_input(fmt::format(
         "{}:{}", source,
         errors.message().empty() ? " not a valid model description" : errors.message()));
   }
   return spec;
 }
 
-pb::ModelSpec load_model_spec(const std::string& name_or_path, const std::string& flag) {
+pb::ModelSpec load_model_spec(const std::string& name_or_path) {
   const std::string builtin = builtin_model_text(name_or_path);
   if (!builtin.empty()) return parse_model_text(builtin, name_or_path);
   std::ifstream in(name_or_path, std::ios::binary);
   if (!in) {
     if (name_or_path.find('/') == std::string::npos &&
         name_or_path.find('.') == std::string::npos) {
-      throw InputError(fmt::format("{}: unknown model '{}' (built-in: {}; or a .pbtxt file)", flag,
-                                   name_or_path, fmt::join(builtin_model_names(), ", ")));
+      throw Error::invalid_input(fmt::format("unknown model '{}' (built-in: {}; or a .pbtxt file)",
+                                             name_or_path, fmt::join(builtin_model_names(), ", ")));
     }
-    throw InputError(fmt::format("{}: cannot read model file '{}'", flag, name_or_path));
+    throw Error::invalid_input(fmt::format("cannot read model file '{}'", name_or_path));
   }
   std::stringstream text;
   text << in.rdbuf();
@@ -204,22 +204,23 @@ pb::ModelSpec load_model_spec(const std::string& name_or_path, const std::string
 ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source) {
   ModelPlan plan;
   if (spec.input().channels() <= 0) {
-    throw InputError(source + ": input.channels must be > 0");
+    throw Error::invalid_input(source + ": input.channels must be > 0");
   }
   if (spec.input().spatial().empty() || spec.input().spatial_size() > 3) {
-    throw InputError(source + ": input.spatial must have 1 to 3 extents, for example [28, 28]");
+    throw Error::invalid_input(source +
+                               ": input.spatial must have 1 to 3 extents, for example [28, 28]");
   }
   plan.input.channels = spec.input().channels();
   for (int32_t extent : spec.input().spatial()) {
-    if (extent <= 0) throw InputError(source + ": input.spatial extents must be > 0");
+    if (extent <= 0) throw Error::invalid_input(source + ": input.spatial extents must be > 0");
     plan.input.spatial.push_back(extent);
   }
   if (spec.num_classes() < 2) {
-    throw InputError(
+    throw Error::invalid_input(
         fmt::format("{}: num_classes must be >= 2, got {}", source, spec.num_classes()));
   }
   plan.num_classes = spec.num_classes();
-  if (spec.layer().empty()) throw InputError(source + ": the model has no layers");
+  if (spec.layer().empty()) throw Error::invalid_input(source + ": the model has no layers");
 
   std::set<std::string> names;
   SampleShape shape = plan.input;
@@ -232,11 +233,13 @@ ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source) {
                                           layer.type().empty() ? "no type" : layer.type());
     const LayerType* type = find_layer_type(layer.type());
     if (type == nullptr) {
-      throw InputError(fmt::format("{}: layer {} '{}': unknown layer type '{}' (known: {})", source,
-                                   i + 1, lp.name, layer.type(), layer_type_names()));
+      throw Error::invalid_input(
+          fmt::format("{}: layer {} '{}': unknown layer type '{}' (known: {})", source, i + 1,
+                      lp.name, layer.type(), layer_type_names()));
     }
     if (!names.insert(lp.name).second) {
-      throw InputError(fmt::format("{}: the layer name '{}' is used twice", where, lp.name));
+      throw Error::invalid_input(
+          fmt::format("{}: the layer name '{}' is used twice", where, lp.name));
     }
     lp.in = shape;
     lp.out = type->infer(layer, shape, where);
@@ -244,7 +247,7 @@ ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source) {
     plan.layers.push_back(std::move(lp));
   }
   if (shape.elements() != plan.num_classes) {
-    throw InputError(fmt::format(
+    throw Error::invalid_input(fmt::format(
         "{}: the last layer '{}' yields {} values per sample ({}), but num_classes is {}", source,
         plan.layers.back().name, shape.elements(), shape.str(), plan.num_classes));
   }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "model.pb.h"
-#include "shape.h"
+#include "core/shape.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 
@@ -21,8 +21,8 @@ std::string builtin_model_text(const std::string& name);
 
 // Parses protobuf text; `source` names it in errors ("model.pbtxt:3:7: ...").
 pb::ModelSpec parse_model_text(const std::string& text, const std::string& source);
-// A built-in name, or a path to a .pbtxt file. Errors name `flag` ("--model").
-pb::ModelSpec load_model_spec(const std::string& name_or_path, const std::string& flag);
+// A built-in name, or a path to a .pbtxt file. Errors name the model or the file.
+pb::ModelSpec load_model_spec(const std::string& name_or_path);
 
 struct LayerPlan {
   std::string name;                     // the spec's name, or "<type><index>" when it has none

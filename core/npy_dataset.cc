@@ -1,24 +1,24 @@
-#include "npy_dataset.h"
+#include "core/npy_dataset.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <filesystem>
 
-#include "error.h"
-#include "npy_reader.h"
+#include "core/error.h"
+#include "core/npy_reader.h"
 
 namespace convoy {
 
 Dataset load_npy_dataset(const std::string& dir, Split split, int classes) {
   if (!std::filesystem::is_directory(dir)) {
-    throw InputError(fmt::format("--data: data directory '{}' does not exist", dir));
+    throw Error::invalid_input(fmt::format("data directory '{}' does not exist", dir));
   }
   const std::string prefix = split == Split::kTrain ? "train" : "test";
   const auto file = [&](const std::string& suffix) {
     const std::filesystem::path path = std::filesystem::path(dir) / (prefix + suffix);
     if (!std::filesystem::is_regular_file(path)) {
-      throw InputError(fmt::format("--data: '{}' is missing", path.string()));
+      throw Error::invalid_input(fmt::format("'{}' is missing", path.string()));
     }
     return path.string();
   };
@@ -26,17 +26,18 @@ Dataset load_npy_dataset(const std::string& dir, Split split, int classes) {
   NpyArray x = read_npy(x_path, NpyKind::kFloat);
   const NpyArray y = read_npy(y_path, NpyKind::kInteger);
   if (x.shape.size() < 3 || x.shape.size() > 5) {
-    throw InputError(
+    throw Error::invalid_input(
         fmt::format("'{}': shape ({}) is not N x C x L, N x C x H x W or N x C x D x H x W", x_path,
                     fmt::join(x.shape, ", ")));
   }
   if (y.shape.size() != 1) {
-    throw InputError(fmt::format("'{}': labels must be one-dimensional (N), got shape ({})", y_path,
-                                 fmt::join(y.shape, ", ")));
+    throw Error::invalid_input(
+        fmt::format("'{}': labels must be one-dimensional (N), got shape ({})", y_path,
+                    fmt::join(y.shape, ", ")));
   }
   if (x.shape[0] != y.shape[0]) {
-    throw InputError(fmt::format("'{}' holds {} samples but '{}' holds {} labels", x_path,
-                                 x.shape[0], y_path, y.shape[0]));
+    throw Error::invalid_input(fmt::format("'{}' holds {} samples but '{}' holds {} labels", x_path,
+                                           x.shape[0], y_path, y.shape[0]));
   }
   Dataset d;
   d.name = "npy";
@@ -47,7 +48,7 @@ Dataset load_npy_dataset(const std::string& dir, Split split, int classes) {
   for (size_t i = 0; i < y.integers.size(); ++i) {
     const int64_t label = y.integers[i];
     if (label < 0 || label >= classes) {
-      throw InputError(
+      throw Error::invalid_input(
           fmt::format("'{}': label {} of sample {} is not in [0, {}) (the model's classes)", y_path,
                       label, i, classes));
     }

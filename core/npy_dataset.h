@@ -6,11 +6,11 @@
 
 #include <string>
 
-#include "dataset.h"
+#include "core/dataset.h"
 
 namespace convoy {
 
-// Throws InputError naming the file: anything read_npy refuses, inputs of another rank,
+// Throws Error naming the file: anything read_npy refuses, inputs of another rank,
 // labels that are not one-dimensional, counts that differ, a label outside [0, classes).
 Dataset load_npy_dataset(const std::string& dir, Split split, int classes);
 

@@ -1,4 +1,4 @@
-#include "npy_reader.h"
+#include "core/npy_reader.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -8,7 +8,7 @@
 #include <regex>
 #include <sstream>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -21,7 +21,7 @@ int64_t NpyArray::count() const {
 namespace {
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw InputError(fmt::format("'{}': {}", path, what));
+  throw Error::invalid_input(fmt::format("'{}': {}", path, what));
 }
 
 // The value of `key` in the header's Python dict literal, e.g. 'descr': '<f4'.

@@ -1,6 +1,6 @@
 // NumPy .npy files (format versions 1, 2 and 3), read by hand: no Debian C++ library reads them.
 // Only what convoy needs: little-endian (or byte-sized) uint8, float32 and integer arrays in C
-// order. Every other case is refused with a one-line InputError naming the file: an unsupported
+// order. Every other case is refused with a one-line Error naming the file: an unsupported
 // dtype, Fortran order, a malformed or truncated header, a body shorter or longer than the shape.
 #pragma once
 

@@ -1,4 +1,4 @@
-#include "npz_writer.h"
+#include "core/npz_writer.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -8,8 +8,8 @@
 #include <cstring>
 #include <memory>
 
-#include "atomic_file.h"
-#include "error.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -46,11 +46,11 @@ void write_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
       zip_error_init_with_code(&error, code);
       const std::string what = zip_error_strerror(&error);
       zip_error_fini(&error);
-      throw InputError(fmt::format("'{}': cannot write: {}", path, what));
+      throw Error::io(fmt::format("'{}': cannot write: {}", path, what));
     }
     auto fail = [&](const std::string& what) {
       zip_discard(archive);
-      throw InputError(fmt::format("'{}': cannot write: {}", path, what));
+      throw Error::io(fmt::format("'{}': cannot write: {}", path, what));
     };
     for (size_t i = 0; i < arrays.size(); ++i) {
       zip_source_t* source =

@@ -18,7 +18,7 @@ struct NpyArray {
 // The .npy bytes (header + little-endian float32 data) of one array.
 std::string npy_bytes(const NpyArray& array);
 
-// Writes `arrays` to `path` atomically. Throws InputError naming `path` on failure.
+// Writes `arrays` to `path` atomically. Throws Error naming `path` on failure.
 void write_npz(const std::string& path, const std::vector<NpyArray>& arrays);
 
 }  // namespace convoy

@@ -1,9 +1,9 @@
-#include "op.h"
+#include "core/op.h"
 
 #include <algorithm>
 #include <stdexcept>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -25,8 +25,8 @@ void Op::run(const dnnl::stream& stream) const {
   const dnnl_status_t status = dnnl_primitive_execute(primitive_.get(), stream.get(),
                                                       static_cast<int>(args_.size()), args_.data());
   if (status != dnnl_success) {
-    throw std::runtime_error("oneDNN primitive execution failed (status " +
-                             std::to_string(static_cast<int>(status)) + ")");
+    throw Error::internal("oneDNN primitive execution failed (status " +
+                          std::to_string(static_cast<int>(status)) + ")");
   }
 }
 

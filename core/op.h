@@ -17,7 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "aligned_buffer.h"
+#include "core/aligned_buffer.h"
 
 namespace convoy {
 

@@ -1,10 +1,10 @@
-#include "optimizer.h"
+#include "core/optimizer.h"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -12,7 +12,7 @@ OptimizerConfig::Kind OptimizerConfig::parse_kind(const std::string& name) {
   if (name == "sgd") return Kind::kSgd;
   if (name == "adam") return Kind::kAdam;
   if (name == "adamw") return Kind::kAdamW;
-  throw InputError(fmt::format("--optimizer: '{}' is not one of sgd, adam, adamw", name));
+  throw Error::invalid_input(fmt::format("optimizer '{}' is not one of sgd, adam, adamw", name));
 }
 
 std::string OptimizerConfig::kind_name(Kind kind) {

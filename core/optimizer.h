@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "layer.h"
+#include "core/layer.h"
 
 namespace convoy {
 
@@ -33,7 +33,7 @@ struct OptimizerConfig {
   float beta2 = 0.999f;
   float epsilon = 1e-8f;
 
-  // "sgd" | "adam" | "adamw"; throws InputError naming --optimizer otherwise.
+  // "sgd" | "adam" | "adamw"; throws Error (invalid input) otherwise.
   static Kind parse_kind(const std::string& name);
   static std::string kind_name(Kind kind);
 };

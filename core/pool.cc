@@ -1,17 +1,17 @@
-#include "pool.h"
+#include "core/pool.h"
 
 #include <fmt/format.h>
 
-#include "error.h"
-#include "implementation_choice.h"
+#include "core/error.h"
+#include "core/implementation_choice.h"
 
 namespace convoy {
 
 PoolConfig PoolConfig::from_spec(const pb::LayerSpec& spec, dnnl::algorithm max_or_avg,
                                  const SampleShape& in, const std::string& where) {
-  if (!spec.has_pool()) throw InputError(where + ": missing 'pool { kernel: ... }'");
+  if (!spec.has_pool()) throw Error::invalid_input(where + ": missing 'pool { kernel: ... }'");
   const pb::PoolParams& p = spec.pool();
-  if (p.kernel().empty()) throw InputError(where + ": pool.kernel is required");
+  if (p.kernel().empty()) throw Error::invalid_input(where + ": pool.kernel is required");
   const size_t rank = in.spatial.size();
   PoolConfig c;
   c.window.kernel = expand_dims(p.kernel(), rank, 1, 1, where, "pool.kernel");
@@ -21,8 +21,9 @@ PoolConfig PoolConfig::from_spec(const pb::LayerSpec& spec, dnnl::algorithm max_
   c.window.pad = expand_dims(p.pad(), rank, 0, 0, where, "pool.pad");
   for (size_t i = 0; i < rank; ++i) {
     if (c.window.pad[i] >= c.window.kernel[i]) {
-      throw InputError(fmt::format("{}: pool.pad ({}) must be smaller than pool.kernel ({})", where,
-                                   c.window.pad[i], c.window.kernel[i]));
+      throw Error::invalid_input(
+          fmt::format("{}: pool.pad ({}) must be smaller than pool.kernel ({})", where,
+                      c.window.pad[i], c.window.kernel[i]));
     }
   }
   c.algorithm = max_or_avg;
@@ -30,7 +31,7 @@ PoolConfig PoolConfig::from_spec(const pb::LayerSpec& spec, dnnl::algorithm max_
     c.algorithm = p.exclude_padding() ? dnnl::algorithm::pooling_avg_exclude_padding
                                       : dnnl::algorithm::pooling_avg_include_padding;
   } else if (p.exclude_padding()) {
-    throw InputError(where + ": pool.exclude_padding applies to average pooling only");
+    throw Error::invalid_input(where + ": pool.exclude_padding applies to average pooling only");
   }
   return c;
 }
@@ -39,9 +40,9 @@ SampleShape PoolConfig::output_shape(const SampleShape& in, const std::string& w
   SampleShape out{in.channels, window.output(in.spatial)};
   for (int64_t extent : out.spatial) {
     if (extent <= 0) {
-      throw InputError(fmt::format("{}: output size would be {} (input {}, kernel {}, stride {})",
-                                   where, out.str(), in.str(), fmt::join(window.kernel, "x"),
-                                   fmt::join(window.stride, "x")));
+      throw Error::invalid_input(fmt::format(
+          "{}: output size would be {} (input {}, kernel {}, stride {})", where, out.str(),
+          in.str(), fmt::join(window.kernel, "x"), fmt::join(window.stride, "x")));
     }
   }
   return out;

@@ -4,9 +4,9 @@
 // Layers in the spec: `type: "MaxPool2D" pool { kernel: 2 }` (stride defaults to the kernel).
 #pragma once
 
-#include "layer.h"
-#include "model.pb.h"
-#include "shape.h"
+#include "core/layer.h"
+#include "core/shape.h"
+#include "proto/model.pb.h"
 
 namespace convoy {
 

@@ -5,6 +5,11 @@
 //
 // Contract: every process of the group makes the same calls in the same order (they may be
 // collective). Calls come from the training thread only.
+//
+// Names: in PyTorch's c10d a "ProcessGroup" is the collective backend (NCCL, Gloo, MPI) and the
+// DDP reducer sits above it. Here the two are the other way round: ProcessGroup is what the
+// trainer sees (gradients ready, sums, its share of the data), and the collective backend below it
+// is a Communicator (dist/communicator.h). DataParallel (dist/data_parallel.h) joins them.
 #pragma once
 
 #include <cstddef>

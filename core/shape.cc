@@ -1,9 +1,9 @@
-#include "shape.h"
+#include "core/shape.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -56,13 +56,13 @@ std::vector<int64_t> expand_dims(const google::protobuf::RepeatedField<int32_t>&
   } else if (static_cast<size_t>(values.size()) == rank) {
     out.assign(values.begin(), values.end());
   } else {
-    throw InputError(
+    throw Error::invalid_input(
         fmt::format("{}: {} has {} values, expected 1 or {} (one per spatial dimension)", where,
                     field, values.size(), rank));
   }
   for (int64_t v : out) {
     if (v < min) {
-      throw InputError(fmt::format("{}: {} must be >= {}, got {}", where, field, min, v));
+      throw Error::invalid_input(fmt::format("{}: {} must be >= {}, got {}", where, field, min, v));
     }
   }
   return out;

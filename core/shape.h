@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor.h"
+#include "core/tensor.h"
 
 namespace convoy {
 
@@ -38,7 +38,7 @@ struct Window {
 
 // Expands a repeated size field to `rank` values: empty -> `fallback` everywhere, one value -> that
 // value everywhere, `rank` values -> as given. Any other count, or a value below `min`, throws
-// InputError("<where>: <field> ...").
+// Error::invalid_input("<where>: <field> ...").
 std::vector<int64_t> expand_dims(const google::protobuf::RepeatedField<int32_t>& values,
                                  size_t rank, int64_t fallback, int64_t min,
                                  const std::string& where, const std::string& field);

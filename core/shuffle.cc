@@ -1,9 +1,9 @@
-#include "shuffle.h"
+#include "core/shuffle.h"
 
 #include <numeric>
 #include <utility>
 
-#include "random.h"
+#include "core/random.h"
 
 namespace convoy {
 

@@ -1,8 +1,8 @@
-#include "softmax_cross_entropy.h"
+#include "core/softmax_cross_entropy.h"
 
 #include <cmath>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 

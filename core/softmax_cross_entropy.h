@@ -13,8 +13,8 @@
 #include <span>
 #include <vector>
 
-#include "op.h"
-#include "tensor.h"
+#include "core/op.h"
+#include "core/tensor.h"
 
 namespace convoy {
 

@@ -1,10 +1,10 @@
-#include "tensor.h"
+#include "core/tensor.h"
 
 #include <cstring>
 #include <functional>
 #include <numeric>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 

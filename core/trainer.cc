@@ -1,4 +1,4 @@
-#include "trainer.h"
+#include "core/trainer.h"
 
 #include <fmt/format.h>
 
@@ -7,9 +7,9 @@
 #include <cmath>
 #include <numeric>
 
-#include "error.h"
-#include "random.h"
-#include "shuffle.h"
+#include "core/error.h"
+#include "core/random.h"
+#include "core/shuffle.h"
 
 namespace convoy {
 
@@ -69,9 +69,10 @@ LossResult Trainer::step(const Batch& batch) {
   last_communication_seconds_ = seconds_since(communication);
   const LossResult result{totals[0] / totals[2], static_cast<int64_t>(std::llround(totals[1]))};
   if (!std::isfinite(result.loss)) {
-    throw JobWideInputError(
-        fmt::format("training diverged: the loss is {} at step {}; try a lower --lr",
-                    std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1));
+    throw Error::invalid_input(
+        fmt::format("training diverged: the loss is {} at step {}; try a lower learning rate",
+                    std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1))
+        .set_job_wide();
   }
   optimizer_.step();
   // Batch norm: every process folds the same (process-averaged) batch statistics into its
@@ -146,9 +147,11 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       stats.test = summary.test = evaluate(model_, stream_, *test, &group_);
       // The last update can leave non-finite parameters that no training step has seen yet.
       if (!std::isfinite(stats.test->loss)) {
-        throw JobWideInputError(
-            fmt::format("training diverged: the test loss is {} after step {}; try a lower --lr",
-                        std::isnan(stats.test->loss) ? "NaN" : "infinite", steps_));
+        throw Error::invalid_input(
+            fmt::format("training diverged: the test loss is {} after step {}; try a lower "
+                        "learning rate",
+                        std::isnan(stats.test->loss) ? "NaN" : "infinite", steps_))
+            .set_job_wide();
       }
     }
     if (observer != nullptr) observer->on_epoch(stats);
@@ -158,9 +161,9 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
 
 void check_batch_fits(int64_t global_batch, const Dataset& train) {
   if (global_batch > train.count()) {
-    throw InputError(fmt::format(
-        "--batch-size: a global batch of {} is larger than the training set ({} samples)",
-        global_batch, train.count()));
+    throw Error::invalid_input(
+        fmt::format("a global batch of {} is larger than the training set ({} samples)",
+                    global_batch, train.count()));
   }
 }
 

@@ -13,13 +13,13 @@
 #include <cstdint>
 #include <optional>
 
-#include "batch_loader.h"
-#include "dataset.h"
-#include "lr_schedule.h"
-#include "metrics.h"
-#include "model.h"
-#include "optimizer.h"
-#include "process_group.h"
+#include "core/batch_loader.h"
+#include "core/dataset.h"
+#include "core/lr_schedule.h"
+#include "core/metrics.h"
+#include "core/model.h"
+#include "core/optimizer.h"
+#include "core/process_group.h"
 
 namespace convoy {
 
@@ -93,8 +93,8 @@ class Trainer {
   LossResult step(const Batch& batch);
 
   // Trains on `train` as `options` say; evaluates on `test` after each epoch when given. Throws
-  // InputError when the loss becomes NaN or infinite (naming the step), or when the data set has
-  // fewer samples than one batch.
+  // Error (invalid input) when the loss becomes NaN or infinite (naming the step), or when the data
+  // set has fewer samples than one batch.
   TrainSummary fit(const Dataset& train, const TrainOptions& options, TrainObserver* observer,
                    const Dataset* test = nullptr);
 
@@ -112,7 +112,7 @@ class Trainer {
 // seed, the epoch and each sample's index, not of its process or row.
 void set_row_keys(Model& model, const Batch& batch, uint64_t seed, int64_t epoch);
 
-// Throws InputError naming --batch-size when a global batch (the per-process batch times the
+// Throws Error (invalid input) when a global batch (the per-process batch times the
 // number of processes) exceeds the training set: not even one full step.
 void check_batch_fits(int64_t global_batch, const Dataset& train);
 

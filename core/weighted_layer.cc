@@ -1,6 +1,6 @@
-#include "weighted_layer.h"
+#include "core/weighted_layer.h"
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 

@@ -9,7 +9,7 @@
 // Weight gradients are computed before the input gradient, so they are ready as early as possible.
 #pragma once
 
-#include "layer.h"
+#include "core/layer.h"
 
 namespace convoy {
 

@@ -1,4 +1,4 @@
-#include "bucket_assignment.h"
+#include "dist/bucket_assignment.h"
 
 namespace convoy {
 

@@ -1,25 +1,22 @@
 // CheckpointSink: where a training job's periodic checkpoints go, without the training thread
 // waiting: to the coordinator (CoordinatorReporter uploads them) or to a local CheckpointStore
-// (LocalCheckpointSink writes them on a thread of its own). Both keep at most one checkpoint
-// waiting: a newer one replaces it.
+// (LocalCheckpointSink). Both hand them to a NewestWinsWorker: at most one checkpoint waits, a
+// newer one replaces it. The matching way back is CheckpointSource (checkpoint_source.h).
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
 
-#include "checkpoint_store.h"
-#include "coordinator_reporter.h"
+#include "dist/checkpoint_store.h"
+#include "dist/coordinator_reporter.h"
+#include "dist/newest_wins_worker.h"
 
 namespace convoy {
 
 class CheckpointSink {
  public:
   virtual ~CheckpointSink() = default;
-  virtual void submit(pb::CheckpointHeader header, std::string bytes) = 0;
+  virtual void submit(pb::CheckpointInfo header, std::string bytes) = 0;
   // Waits up to `seconds` until everything submitted is stored; false if it was not.
   virtual bool flush(double seconds) = 0;
 };
@@ -27,7 +24,7 @@ class CheckpointSink {
 class CoordinatorCheckpointSink final : public CheckpointSink {
  public:
   explicit CoordinatorCheckpointSink(CoordinatorReporter& reporter) : reporter_(reporter) {}
-  void submit(pb::CheckpointHeader header, std::string bytes) override {
+  void submit(pb::CheckpointInfo header, std::string bytes) override {
     reporter_.upload_checkpoint(std::move(header), std::move(bytes));
   }
   bool flush(double seconds) override { return reporter_.flush(seconds); }
@@ -38,22 +35,19 @@ class CoordinatorCheckpointSink final : public CheckpointSink {
 
 class LocalCheckpointSink final : public CheckpointSink {
  public:
-  // `warn` reports a failed write (the job goes on).
+  // `warn` reports a failed write (the job goes on). The destructor writes a pending checkpoint
+  // before returning.
   LocalCheckpointSink(const std::string& dir, CheckpointStore::Options options,
                       std::function<void(const std::string&)> warn);
-  ~LocalCheckpointSink() override;
-  void submit(pb::CheckpointHeader header, std::string bytes) override;
-  bool flush(double seconds) override;
+  void submit(pb::CheckpointInfo header, std::string bytes) override;
+  bool flush(double seconds) override { return writes_.flush(seconds); }
   CheckpointStore& store() { return store_; }
 
  private:
+  using Write = std::pair<pb::CheckpointInfo, std::string>;
   CheckpointStore store_;
   std::function<void(const std::string&)> warn_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::optional<std::pair<pb::CheckpointHeader, std::string>> pending_;
-  bool writing_ = false, stop_ = false;
-  std::thread thread_;
+  NewestWinsWorker<Write> writes_;  // last: its thread uses the members above
 };
 
 }  // namespace convoy

@@ -1,4 +1,4 @@
-#include "checkpoint_store.h"
+#include "dist/checkpoint_store.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -14,14 +14,13 @@
 #include <random>
 #include <sstream>
 
-#include "atomic_file.h"
-#include "error.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
 
 namespace convoy {
 
 namespace {
 
-using Kind = CheckpointStoreError::Kind;
 namespace fs = std::filesystem;
 
 constexpr const char* kManifest = "manifest.pbtxt";
@@ -50,8 +49,7 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
   std::error_code error;
   fs::create_directories(dir_, error);
   if (error) {
-    throw CheckpointStoreError(Kind::kIo,
-                               fmt::format("cannot create '{}': {}", dir_, error.message()));
+    throw Error::from_errno(error.value(), fmt::format("cannot create '{}'", dir_));
   }
   // Uploads that never finished (a crash or a kill) leave temporaries behind: remove them.
   for (const auto& entry : fs::directory_iterator(dir_)) {
@@ -65,7 +63,7 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
     text << in.rdbuf();
     pb::CheckpointManifest manifest;
     if (!google::protobuf::TextFormat::ParseFromString(text.str(), &manifest)) {
-      throw CheckpointStoreError(Kind::kIo, fmt::format("'{}/{}' is damaged", dir_, kManifest));
+      throw Error::corruption(fmt::format("'{}/{}' is damaged", dir_, kManifest));
     }
     entries_.assign(manifest.checkpoint().begin(), manifest.checkpoint().end());
   }
@@ -79,30 +77,26 @@ std::string CheckpointStore::path(const std::string& name) const {
   return (fs::path(dir_) / (name + ".ckpt")).string();
 }
 
-std::unique_ptr<CheckpointStore::Upload> CheckpointStore::begin(
-    const pb::CheckpointHeader& header) {
+std::unique_ptr<CheckpointStore::Upload> CheckpointStore::begin(const pb::CheckpointInfo& header) {
   const std::string name =
       header.name().empty() ? fmt::format("step-{:09}", header.step()) : header.name();
   if (!valid_checkpoint_name(name)) {
-    throw CheckpointStoreError(
-        Kind::kInvalid,
+    throw Error::invalid_input(
         fmt::format("checkpoint name '{}' is not allowed (letters, digits, '.', '_', '-'; "
                     "at most 100; starting with a letter or digit)",
                     header.name()));
   }
   if (header.size() > options_.max_bytes) {
-    throw CheckpointStoreError(Kind::kTooLarge,
-                               fmt::format("checkpoint of {} bytes exceeds the limit of {} bytes",
-                                           header.size(), options_.max_bytes));
+    throw Error::limit_exceeded(fmt::format("checkpoint of {} bytes exceeds the limit of {} bytes",
+                                            header.size(), options_.max_bytes));
   }
   if (header.sha256().size() != 64) {
-    throw CheckpointStoreError(Kind::kInvalid, "checkpoint header needs a 64-digit sha256");
+    throw Error::invalid_input("checkpoint header needs a 64-digit sha256");
   }
   return std::unique_ptr<Upload>(new Upload(*this, header, name));
 }
 
-CheckpointStore::Upload::Upload(CheckpointStore& store, pb::CheckpointHeader header,
-                                std::string name)
+CheckpointStore::Upload::Upload(CheckpointStore& store, pb::CheckpointInfo header, std::string name)
     : store_(store), header_(std::move(header)), name_(std::move(name)) {
   std::random_device random;
   temp_ =
@@ -110,8 +104,7 @@ CheckpointStore::Upload::Upload(CheckpointStore& store, pb::CheckpointHeader hea
           .string();
   fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) {
-    throw CheckpointStoreError(Kind::kIo,
-                               fmt::format("cannot create '{}': {}", temp_, std::strerror(errno)));
+    throw Error::io(fmt::format("cannot create '{}': {}", temp_, std::strerror(errno)));
   }
 }
 
@@ -123,16 +116,15 @@ CheckpointStore::Upload::~Upload() {
 void CheckpointStore::Upload::write(std::string_view bytes) {
   received_ += bytes.size();
   if (received_ > header_.size()) {
-    throw CheckpointStoreError(
-        Kind::kTooLarge, fmt::format("more than the announced {} bytes arrived", header_.size()));
+    throw Error::limit_exceeded(
+        fmt::format("more than the announced {} bytes arrived", header_.size()));
   }
   hash_.update(bytes);
   for (size_t done = 0; done < bytes.size();) {
     const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw CheckpointStoreError(Kind::kIo,
-                                 fmt::format("cannot write '{}': {}", temp_, std::strerror(errno)));
+      throw Error::io(fmt::format("cannot write '{}': {}", temp_, std::strerror(errno)));
     }
     done += static_cast<size_t>(n);
   }
@@ -140,35 +132,27 @@ void CheckpointStore::Upload::write(std::string_view bytes) {
 
 pb::CheckpointInfo CheckpointStore::Upload::commit() {
   if (received_ != header_.size()) {
-    throw CheckpointStoreError(
-        Kind::kMismatch,
+    throw Error::corruption(
         fmt::format("received {} bytes, the header announced {}", received_, header_.size()));
   }
   const std::string digest = hash_.hex();
   if (digest != header_.sha256()) {
-    throw CheckpointStoreError(
-        Kind::kMismatch,
+    throw Error::corruption(
         fmt::format("sha256 mismatch: received {}, the header says {}", digest, header_.sha256()));
   }
   if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
     fd_ = -1;
-    throw CheckpointStoreError(Kind::kIo, fmt::format("cannot sync '{}'", temp_));
+    throw Error::io(fmt::format("cannot sync '{}'", temp_));
   }
   fd_ = -1;
-  pb::CheckpointInfo info;
+  pb::CheckpointInfo info = header_;
   info.set_name(name_);
-  info.set_size(header_.size());
-  info.set_sha256(digest);
-  info.set_epoch(header_.epoch());
-  info.set_step(header_.step());
-  info.set_test_accuracy(header_.test_accuracy());
-  info.set_has_test_accuracy(header_.has_test_accuracy());
+  info.set_corrupt(false);
   info.set_stored_time(wall_seconds());
 
   std::lock_guard lock(store_.mutex_);
   if (std::rename(temp_.c_str(), store_.path(name_).c_str()) != 0) {
-    throw CheckpointStoreError(
-        Kind::kIo, fmt::format("cannot store '{}': {}", store_.path(name_), std::strerror(errno)));
+    throw Error::io(fmt::format("cannot store '{}': {}", store_.path(name_), std::strerror(errno)));
   }
   committed_ = true;
   std::erase_if(store_.entries_, [&](const pb::CheckpointInfo& e) { return e.name() == name_; });
@@ -180,7 +164,7 @@ pb::CheckpointInfo CheckpointStore::Upload::commit() {
   return info;
 }
 
-pb::CheckpointInfo CheckpointStore::put(pb::CheckpointHeader header, std::string_view bytes) {
+pb::CheckpointInfo CheckpointStore::put(pb::CheckpointInfo header, std::string_view bytes) {
   header.set_size(bytes.size());
   header.set_sha256(sha256_hex(bytes));
   std::unique_ptr<Upload> upload = begin(header);
@@ -221,8 +205,8 @@ void CheckpointStore::save_manifest_locked() {
   google::protobuf::TextFormat::PrintToString(manifest, &text);
   try {
     write_file_atomically((fs::path(dir_) / kManifest).string(), text);
-  } catch (const InputError& e) {
-    throw CheckpointStoreError(Kind::kIo, e.what());
+  } catch (const Error& e) {
+    throw Error::io(e.what());  // the store's own file: never the caller's input
   }
 }
 
@@ -237,18 +221,17 @@ pb::CheckpointInfo CheckpointStore::find(const std::string& name) const {
     for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
       if (!it->corrupt()) return *it;
     }
-    throw CheckpointStoreError(Kind::kNotFound, "no valid checkpoint stored yet");
+    throw Error::not_found("no valid checkpoint stored yet");
   }
   for (const pb::CheckpointInfo& e : entries_) {
     if (e.name() != name) continue;
     if (e.corrupt()) {
-      throw CheckpointStoreError(
-          Kind::kNotFound,
+      throw Error::not_found(
           fmt::format("checkpoint '{}' is corrupt on disk (failed verification)", name));
     }
     return e;
   }
-  throw CheckpointStoreError(Kind::kNotFound, fmt::format("no checkpoint named '{}'", name));
+  throw Error::not_found(fmt::format("no checkpoint named '{}'", name));
 }
 
 }  // namespace convoy

@@ -20,26 +20,15 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "coordinator.pb.h"
-#include "sha256.h"
+#include "core/error.h"
+#include "dist/sha256.h"
+#include "proto/coordinator.pb.h"
 
 namespace convoy {
-
-class CheckpointStoreError : public std::runtime_error {
- public:
-  enum class Kind { kInvalid, kTooLarge, kMismatch, kNotFound, kIo };
-  CheckpointStoreError(Kind kind, const std::string& message)
-      : std::runtime_error(message), kind_(kind) {}
-  Kind kind() const { return kind_; }
-
- private:
-  Kind kind_;
-};
 
 class CheckpointStore {
  public:
@@ -48,22 +37,22 @@ class CheckpointStore {
     uint64_t max_bytes = uint64_t{1} << 30;
   };
 
-  // Throws CheckpointStoreError (kIo) when the directory cannot be created or read.
+  // Throws Error when the directory cannot be created or read, or its manifest is damaged.
   CheckpointStore(std::string dir, Options options);
 
   class Upload {
    public:
     ~Upload();  // removes the temporary file unless committed
-    // Throws kTooLarge when more bytes arrive than the header announced.
+    // Throws Error (limit exceeded) when more bytes arrive than the header announced.
     void write(std::string_view bytes);
-    // Verifies size and SHA-256 (kMismatch), stores, applies retention.
+    // Verifies size and SHA-256 (Error: corruption), stores, applies retention.
     pb::CheckpointInfo commit();
 
    private:
     friend class CheckpointStore;
-    Upload(CheckpointStore& store, pb::CheckpointHeader header, std::string name);
+    Upload(CheckpointStore& store, pb::CheckpointInfo header, std::string name);
     CheckpointStore& store_;
-    pb::CheckpointHeader header_;
+    pb::CheckpointInfo header_;
     std::string name_, temp_;
     int fd_ = -1;
     uint64_t received_ = 0;
@@ -71,14 +60,15 @@ class CheckpointStore {
     bool committed_ = false;
   };
 
-  // Checks the header (name, size limit) and opens a temporary file. Throws kInvalid, kTooLarge.
-  std::unique_ptr<Upload> begin(const pb::CheckpointHeader& header);
+  // Checks the header (name, size limit) and opens a temporary file. Throws Error
+  // (invalid input, limit exceeded).
+  std::unique_ptr<Upload> begin(const pb::CheckpointInfo& header);
   // begin + write + commit of bytes already in memory (size and hash filled in here).
-  pb::CheckpointInfo put(pb::CheckpointHeader header, std::string_view bytes);
+  pb::CheckpointInfo put(pb::CheckpointInfo header, std::string_view bytes);
 
   // Every listed checkpoint, oldest step first, corrupt ones included.
   std::vector<pb::CheckpointInfo> list() const;
-  // A servable checkpoint by name, or "latest" (highest step). Throws kNotFound (also for a
+  // A servable checkpoint by name, or "latest" (highest step). Throws Error (not found; also for a
   // corrupt one, saying so).
   pb::CheckpointInfo find(const std::string& name_or_latest) const;
   std::string path(const std::string& name) const;

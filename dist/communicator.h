@@ -2,6 +2,9 @@
 // MpiCommunicator (mpi_communicator.h) is the real one; FakeWorld (fake_communicator.h) runs N
 // ranks as threads of one process, so reducer logic is tested without mpirun.
 //
+// This is the layer PyTorch's c10d calls a ProcessGroup (its collective backend); convoy's
+// ProcessGroup (core/process_group.h) is the trainer's view above it.
+//
 // Contract: every rank calls the collectives in the same order with matching sizes. Calls may
 // come from different threads of a rank, but never from two at once. A failure of the transport is
 // not recoverable: implementations abort the job rather than return.

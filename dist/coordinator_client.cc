@@ -1,27 +1,22 @@
-#include "coordinator_client.h"
+#include "dist/coordinator_client.h"
 
 #include <fmt/format.h>
+#include <grpc/support/log.h>
+#include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
 
-#include "error.h"
-#include "sha256.h"
+#include "core/error.h"
+#include "core/read_file.h"
+#include "dist/grpc_status.h"
+#include "dist/sha256.h"
 
 namespace convoy {
 
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
-
-std::string read_flag_file(const std::string& path, const std::string& flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("{}: cannot read '{}'", flag, path));
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -32,22 +27,35 @@ std::string trim(std::string s) {
 
 }  // namespace
 
-CoordinatorAddress coordinator_address(const std::string& target, const std::string& token_file,
-                                       const std::string& tls_ca_file) {
-  CoordinatorAddress address{target, {}, {}};
-  if (!token_file.empty()) {
-    address.token = trim(read_flag_file(token_file, "--auth-token-file"));
-    if (address.token.empty()) {
-      throw InputError(fmt::format("--auth-token-file: '{}' is empty", token_file));
-    }
-  }
-  if (!tls_ca_file.empty()) address.tls_ca_pem = read_flag_file(tls_ca_file, "--tls-ca");
-  return address;
+std::string read_token_file(const std::string& path) {
+  std::string token = trim(read_file(path));
+  if (token.empty()) throw Error::invalid_input(fmt::format("'{}' is empty", path));
+  return token;
 }
 
-CoordinatorError::CoordinatorError(const grpc::Status& status, const std::string& what)
-    : std::runtime_error(fmt::format("{}: {}", what, status.error_message())),
-      code_(status.error_code()) {}
+void quiet_grpc_logging() {
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
+}
+
+class CoordinatorClient::InFlight {
+ public:
+  InFlight(CoordinatorClient& client, grpc::ClientContext& context)
+      : client_(client), context_(context) {
+    std::lock_guard lock(client_.mutex_);
+    client_.active_.insert(&context_);
+    if (client_.cancelled_) context_.TryCancel();
+  }
+  ~InFlight() {
+    std::lock_guard lock(client_.mutex_);
+    client_.active_.erase(&context_);
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  CoordinatorClient& client_;
+  grpc::ClientContext& context_;
+};
 
 CoordinatorClient::CoordinatorClient(const CoordinatorAddress& address) : address_(address) {
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
@@ -65,65 +73,145 @@ CoordinatorClient::CoordinatorClient(const CoordinatorAddress& address) : addres
   stub_ = pb::Coordinator::NewStub(channel_);
 }
 
+CoordinatorClient::~CoordinatorClient() = default;
+
+void CoordinatorClient::cancel_all() {
+  std::lock_guard lock(mutex_);
+  cancelled_ = true;
+  for (grpc::ClientContext* context : active_) context->TryCancel();
+}
+
 void CoordinatorClient::prepare(grpc::ClientContext& context, double timeout_seconds) const {
   if (!address_.token.empty()) context.AddMetadata("authorization", "Bearer " + address_.token);
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
 }
 
-pb::CheckpointInfo CoordinatorClient::upload(pb::CheckpointHeader header, std::string_view bytes,
-                                             double timeout_seconds) {
+void CoordinatorClient::run(std::string_view what, double timeout_seconds,
+                            const std::function<grpc::Status(grpc::ClientContext&)>& call) {
   grpc::ClientContext context;
   prepare(context, timeout_seconds);
-  return upload(context, std::move(header), bytes);
+  const InFlight in_flight(*this, context);
+  const grpc::Status status = call(context);
+  if (!status.ok()) throw error_from_status(status, what);
 }
 
-pb::CheckpointInfo CoordinatorClient::upload(grpc::ClientContext& context,
-                                             pb::CheckpointHeader header, std::string_view bytes) {
+void CoordinatorClient::register_rank(const pb::RegisterRequest& request, double timeout_seconds) {
+  pb::RegisterResponse response;
+  run("register", timeout_seconds,
+      [&](grpc::ClientContext& c) { return stub_->Register(&c, request, &response); });
+}
+
+void CoordinatorClient::heartbeat(const pb::HeartbeatRequest& request, double timeout_seconds) {
+  pb::HeartbeatResponse response;
+  run("heartbeat", timeout_seconds,
+      [&](grpc::ClientContext& c) { return stub_->Heartbeat(&c, request, &response); });
+}
+
+void CoordinatorClient::report_metrics(const pb::MetricsBatch& batch, double timeout_seconds) {
+  pb::ReportMetricsResponse response;
+  run("report metrics", timeout_seconds,
+      [&](grpc::ClientContext& c) { return stub_->ReportMetrics(&c, batch, &response); });
+}
+
+void CoordinatorClient::report_evaluation(const pb::EvaluationRecord& evaluation,
+                                          double timeout_seconds) {
+  pb::ReportEvaluationResponse response;
+  run("report evaluation", timeout_seconds,
+      [&](grpc::ClientContext& c) { return stub_->ReportEvaluation(&c, evaluation, &response); });
+}
+
+pb::JobStatus CoordinatorClient::job_status(const std::string& job, double timeout_seconds) {
+  pb::JobStatusRequest request;
+  request.set_job_id(job);
+  pb::JobStatus status;
+  run("job status", timeout_seconds,
+      [&](grpc::ClientContext& c) { return stub_->GetJobStatus(&c, request, &status); });
+  return status;
+}
+
+pb::MetricsPage CoordinatorClient::query_metrics(const pb::MetricsQuery& query,
+                                                 double timeout_seconds) {
+  pb::MetricsPage page;
+  run("query metrics", timeout_seconds,
+      [&](grpc::ClientContext& c) { return stub_->QueryMetrics(&c, query, &page); });
+  return page;
+}
+
+pb::CheckpointList CoordinatorClient::list_checkpoints(const std::string& job,
+                                                       double timeout_seconds) {
+  pb::ListCheckpointsRequest request;
+  request.set_job_id(job);
+  pb::CheckpointList list;
+  run("list checkpoints", timeout_seconds,
+      [&](grpc::ClientContext& c) { return stub_->ListCheckpoints(&c, request, &list); });
+  return list;
+}
+
+void CoordinatorClient::watch_metrics(const std::string& job,
+                                      const std::function<void(const pb::MetricsBatch&)>& on_batch,
+                                      double timeout_seconds) {
+  pb::WatchRequest request;
+  request.set_job_id(job);
+  try {
+    run("watch metrics", timeout_seconds, [&](grpc::ClientContext& c) {
+      std::unique_ptr<grpc::ClientReader<pb::MetricsBatch>> reader =
+          stub_->WatchMetrics(&c, request);
+      pb::MetricsBatch batch;
+      while (reader->Read(&batch)) on_batch(batch);
+      return reader->Finish();
+    });
+  } catch (const Error& e) {
+    // The deadline or cancel_all() ends a watch: that is how it is meant to stop.
+    if (e.kind() != ErrorKind::kUnavailable) throw;
+  }
+}
+
+pb::CheckpointInfo CoordinatorClient::upload(pb::CheckpointInfo header, std::string_view bytes,
+                                             double timeout_seconds) {
   header.set_size(bytes.size());
   header.set_sha256(sha256_hex(bytes));
   pb::CheckpointInfo info;
-  std::unique_ptr<grpc::ClientWriter<pb::CheckpointChunk>> writer =
-      stub_->UploadCheckpoint(&context, &info);
-  pb::CheckpointChunk chunk;
-  *chunk.mutable_header() = header;
-  size_t at = 0;
-  do {
-    const size_t n = std::min(kChunkBytes, bytes.size() - at);
-    chunk.set_data(bytes.data() + at, n);
-    at += n;
-    if (!writer->Write(chunk)) break;
-    chunk.clear_header();
-  } while (at < bytes.size());
-  writer->WritesDone();
-  const grpc::Status status = writer->Finish();
-  if (!status.ok()) throw CoordinatorError(status, "checkpoint upload");
+  run("checkpoint upload", timeout_seconds, [&](grpc::ClientContext& c) {
+    std::unique_ptr<grpc::ClientWriter<pb::CheckpointChunk>> writer =
+        stub_->UploadCheckpoint(&c, &info);
+    pb::CheckpointChunk chunk;
+    *chunk.mutable_header() = header;
+    size_t at = 0;
+    do {
+      const size_t n = std::min(kChunkBytes, bytes.size() - at);
+      chunk.set_data(bytes.data() + at, n);
+      at += n;
+      if (!writer->Write(chunk)) break;
+      chunk.clear_header();
+    } while (at < bytes.size());
+    writer->WritesDone();
+    return writer->Finish();
+  });
   return info;
 }
 
 std::string CoordinatorClient::download(const std::string& job, const std::string& name,
-                                        pb::CheckpointHeader* header, double timeout_seconds) {
-  grpc::ClientContext context;
-  prepare(context, timeout_seconds);
+                                        pb::CheckpointInfo* header, double timeout_seconds) {
   pb::DownloadRequest request;
   request.set_job_id(job);
   request.set_name(name);
-  std::unique_ptr<grpc::ClientReader<pb::CheckpointChunk>> reader =
-      stub_->DownloadCheckpoint(&context, request);
-  pb::CheckpointChunk chunk;
   std::string bytes;
-  while (reader->Read(&chunk)) {
-    if (chunk.has_header()) {
-      *header = chunk.header();
-      bytes.reserve(header->size());
+  run("checkpoint download", timeout_seconds, [&](grpc::ClientContext& c) {
+    std::unique_ptr<grpc::ClientReader<pb::CheckpointChunk>> reader =
+        stub_->DownloadCheckpoint(&c, request);
+    pb::CheckpointChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (chunk.has_header()) {
+        *header = chunk.header();
+        bytes.reserve(header->size());
+      }
+      bytes += chunk.data();
     }
-    bytes += chunk.data();
-  }
-  const grpc::Status status = reader->Finish();
-  if (!status.ok()) throw CoordinatorError(status, "checkpoint download");
+    return reader->Finish();
+  });
   if (bytes.size() != header->size() || sha256_hex(bytes) != header->sha256()) {
-    throw CoordinatorError(grpc::Status(grpc::StatusCode::DATA_LOSS, "size or sha256 mismatch"),
-                           "checkpoint download");
+    throw Error::corruption("checkpoint download: size or sha256 mismatch");
   }
   return bytes;
 }

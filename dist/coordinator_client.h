@@ -1,16 +1,21 @@
-// CoordinatorClient: a connection to the coordinator for workers and for `convoy monitor`:
-// credentials (bearer token, TLS), deadlines, and the checkpoint transfers (chunked upload with
-// size and SHA-256, download verified against the same).
+// CoordinatorClient: a connection to the coordinator, for workers and for `convoy monitor`. Every
+// call is a typed method: it carries the bearer token and a deadline, and a failed call throws
+// Error (kinds from dist/grpc_status.h: kUnavailable when the coordinator cannot be reached,
+// kUnauthenticated for a wrong token, kNotFound, kInvalidInput, ...). gRPC stays inside dist/.
+//
+// Thread-safe: calls may run on several threads at once. cancel_all() ends every call in flight
+// and makes later calls fail at once, so that an owner shutting down never waits for a deadline.
 #pragma once
 
-#include <grpcpp/grpcpp.h>
-
+#include <functional>
 #include <memory>
-#include <stdexcept>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
-#include "coordinator.grpc.pb.h"
+#include "core/error.h"
+#include "proto/coordinator.grpc.pb.h"
 
 namespace convoy {
 
@@ -20,44 +25,62 @@ struct CoordinatorAddress {
   std::string tls_ca_pem;  // empty: plaintext
 };
 
-// Reads the token and CA files named by the flags; throws InputError naming the flag.
-CoordinatorAddress coordinator_address(const std::string& target, const std::string& token_file,
-                                       const std::string& tls_ca_file);
+// A bearer token from a file, surrounding white space removed. Throws Error (invalid input)
+// naming the file when it cannot be read or holds no token.
+std::string read_token_file(const std::string& path);
 
-class CoordinatorError : public std::runtime_error {
- public:
-  CoordinatorError(const grpc::Status& status, const std::string& what);
-  grpc::StatusCode code() const { return code_; }
-
- private:
-  grpc::StatusCode code_;
-};
+// gRPC writes its own diagnostics to stderr; convoy reports every failure itself, in one line.
+// Turns them off unless GRPC_VERBOSITY is set (for debugging). Call once, early.
+void quiet_grpc_logging();
 
 class CoordinatorClient {
  public:
   explicit CoordinatorClient(const CoordinatorAddress& address);
+  ~CoordinatorClient();
+  CoordinatorClient(const CoordinatorClient&) = delete;
+  CoordinatorClient& operator=(const CoordinatorClient&) = delete;
 
-  pb::Coordinator::Stub& stub() { return *stub_; }
   const CoordinatorAddress& address() const { return address_; }
-  // Adds the token and a deadline `timeout_seconds` from now.
-  void prepare(grpc::ClientContext& context, double timeout_seconds) const;
 
-  // Streams `bytes` in 1 MiB chunks; the header's size and sha256 are filled in here. Throws
-  // CoordinatorError with the server's status on failure.
-  pb::CheckpointInfo upload(pb::CheckpointHeader header, std::string_view bytes,
+  // Workers.
+  void register_rank(const pb::RegisterRequest& request, double timeout_seconds);
+  void heartbeat(const pb::HeartbeatRequest& request, double timeout_seconds);
+  void report_metrics(const pb::MetricsBatch& batch, double timeout_seconds);
+  void report_evaluation(const pb::EvaluationRecord& evaluation, double timeout_seconds);
+  // Streams `bytes` in 1 MiB chunks; the header's size and sha256 are filled in here. Returns
+  // the stored checkpoint as the coordinator lists it.
+  pb::CheckpointInfo upload(pb::CheckpointInfo header, std::string_view bytes,
                             double timeout_seconds = 600);
-  // The same on a context the caller prepared (and may cancel from another thread).
-  pb::CheckpointInfo upload(grpc::ClientContext& context, pb::CheckpointHeader header,
-                            std::string_view bytes);
+
+  // Anyone with the token. An empty `job` means the most recently registered one.
+  pb::JobStatus job_status(const std::string& job, double timeout_seconds = 10);
+  pb::MetricsPage query_metrics(const pb::MetricsQuery& query, double timeout_seconds = 60);
+  pb::CheckpointList list_checkpoints(const std::string& job, double timeout_seconds = 10);
   // The bytes of a checkpoint ("latest" or a name), checked against the header's size and
-  // SHA-256; `header` receives the header. Throws CoordinatorError.
-  std::string download(const std::string& job, const std::string& name,
-                       pb::CheckpointHeader* header, double timeout_seconds = 600);
+  // SHA-256 (Error: corruption otherwise); `header` receives the header.
+  std::string download(const std::string& job, const std::string& name, pb::CheckpointInfo* header,
+                       double timeout_seconds = 600);
+  // Calls `on_batch` with every batch of new step records and evaluations of `job` until the
+  // deadline passes or cancel_all() is called (both end it quietly), or the call fails (throws).
+  void watch_metrics(const std::string& job,
+                     const std::function<void(const pb::MetricsBatch&)>& on_batch,
+                     double timeout_seconds);
+
+  void cancel_all();
 
  private:
+  class InFlight;  // registers a call's context so cancel_all() can reach it
+  void prepare(grpc::ClientContext& context, double timeout_seconds) const;
+  // Runs `call` on a prepared context; throws Error for a failed status.
+  void run(std::string_view what, double timeout_seconds,
+           const std::function<grpc::Status(grpc::ClientContext&)>& call);
+
   CoordinatorAddress address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Coordinator::Stub> stub_;
+  std::mutex mutex_;
+  std::set<grpc::ClientContext*> active_;
+  bool cancelled_ = false;
 };
 
 }  // namespace convoy

@@ -1,4 +1,4 @@
-#include "coordinator_reporter.h"
+#include "dist/coordinator_reporter.h"
 
 #include <fmt/format.h>
 
@@ -11,18 +11,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Failures worth retrying: the coordinator or the network may come back.
-bool transient(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::UNKNOWN:
-    case grpc::StatusCode::INTERNAL:
-    case grpc::StatusCode::ABORTED:
-      return true;
-    default:
-      return false;
-  }
+bool transient(const Error& e) {
+  return e.kind() == ErrorKind::kUnavailable || e.kind() == ErrorKind::kInternal;
 }
 
 }  // namespace
@@ -30,23 +20,24 @@ bool transient(grpc::StatusCode code) {
 CoordinatorReporter::CoordinatorReporter(const CoordinatorAddress& address,
                                          pb::RegisterRequest identity, Options options,
                                          std::function<void(const std::string&)> warn)
-    : client_(address), identity_(std::move(identity)), options_(options), warn_(std::move(warn)) {
+    : client_(address),
+      identity_(std::move(identity)),
+      options_(options),
+      warn_(std::move(warn)),
+      uploads_([this](Upload& checkpoint) { return upload(checkpoint); }, /*drain=*/false) {
   sender_ = std::thread([this] { send_loop(); });
-  uploader_ = std::thread([this] { upload_loop(); });
 }
 
 CoordinatorReporter::~CoordinatorReporter() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
-    // A call waiting for an unreachable coordinator would otherwise hold the join until its
-    // deadline.
-    for (grpc::ClientContext* context : active_) context->TryCancel();
   }
+  // A call waiting for an unreachable coordinator would otherwise hold the join until its
+  // deadline.
+  client_.cancel_all();
   work_.notify_all();
-  uploads_.notify_all();
   sender_.join();
-  uploader_.join();
 }
 
 void CoordinatorReporter::record_step(const pb::StepRecord& record) {
@@ -70,37 +61,24 @@ void CoordinatorReporter::record_evaluation(const pb::EvaluationRecord& evaluati
   work_.notify_one();
 }
 
-void CoordinatorReporter::upload_checkpoint(pb::CheckpointHeader header, std::string bytes) {
-  {
-    std::lock_guard lock(mutex_);
-    checkpoint_.emplace(std::move(header), std::move(bytes));
-  }
-  uploads_.notify_one();
+void CoordinatorReporter::upload_checkpoint(pb::CheckpointInfo header, std::string bytes) {
+  uploads_.submit({std::move(header), std::move(bytes)});
 }
 
 bool CoordinatorReporter::flush(double seconds) {
-  std::unique_lock lock(mutex_);
-  ++flushing_;  // cuts any backoff short while we wait
-  work_.notify_all();
-  uploads_.notify_all();
-  const bool done = idle_.wait_for(lock, std::chrono::duration<double>(seconds), [&] {
-    return steps_.empty() && evaluations_.empty() && !sending_ && !checkpoint_ && !uploading_;
-  });
-  --flushing_;
-  return done;
-}
-
-CoordinatorReporter::Cancellable::Cancellable(CoordinatorReporter& reporter,
-                                              grpc::ClientContext& context)
-    : reporter_(reporter), context_(context) {
-  std::lock_guard lock(reporter_.mutex_);
-  reporter_.active_.insert(&context_);
-  if (reporter_.stop_) context_.TryCancel();
-}
-
-CoordinatorReporter::Cancellable::~Cancellable() {
-  std::lock_guard lock(reporter_.mutex_);
-  reporter_.active_.erase(&context_);
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(seconds));
+  bool done;
+  {
+    std::unique_lock lock(mutex_);
+    ++flushing_;  // cuts any backoff short while we wait
+    work_.notify_all();
+    done = idle_.wait_until(lock, deadline,
+                            [&] { return steps_.empty() && evaluations_.empty() && !sending_; });
+    --flushing_;
+  }
+  const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+  return uploads_.flush(std::max(left, 0.0)) && done;
 }
 
 uint64_t CoordinatorReporter::queued() const {
@@ -113,18 +91,18 @@ CoordinatorReporter::Stats CoordinatorReporter::stats() const {
   return stats_;
 }
 
-double CoordinatorReporter::failed(const grpc::Status& status, const std::string& what) {
+double CoordinatorReporter::failed(const Error& error) {
   std::lock_guard lock(mutex_);
   ++stats_.failures;
   stats_.connected = false;
   if (!in_outage_) {
     in_outage_ = true;
     warn_(
-        fmt::format("coordinator {} unreachable ({}: {}); training goes on and reporting "
-                    "resumes when it is back",
-                    client_.address().target, what, status.error_message()));
+        fmt::format("coordinator {} unreachable ({}); training goes on and reporting resumes "
+                    "when it is back",
+                    client_.address().target, error.what()));
   }
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) registered_ = false;
+  if (error.kind() == ErrorKind::kNotFound) registered_ = false;
   const double wait = backoff_;
   backoff_ = std::min(backoff_ * 2, options_.max_backoff_seconds);
   return wait;
@@ -162,13 +140,10 @@ void CoordinatorReporter::send_loop() {
       registered = registered_;
     }
     if (!registered) {
-      grpc::ClientContext context;
-      client_.prepare(context, options_.rpc_timeout_seconds);
-      const Cancellable cancellable(*this, context);
-      pb::RegisterResponse response;
-      const grpc::Status status = client_.stub().Register(&context, identity_, &response);
-      if (!status.ok()) {
-        pause(work_, failed(status, "register"));
+      try {
+        client_.register_rank(identity_, options_.rpc_timeout_seconds);
+      } catch (const Error& e) {
+        pause(work_, failed(e));
         continue;
       }
       succeeded();
@@ -195,15 +170,11 @@ void CoordinatorReporter::send_loop() {
     }
     bool ok = true;
     if (batch.record_size() > 0) {
-      grpc::ClientContext context;
-      client_.prepare(context, options_.rpc_timeout_seconds);
-      const Cancellable cancellable(*this, context);
-      pb::ReportMetricsResponse response;
-      const grpc::Status status = client_.stub().ReportMetrics(&context, batch, &response);
-      if (status.ok()) {
+      try {
+        client_.report_metrics(batch, options_.rpc_timeout_seconds);
         std::lock_guard lock(mutex_);
         stats_.sent += static_cast<uint64_t>(batch.record_size());
-      } else {
+      } catch (const Error& e) {
         {
           // Back to the front, in order, for the next attempt (within the queue's bound).
           std::lock_guard lock(mutex_);
@@ -216,40 +187,33 @@ void CoordinatorReporter::send_loop() {
           }
         }
         ok = false;
-        pause(work_, failed(status, "report metrics"));
+        pause(work_, failed(e));
       }
     }
     if (ok && evaluation) {
-      grpc::ClientContext context;
-      client_.prepare(context, options_.rpc_timeout_seconds);
-      const Cancellable cancellable(*this, context);
-      pb::ReportEvaluationResponse response;
-      const grpc::Status status = client_.stub().ReportEvaluation(&context, *evaluation, &response);
-      if (!status.ok()) {
+      try {
+        client_.report_evaluation(*evaluation, options_.rpc_timeout_seconds);
+      } catch (const Error& e) {
         {
           std::lock_guard lock(mutex_);
           evaluations_.push_front(*evaluation);
         }
         ok = false;
-        pause(work_, failed(status, "report evaluation"));
+        pause(work_, failed(e));
       }
     }
     if (ok && Clock::now() - last_heartbeat >=
                   std::chrono::duration<double>(options_.heartbeat_seconds)) {
-      grpc::ClientContext context;
-      client_.prepare(context, options_.rpc_timeout_seconds);
-      const Cancellable cancellable(*this, context);
       pb::HeartbeatRequest request;
       request.set_job_id(identity_.job_id());
       request.set_rank(identity_.rank());
       request.set_step(step);
-      pb::HeartbeatResponse response;
-      const grpc::Status status = client_.stub().Heartbeat(&context, request, &response);
-      if (status.ok()) {
+      try {
+        client_.heartbeat(request, options_.rpc_timeout_seconds);
         last_heartbeat = Clock::now();
-      } else {
+      } catch (const Error& e) {
         ok = false;
-        pause(work_, failed(status, "heartbeat"));
+        pause(work_, failed(e));
       }
     }
     {
@@ -267,47 +231,27 @@ void CoordinatorReporter::send_loop() {
   }
 }
 
-void CoordinatorReporter::upload_loop() {
-  for (;;) {
-    std::pair<pb::CheckpointHeader, std::string> job;
-    {
-      std::unique_lock lock(mutex_);
-      uploads_.wait(lock, [&] { return stop_ || checkpoint_.has_value(); });
-      if (stop_) return;
-      job = std::move(*checkpoint_);
-      checkpoint_.reset();
-      uploading_ = true;
-    }
-    try {
-      grpc::ClientContext context;
-      client_.prepare(context, options_.upload_timeout_seconds);
-      const Cancellable cancellable(*this, context);
-      client_.upload(context, job.first, job.second);
+std::optional<double> CoordinatorReporter::upload(Upload& checkpoint) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_) return std::nullopt;
+  }
+  try {
+    client_.upload(checkpoint.first, checkpoint.second, options_.upload_timeout_seconds);
+    std::lock_guard lock(mutex_);
+    ++stats_.checkpoints_uploaded;
+    return std::nullopt;
+  } catch (const Error& e) {
+    if (!transient(e)) {
+      // The coordinator refused this checkpoint (too large, bad name, wrong token): say so and
+      // drop it; retrying would not help.
+      warn_(fmt::format("checkpoint at step {} refused by the coordinator: {}",
+                        checkpoint.first.step(), e.what()));
       std::lock_guard lock(mutex_);
-      ++stats_.checkpoints_uploaded;
-      uploading_ = false;
-      idle_.notify_all();
-    } catch (const CoordinatorError& e) {
-      if (!transient(e.code())) {
-        // The coordinator refused this checkpoint (too large, bad name, wrong token): say so and
-        // drop it; retrying would not help.
-        warn_(fmt::format("checkpoint at step {} refused by the coordinator: {}", job.first.step(),
-                          e.what()));
-        std::lock_guard lock(mutex_);
-        ++stats_.failures;
-        uploading_ = false;
-        idle_.notify_all();
-        continue;
-      }
-      const double wait = failed(grpc::Status(e.code(), e.what()), "checkpoint upload");
-      {
-        // Try again later, unless a newer checkpoint arrived meanwhile.
-        std::lock_guard lock(mutex_);
-        if (!checkpoint_) checkpoint_ = std::move(job);
-        uploading_ = false;
-      }
-      pause(uploads_, wait);
+      ++stats_.failures;
+      return std::nullopt;
     }
+    return failed(e);  // try again later, unless a newer checkpoint arrives meanwhile
   }
 }
 

@@ -2,12 +2,12 @@
 //
 // The training thread only puts things in bounded queues: step records and evaluations (the
 // oldest step records are dropped, and counted, if the queue fills while the coordinator is
-// away) and, on rank 0, checkpoints (a newer one replaces one not yet sent). A sender thread
-// registers the rank, sends heartbeats about once a second and the queued records in batches; an
-// uploader thread streams checkpoints. When the coordinator is unreachable both retry with
-// exponential backoff (up to 10 s), the first failure of an outage is reported once through
-// `warn`, and so is the recovery; a coordinator that restarted and forgot the rank (NOT_FOUND)
-// gets a new registration.
+// away) and, on rank 0, checkpoints (a newer one replaces one not yet sent: NewestWinsWorker). A
+// sender thread registers the rank, sends heartbeats about once a second and the queued records in
+// batches; the checkpoint worker's thread streams checkpoints. When the coordinator is unreachable
+// both retry with exponential backoff (up to 10 s), the first failure of an outage is reported once
+// through `warn`, and so is the recovery; a coordinator that restarted and forgot the rank
+// (NOT_FOUND) gets a new registration.
 #pragma once
 
 #include <condition_variable>
@@ -15,11 +15,11 @@
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 
-#include "coordinator_client.h"
+#include "dist/coordinator_client.h"
+#include "dist/newest_wins_worker.h"
 
 namespace convoy {
 
@@ -49,7 +49,8 @@ class CoordinatorReporter {
 
   void record_step(const pb::StepRecord& record);
   void record_evaluation(const pb::EvaluationRecord& evaluation);
-  void upload_checkpoint(pb::CheckpointHeader header, std::string bytes);
+  void upload_checkpoint(pb::CheckpointInfo header, std::string bytes);
+  const CoordinatorAddress& address() const { return client_.address(); }
 
   // Waits up to `seconds` until everything queued has been delivered; false if it was not.
   bool flush(double seconds);
@@ -58,20 +59,12 @@ class CoordinatorReporter {
   uint64_t queued() const;
 
  private:
-  // Registers a call's context while it is in flight, so that the destructor can cancel it.
-  class Cancellable {
-   public:
-    Cancellable(CoordinatorReporter& reporter, grpc::ClientContext& context);
-    ~Cancellable();
-
-   private:
-    CoordinatorReporter& reporter_;
-    grpc::ClientContext& context_;
-  };
+  using Upload = std::pair<pb::CheckpointInfo, std::string>;
   void send_loop();
-  void upload_loop();
+  // The checkpoint worker's step: nothing when done, or seconds to wait before a retry.
+  std::optional<double> upload(Upload& checkpoint);
   // Records a failed call; warns at the first failure of an outage. Returns the backoff to wait.
-  double failed(const grpc::Status& status, const std::string& what);
+  double failed(const Error& error);
   void succeeded();
   // Sleeps up to `seconds` or until stop; while a flush() waits, at most 0.25 s.
   void pause(std::condition_variable& cv, double seconds);
@@ -82,21 +75,19 @@ class CoordinatorReporter {
   std::function<void(const std::string&)> warn_;
 
   mutable std::mutex mutex_;
-  std::condition_variable work_, uploads_, idle_;
+  std::condition_variable work_, idle_;
   std::deque<pb::StepRecord> steps_;
   std::deque<pb::EvaluationRecord> evaluations_;
-  std::optional<std::pair<pb::CheckpointHeader, std::string>> checkpoint_;
   bool sending_ = false;  // records taken from the queues are in flight
-  bool uploading_ = false;
   int64_t latest_step_ = 0;
   bool registered_ = false;
   bool in_outage_ = false;
   double backoff_ = 0.5;
   bool stop_ = false;
-  int flushing_ = 0;                       // flush() calls waiting
-  std::set<grpc::ClientContext*> active_;  // calls in flight
+  int flushing_ = 0;  // flush() calls waiting
   Stats stats_;
-  std::thread sender_, uploader_;
+  std::thread sender_;
+  NewestWinsWorker<Upload> uploads_;  // last: its thread starts once the members above exist
 };
 
 }  // namespace convoy

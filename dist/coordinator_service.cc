@@ -1,4 +1,4 @@
-#include "coordinator_service.h"
+#include "dist/coordinator_service.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -10,37 +10,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/read_file.h"
+#include "dist/grpc_status.h"
+
 namespace convoy {
 
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
 constexpr int kMaxMessageBytes = 4 << 20;
-
-grpc::Status to_status(const CheckpointStoreError& e) {
-  using Kind = CheckpointStoreError::Kind;
-  switch (e.kind()) {
-    case Kind::kInvalid:
-      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
-    case Kind::kTooLarge:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.what()};
-    case Kind::kMismatch:
-      return {grpc::StatusCode::DATA_LOSS, e.what()};
-    case Kind::kNotFound:
-      return {grpc::StatusCode::NOT_FOUND, e.what()};
-    case Kind::kIo:
-      return {grpc::StatusCode::INTERNAL, e.what()};
-  }
-  return {grpc::StatusCode::INTERNAL, e.what()};
-}
-
-std::string read_text_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot read '{}'", what, path));
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Constant-time comparison: how long a wrong token takes does not tell how much of it was right.
 bool same_secret(std::string_view a, std::string_view b) {
@@ -216,7 +194,7 @@ grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
     while (reader->Read(&chunk)) upload->write(chunk.data());
     if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "upload abandoned"};
     *info = upload->commit();
-  } catch (const CheckpointStoreError& e) {
+  } catch (const Error& e) {
     return to_status(e);
   }
   return grpc::Status::OK;
@@ -268,7 +246,7 @@ grpc::Status CoordinatorService::ListCheckpoints(grpc::ServerContext* context,
     for (const pb::CheckpointInfo& c : checkpoints(request->job_id()).list()) {
       *list->add_checkpoint() = c;
     }
-  } catch (const CheckpointStoreError& e) {
+  } catch (const Error& e) {
     return to_status(e);
   }
   return grpc::Status::OK;
@@ -286,15 +264,8 @@ grpc::Status CoordinatorService::DownloadCheckpoint(
     const int fd = ::open(store.path(info.name()).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return {grpc::StatusCode::NOT_FOUND, "checkpoint file vanished"};
     pb::CheckpointChunk chunk;
-    pb::CheckpointHeader* header = chunk.mutable_header();
-    header->set_job_id(request->job_id());
-    header->set_name(info.name());
-    header->set_size(info.size());
-    header->set_sha256(info.sha256());
-    header->set_epoch(info.epoch());
-    header->set_step(info.step());
-    header->set_test_accuracy(info.test_accuracy());
-    header->set_has_test_accuracy(info.has_test_accuracy());
+    *chunk.mutable_header() = info;
+    chunk.mutable_header()->set_job_id(request->job_id());
     std::string buffer(kChunkBytes, '\0');
     bool ok = true;
     for (;;) {
@@ -309,7 +280,7 @@ grpc::Status CoordinatorService::DownloadCheckpoint(
     }
     ::close(fd);
     if (!ok) return {grpc::StatusCode::CANCELLED, "download abandoned"};
-  } catch (const CheckpointStoreError& e) {
+  } catch (const Error& e) {
     return to_status(e);
   }
   return grpc::Status::OK;
@@ -323,8 +294,8 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const st
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
     grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({read_text_file(options.tls_key_file, "--tls-key"),
-                                      read_text_file(options.tls_cert_file, "--tls-cert")});
+    ssl.pem_key_cert_pairs.push_back(
+        {read_file(options.tls_key_file), read_file(options.tls_cert_file)});
     credentials = grpc::SslServerCredentials(ssl);
   }
   grpc::ServerBuilder builder;
@@ -339,7 +310,7 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const st
   }
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
-    throw std::runtime_error(fmt::format("--listen: cannot listen on '{}'", listen));
+    throw Error::invalid_input(fmt::format("cannot listen on '{}'", listen));
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
   syncer_ = std::thread([this] {

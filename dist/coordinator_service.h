@@ -38,11 +38,11 @@
 #include <string>
 #include <thread>
 
-#include "checkpoint_store.h"
-#include "clock.h"
-#include "coordinator.grpc.pb.h"
-#include "job_registry.h"
-#include "metrics_store.h"
+#include "dist/checkpoint_store.h"
+#include "dist/clock.h"
+#include "dist/job_registry.h"
+#include "dist/metrics_store.h"
+#include "proto/coordinator.grpc.pb.h"
 
 namespace convoy {
 
@@ -103,7 +103,7 @@ class CoordinatorService final : public pb::Coordinator::Service {
 // The service with health checking and server reflection on a listening port.
 class CoordinatorServer {
  public:
-  // `listen` is host:port; port 0 picks a free one (see port()). Throws std::runtime_error when
+  // `listen` is host:port; port 0 picks a free one (see port()). Throws Error when
   // the address cannot be bound or the TLS files cannot be read.
   CoordinatorServer(const CoordinatorOptions& options, const std::string& listen,
                     const Clock& clock);

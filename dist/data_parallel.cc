@@ -1,6 +1,6 @@
-#include "data_parallel.h"
+#include "dist/data_parallel.h"
 
-#include "sharding.h"
+#include "dist/sharding.h"
 
 namespace convoy {
 

@@ -3,9 +3,9 @@
 // sees and gradient_reducer.h for how gradients are averaged.
 #pragma once
 
-#include "communicator.h"
-#include "gradient_reducer.h"
-#include "process_group.h"
+#include "core/process_group.h"
+#include "dist/communicator.h"
+#include "dist/gradient_reducer.h"
 
 namespace convoy {
 

@@ -1,9 +1,11 @@
-#include "fake_communicator.h"
+#include "dist/fake_communicator.h"
 
 #include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <thread>
+
+#include "core/error.h"
 
 namespace convoy {
 
@@ -53,7 +55,7 @@ void FakeWorld::arrive(int64_t sequence, int rank, std::span<std::byte> buffer, 
   }
   if (slot.arrived > 0 && slot.buffers[0].size() != buffer.size() && !buffer.empty() &&
       !slot.buffers[0].empty()) {
-    throw std::logic_error("collective called with different sizes on different ranks");
+    throw Error::internal("collective called with different sizes on different ranks");
   }
   slot.buffers[static_cast<size_t>(rank)] = buffer;
   slot.strings[static_cast<size_t>(rank)] = std::move(text);
@@ -119,7 +121,7 @@ std::vector<std::string> FakeCommunicator::allgather(const std::string& mine) {
 }
 
 void FakeCommunicator::abort(int exit_code) {
-  throw std::runtime_error("FakeCommunicator::abort(" + std::to_string(exit_code) + ")");
+  throw Error::internal("FakeCommunicator::abort(" + std::to_string(exit_code) + ")");
 }
 
 }  // namespace convoy

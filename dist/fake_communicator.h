@@ -12,7 +12,7 @@
 #include <map>
 #include <mutex>
 
-#include "communicator.h"
+#include "dist/communicator.h"
 
 namespace convoy {
 

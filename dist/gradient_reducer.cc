@@ -1,4 +1,4 @@
-#include "gradient_reducer.h"
+#include "dist/gradient_reducer.h"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <chrono>
 #include <string_view>
 
-#include "crc32.h"
-#include "error.h"
+#include "core/crc32.h"
+#include "core/error.h"
 
 namespace convoy {
 

@@ -29,12 +29,12 @@
 #include <thread>
 #include <vector>
 
-#include "aligned_buffer.h"
-#include "bucket_assignment.h"
-#include "communicator.h"
-#include "model.h"
-#include "op.h"
-#include "process_group.h"
+#include "core/aligned_buffer.h"
+#include "core/model.h"
+#include "core/op.h"
+#include "core/process_group.h"
+#include "dist/bucket_assignment.h"
+#include "dist/communicator.h"
 
 namespace convoy {
 

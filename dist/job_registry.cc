@@ -1,4 +1,4 @@
-#include "job_registry.h"
+#include "dist/job_registry.h"
 
 namespace convoy {
 

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "clock.h"
-#include "coordinator.pb.h"
+#include "dist/clock.h"
+#include "proto/coordinator.pb.h"
 
 namespace convoy {
 

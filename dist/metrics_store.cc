@@ -1,4 +1,4 @@
-#include "metrics_store.h"
+#include "dist/metrics_store.h"
 
 #include <chrono>
 #include <filesystem>

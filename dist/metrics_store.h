@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "coordinator.pb.h"
-#include "record_log.h"
+#include "dist/record_log.h"
+#include "proto/coordinator.pb.h"
 
 namespace convoy {
 

@@ -1,10 +1,10 @@
-#include "mpi_communicator.h"
+#include "dist/mpi_communicator.h"
 
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -35,7 +35,7 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
   if (provided < MPI_THREAD_SERIALIZED) {
     MPI_Finalize();
-    throw std::runtime_error("the MPI library does not support MPI_THREAD_SERIALIZED");
+    throw Error::internal("the MPI library does not support MPI_THREAD_SERIALIZED");
   }
 }
 

@@ -2,7 +2,7 @@
 //
 // MpiRuntime owns MPI's lifetime: MPI_Init_thread on construction, MPI_Finalize on destruction.
 // It asks for MPI_THREAD_SERIALIZED (the gradient reducer's thread and the training thread take
-// turns) and throws std::runtime_error if the library cannot provide it.
+// turns) and throws Error (internal) if the library cannot provide it.
 // Errors from MPI are not returned (MPI_ERRORS_ARE_FATAL): a failed transport ends the job.
 #pragma once
 
@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-#include "communicator.h"
+#include "dist/communicator.h"
 
 namespace convoy {
 

@@ -1,4 +1,4 @@
-#include "record_log.h"
+#include "dist/record_log.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,8 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "crc32.h"
+#include "core/crc32.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -43,12 +44,12 @@ RecordLog::RecordLog(const std::string& path, const std::function<void(std::stri
   const uint64_t good = scan(path, replay);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) {
-    throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
+    throw Error::from_errno(errno, "cannot open '" + path + "'");
   }
   // Drop a damaged tail (a crash in the middle of an append), then append after the good part.
   if (::ftruncate(fd_, static_cast<off_t>(good)) != 0 ||
       ::lseek(fd_, static_cast<off_t>(good), SEEK_SET) < 0) {
-    throw std::runtime_error("cannot prepare '" + path + "': " + std::strerror(errno));
+    throw Error::from_errno(errno, "cannot prepare '" + path + "'");
   }
 }
 
@@ -71,7 +72,7 @@ void RecordLog::append(const std::vector<std::string>& records) {
     const ssize_t n = ::write(fd_, buffer.data() + done, buffer.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw std::runtime_error("cannot append to '" + path_ + "': " + std::strerror(errno));
+      throw Error::from_errno(errno, "cannot append to '" + path_ + "'");
     }
     done += static_cast<size_t>(n);
   }

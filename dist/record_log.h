@@ -17,7 +17,7 @@ namespace convoy {
 class RecordLog {
  public:
   // Opens (creating) `path` and calls `replay` with every intact record in order. Throws
-  // std::runtime_error when the file cannot be opened.
+  // Error when the file cannot be opened.
   RecordLog(const std::string& path, const std::function<void(std::string_view)>& replay);
   ~RecordLog();
   RecordLog(const RecordLog&) = delete;

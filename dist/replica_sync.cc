@@ -1,12 +1,12 @@
-#include "replica_sync.h"
+#include "dist/replica_sync.h"
 
 #include <fmt/format.h>
 
 #include <sstream>
 #include <stdexcept>
 
-#include "crc32.h"
-#include "error.h"
+#include "core/crc32.h"
+#include "core/error.h"
 
 namespace convoy {
 
@@ -54,7 +54,7 @@ void verify_identical_parameters(Communicator& comm, Model& model, const std::st
     if (digests[r] != digests[0]) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
   }
   if (!differing.empty()) {
-    throw std::runtime_error(fmt::format(
+    throw Error::internal(fmt::format(
         "model replicas differ {}: the parameters of rank(s) {} are not those of rank 0", when,
         differing));
   }
@@ -94,9 +94,10 @@ void check_same_configuration(Communicator& comm, const JobFingerprint& mine) {
       }
     }
     if (!differing.empty()) {
-      throw JobWideInputError(fmt::format("ranks disagree on {}: rank 0 has {}, {}",
-                                          reference[field].first, reference[field].second,
-                                          differing));
+      throw Error::invalid_input(fmt::format("ranks disagree on {}: rank 0 has {}, {}",
+                                             reference[field].first, reference[field].second,
+                                             differing))
+          .set_job_wide();
     }
   }
 }

@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "communicator.h"
-#include "model.h"
+#include "core/model.h"
+#include "dist/communicator.h"
 
 namespace convoy {
 
@@ -19,7 +19,7 @@ void broadcast_parameters(Communicator& comm, Model& model);
 // CRC-32 of every parameter value in plain layout, in parameter order.
 uint32_t parameters_digest(Model& model);
 
-// Throws std::runtime_error on every rank, naming the ranks whose parameters differ from rank
+// Throws Error (internal) on every rank, naming the ranks whose parameters differ from rank
 // 0's, if they are not bit-identical. `when` goes into the message ("after broadcast").
 void verify_identical_parameters(Communicator& comm, Model& model, const std::string& when);
 
@@ -29,8 +29,8 @@ void broadcast_string(Communicator& comm, std::string& text);
 // Settings every rank must share before training, as (name, value) text pairs.
 using JobFingerprint = std::vector<std::pair<std::string, std::string>>;
 
-// Gathers every rank's fingerprint; when any differs from rank 0's, throws JobWideInputError on
-// every rank naming the field and the differing ranks with their values.
+// Gathers every rank's fingerprint; when any differs from rank 0's, throws a job-wide Error
+// (invalid input) on every rank naming the field and the differing ranks with their values.
 void check_same_configuration(Communicator& comm, const JobFingerprint& mine);
 
 }  // namespace convoy

@@ -1,10 +1,12 @@
-#include "sha256.h"
+#include "dist/sha256.h"
 
 #include <openssl/evp.h>
 
 #include <fstream>
 #include <stdexcept>
 #include <vector>
+
+#include "core/error.h"
 
 namespace convoy {
 
@@ -15,7 +17,7 @@ struct Sha256::Impl {
 
 Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
   if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("SHA-256 initialisation failed");
+    throw Error::internal("SHA-256 initialisation failed");
   }
 }
 

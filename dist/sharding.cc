@@ -1,6 +1,6 @@
-#include "sharding.h"
+#include "dist/sharding.h"
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 

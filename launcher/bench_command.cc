@@ -11,11 +11,11 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "command_support.h"
-#include "data_parallel.h"
-#include "job.h"
-#include "random.h"
-#include "trainer.h"
+#include "core/random.h"
+#include "core/trainer.h"
+#include "dist/data_parallel.h"
+#include "launcher/command_support.h"
+#include "launcher/run_job.h"
 
 namespace convoy {
 
@@ -77,7 +77,7 @@ nlohmann::json per_layer_times(Model& model, const dnnl::stream& stream, const B
 int bench(const BenchCommand& cmd, Job& job) {
   const int threads = job.threads(cmd.threads);
   const pb::ModelSpec spec = job.agree([&] {
-    pb::ModelSpec s = load_model_spec(cmd.model, "--model");
+    pb::ModelSpec s = load_model_spec(cmd.model);
     plan_model(s, cmd.model);
     return s;
   });

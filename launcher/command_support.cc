@@ -1,22 +1,25 @@
-#include "command_support.h"
+#include "launcher/command_support.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "cifar10.h"
-#include "error.h"
-#include "npy_dataset.h"
+#include "core/cifar10.h"
+#include "core/error.h"
+#include "core/npy_dataset.h"
+#include "core/read_file.h"
 
 namespace convoy {
 
-Dataset load_split(const DataOptions& data, Split split, const ModelPlan& plan,
-                   const std::string& model_name) {
+namespace {
+
+Dataset load_split_of(const DataOptions& data, Split split, const ModelPlan& plan,
+                      const std::string& model_name) {
   std::string dir = data.dir;
   if (dir.empty()) {
     if (data.dataset != "fashion-mnist") {
-      throw InputError(fmt::format("--data: required with --dataset {}", data.dataset));
+      throw Error::invalid_input(fmt::format("required with --dataset {}", data.dataset));
     }
     dir = kDefaultDataDir;
   }
@@ -26,27 +29,46 @@ Dataset load_split(const DataOptions& data, Split split, const ModelPlan& plan,
   const int64_t limit = split == Split::kTrain ? data.limit_train : data.limit_test;
   if (limit > 0) d = d.head(limit);
   if (!(d.shape == plan.input)) {
-    throw InputError(fmt::format("--data: '{}' holds {} samples but model '{}' expects {}", dir,
-                                 d.shape.str(), model_name, plan.input.str()));
+    throw Error::invalid_input(fmt::format("'{}' holds {} samples but model '{}' expects {}", dir,
+                                           d.shape.str(), model_name, plan.input.str()));
   }
   if (d.num_classes() != plan.num_classes) {
-    throw InputError(fmt::format("--data: '{}' has {} classes but model '{}' has {}", dir,
-                                 d.num_classes(), model_name, plan.num_classes));
+    throw Error::invalid_input(fmt::format("'{}' has {} classes but model '{}' has {}", dir,
+                                           d.num_classes(), model_name, plan.num_classes));
   }
   return d;
+}
+
+}  // namespace
+
+Dataset load_split(const DataOptions& data, Split split, const ModelPlan& plan,
+                   const std::string& model_name) {
+  return for_flag("--data", [&] { return load_split_of(data, split, plan, model_name); });
+}
+
+CoordinatorAddress coordinator_address(const std::string& target, const std::string& token_file,
+                                       const std::string& tls_ca_file) {
+  CoordinatorAddress address{target, {}, {}};
+  if (!token_file.empty()) {
+    address.token = for_flag("--auth-token-file", [&] { return read_token_file(token_file); });
+  }
+  if (!tls_ca_file.empty()) {
+    address.tls_ca_pem = for_flag("--tls-ca", [&] { return read_file(tls_ca_file); });
+  }
+  return address;
 }
 
 void check_writable(const std::string& path, const std::string& flag) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   const std::string dir = parent.empty() ? "." : parent.string();
   if (!std::filesystem::is_directory(dir)) {
-    throw InputError(fmt::format("{}: directory '{}' does not exist", flag, dir));
+    throw Error::invalid_input(fmt::format("{}: directory '{}' does not exist", flag, dir));
   }
   if (::access(dir.c_str(), W_OK) != 0) {
-    throw InputError(fmt::format("{}: directory '{}' is not writable", flag, dir));
+    throw Error::invalid_input(fmt::format("{}: directory '{}' is not writable", flag, dir));
   }
   if (std::filesystem::is_directory(path)) {
-    throw InputError(fmt::format("{}: '{}' is a directory", flag, path));
+    throw Error::invalid_input(fmt::format("{}: '{}' is a directory", flag, path));
   }
 }
 

@@ -1,22 +1,43 @@
-// Pieces several commands share: loading and checking data sets, checking that an
-// output path can be written before spending time on work.
+// Pieces several commands share: naming the flag behind an error, loading and checking data sets,
+// reading the coordinator's address and credentials, checking that an output path can be written
+// before spending time on work.
 #pragma once
 
 #include <string>
+#include <string_view>
 
-#include "commands.h"
-#include "dataset.h"
-#include "mnist.h"
-#include "model_spec.h"
+#include "core/dataset.h"
+#include "core/error.h"
+#include "core/mnist.h"
+#include "core/model_spec.h"
+#include "dist/coordinator_client.h"
+#include "launcher/commands.h"
 
 namespace convoy {
+
+// Runs `f`; an Error it throws gets `flag` in front of its message ("--data: ..."). Library code
+// describes the thing; only the launcher knows which flag set it.
+template <typename F>
+auto for_flag(std::string_view flag, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw e.with_context(flag);
+  }
+}
 
 // Loads one split of the data set `data` describes; checks that its samples have the model's
 // input shape and that its labels fit the model's classes. Errors name --data.
 Dataset load_split(const DataOptions& data, Split split, const ModelPlan& plan,
                    const std::string& model_name);
 
-// Throws InputError naming `flag` when `path`'s directory does not exist or is not writable.
+// The coordinator at `target` with the token and CA certificate the files hold (empty names:
+// none). Errors name --auth-token-file or --tls-ca.
+CoordinatorAddress coordinator_address(const std::string& target, const std::string& token_file,
+                                       const std::string& tls_ca_file);
+
+// Throws Error (invalid input) naming `flag` when `path`'s directory does not exist or is not
+// writable.
 void check_writable(const std::string& path, const std::string& flag);
 
 }  // namespace convoy

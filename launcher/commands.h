@@ -1,5 +1,6 @@
 // The `convoy` subcommands. Each takes its parsed options, does its work and returns the process
-// exit code; recoverable problems are thrown as InputError and turned into exit code 2 by cli.cc.
+// exit code; recoverable problems are thrown as Error and turned into exit codes by cli.cc
+// (launcher/exit_code.h).
 // They are plain functions so that tests can call them without a main().
 #pragma once
 

@@ -3,31 +3,20 @@
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
-#include "commands.h"
-#include "coordinator_service.h"
-#include "error.h"
+#include "core/error.h"
+#include "core/read_file.h"
+#include "dist/coordinator_service.h"
+#include "launcher/command_support.h"
+#include "launcher/commands.h"
 
 namespace convoy {
 
 namespace {
 
-std::string read_token(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("--auth-token-file: cannot read '{}'", path));
-  std::stringstream s;
-  s << in.rdbuf();
-  std::string token = s.str();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  if (token.empty()) throw InputError(fmt::format("--auth-token-file: '{}' is empty", path));
-  return token;
-}
-
 void check_readable(const std::string& path, const std::string& flag) {
-  if (!std::ifstream(path)) throw InputError(fmt::format("{}: cannot read '{}'", flag, path));
+  for_flag(flag, [&] { read_file(path); });
 }
 
 }  // namespace
@@ -38,11 +27,14 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   std::error_code error;
   std::filesystem::create_directories(cmd.state_dir, error);
   if (error || !std::filesystem::is_directory(cmd.state_dir)) {
-    throw InputError(fmt::format("--state-dir: cannot create '{}'", cmd.state_dir));
+    throw Error::invalid_input(fmt::format("--state-dir: cannot create '{}'", cmd.state_dir));
   }
-  if (!cmd.auth_token_file.empty()) options.auth_token = read_token(cmd.auth_token_file);
+  if (!cmd.auth_token_file.empty()) {
+    options.auth_token =
+        for_flag("--auth-token-file", [&] { return read_token_file(cmd.auth_token_file); });
+  }
   if (cmd.tls_cert.empty() != cmd.tls_key.empty()) {
-    throw InputError("--tls-cert and --tls-key go together");
+    throw Error::invalid_input("--tls-cert and --tls-key go together");
   }
   if (!cmd.tls_cert.empty()) {
     check_readable(cmd.tls_cert, "--tls-cert");
@@ -63,12 +55,8 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   SteadyClock clock;
-  std::unique_ptr<CoordinatorServer> server;
-  try {
-    server = std::make_unique<CoordinatorServer>(options, cmd.listen, clock);
-  } catch (const std::runtime_error& e) {
-    throw InputError(e.what());
-  }
+  const std::unique_ptr<CoordinatorServer> server = for_flag(
+      "--listen", [&] { return std::make_unique<CoordinatorServer>(options, cmd.listen, clock); });
   fmt::print("convoy coordinator listening on port {} ({}{}), state in {}\n", server->port(),
              options.tls_cert_file.empty() ? "plaintext" : "TLS",
              options.auth_token.empty() ? "" : ", token required", cmd.state_dir);

@@ -1,12 +1,12 @@
 // convoy evaluate: rebuild the model a checkpoint describes and report its test metrics. Under
 // mpirun the test set is split across the ranks and their confusion matrices summed, so the
 // report is exactly the single-process one.
-#include "checkpoint.h"
-#include "command_support.h"
-#include "data_parallel.h"
-#include "job.h"
-#include "report.h"
-#include "trainer.h"
+#include "core/checkpoint.h"
+#include "core/trainer.h"
+#include "dist/data_parallel.h"
+#include "launcher/command_support.h"
+#include "launcher/report.h"
+#include "launcher/run_job.h"
 
 namespace convoy {
 
@@ -16,7 +16,7 @@ int run_evaluate(const EvaluateCommand& cmd) {
     const std::string source = cmd.checkpoint + ": model";
     const auto [checkpoint, test] = job.agree([&] {
       std::pair<pb::Checkpoint, Dataset> in;
-      in.first = load_checkpoint(cmd.checkpoint);
+      in.first = for_flag("--checkpoint", [&] { return load_checkpoint(cmd.checkpoint); });
       const ModelPlan plan = plan_model(in.first.model(), source);
       DataOptions data = cmd.data;
       // Without --dataset, the data set the checkpoint was trained on.

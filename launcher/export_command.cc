@@ -2,9 +2,9 @@
 // "conv1.bias", ..., "bn1.running_mean", ...).
 #include <fmt/format.h>
 
-#include "checkpoint.h"
-#include "command_support.h"
-#include "npz_writer.h"
+#include "core/checkpoint.h"
+#include "core/npz_writer.h"
+#include "launcher/command_support.h"
 
 namespace convoy {
 

@@ -1,4 +1,4 @@
-#include "commands.h"
+#include "launcher/commands.h"
 
 int main(int argc, char** argv) {
   return convoy::run_cli(argc, argv);

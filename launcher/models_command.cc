@@ -1,9 +1,9 @@
 // convoy models [NAME]: list the built-in models with their layer shapes, or print one as .pbtxt.
 #include <fmt/format.h>
 
-#include "commands.h"
-#include "error.h"
-#include "model_spec.h"
+#include "core/error.h"
+#include "core/model_spec.h"
+#include "launcher/commands.h"
 
 namespace convoy {
 
@@ -11,14 +11,14 @@ int run_models(const ModelsCommand& cmd) {
   if (!cmd.name.empty()) {
     const std::string text = builtin_model_text(cmd.name);
     if (text.empty()) {
-      throw InputError(fmt::format("models: unknown model '{}' (built-in: {})", cmd.name,
-                                   fmt::join(builtin_model_names(), ", ")));
+      throw Error::invalid_input(fmt::format("models: unknown model '{}' (built-in: {})", cmd.name,
+                                             fmt::join(builtin_model_names(), ", ")));
     }
     fmt::print("{}", text);
     return 0;
   }
   for (const std::string& name : builtin_model_names()) {
-    const pb::ModelSpec spec = load_model_spec(name, "--model");
+    const pb::ModelSpec spec = load_model_spec(name);
     const ModelPlan plan = plan_model(spec, name);
     fmt::print("{}: input {}, {} classes\n", name, plan.input.str(), plan.num_classes);
     for (const LayerPlan& layer : plan.layers) {

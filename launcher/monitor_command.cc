@@ -13,34 +13,38 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "atomic_file.h"
-#include "commands.h"
-#include "coordinator_client.h"
-#include "error.h"
-#include "progress.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "dist/coordinator_client.h"
+#include "launcher/command_support.h"
+#include "launcher/commands.h"
+#include "launcher/progress.h"
 
 namespace convoy {
 
 namespace {
 
-// A failed call as the user should see it: their mistakes (token, names) are exit code 2.
-[[noreturn]] void fail(const grpc::Status& status, const MonitorCommand& cmd) {
-  const std::string message = status.error_message();
-  switch (status.error_code()) {
-    case grpc::StatusCode::UNAUTHENTICATED:
-      throw InputError(
-          fmt::format("--auth-token-file: the coordinator at {} refused the token "
-                      "({})",
-                      cmd.address, message));
-    case grpc::StatusCode::NOT_FOUND:
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      throw InputError(fmt::format("monitor {}: {}", cmd.action, message));
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      throw std::runtime_error(
-          fmt::format("cannot reach the coordinator at {} ({})", cmd.address, message));
+// A failed call as the user should see it: their mistakes (token, names) are exit code 2, an
+// unreachable coordinator is 1 (launcher/exit_code.h).
+[[noreturn]] void fail(const Error& e, const MonitorCommand& cmd) {
+  switch (e.kind()) {
+    case ErrorKind::kUnauthenticated:
+      throw e.with_context(
+          fmt::format("--auth-token-file: the coordinator at {} refused the token", cmd.address));
+    case ErrorKind::kUnavailable:
+      throw e.with_context(fmt::format("cannot reach the coordinator at {}", cmd.address));
     default:
-      throw std::runtime_error(fmt::format("monitor {}: {}", cmd.action, message));
+      throw e.with_context(fmt::format("monitor {}", cmd.action));
+  }
+}
+
+// Runs a call of the client; a failure is reported as fail() says.
+template <typename F>
+auto ask(const MonitorCommand& cmd, F&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const Error& e) {
+    fail(e, cmd);
   }
 }
 
@@ -58,14 +62,7 @@ const char* state_name(pb::RankStatus::State s) {
 }
 
 pb::JobStatus job_status(CoordinatorClient& client, const MonitorCommand& cmd) {
-  grpc::ClientContext context;
-  client.prepare(context, 10);
-  pb::JobStatusRequest request;
-  request.set_job_id(cmd.job);
-  pb::JobStatus status;
-  const grpc::Status s = client.stub().GetJobStatus(&context, request, &status);
-  if (!s.ok()) fail(s, cmd);
-  return status;
+  return ask(cmd, [&] { return client.job_status(cmd.job); });
 }
 
 std::string status_text(const pb::JobStatus& s) {
@@ -118,18 +115,13 @@ int watch(CoordinatorClient& client, const MonitorCommand& cmd) {
   std::signal(SIGINT, [](int) { interrupted = true; });
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
   std::string job = cmd.job.empty() ? job_status(client, cmd).job_id() : cmd.job;
-  grpc::ClientContext context;
-  client.prepare(context, cmd.seconds > 0 ? cmd.seconds + 5 : 1e7);
-  pb::WatchRequest request;
-  request.set_job_id(job);
-  std::unique_ptr<grpc::ClientReader<pb::MetricsBatch>> reader =
-      client.stub().WatchMetrics(&context, request);
   std::mutex mutex;
   std::deque<double> loss, accuracy;
   std::vector<pb::EvaluationRecord> evaluations;
+  // A separate connection for the stream, so that ending it leaves the status calls alone.
+  CoordinatorClient stream_client(client.address());
   std::thread stream([&] {
-    pb::MetricsBatch batch;
-    while (reader->Read(&batch)) {
+    const auto on_batch = [&](const pb::MetricsBatch& batch) {
       std::lock_guard lock(mutex);
       for (const pb::StepRecord& r : batch.record()) {
         if (r.rank() != 0) continue;  // loss and accuracy are the job's, on every rank
@@ -139,6 +131,11 @@ int watch(CoordinatorClient& client, const MonitorCommand& cmd) {
         if (accuracy.size() > 60) accuracy.pop_front();
       }
       for (const pb::EvaluationRecord& e : batch.evaluation()) evaluations.push_back(e);
+    };
+    try {
+      stream_client.watch_metrics(job, on_batch, cmd.seconds > 0 ? cmd.seconds + 5 : 1e7);
+    } catch (const Error&) {
+      // The status calls on the main thread report what is wrong with the coordinator.
     }
   });
   const auto start = std::chrono::steady_clock::now();
@@ -165,20 +162,14 @@ int watch(CoordinatorClient& client, const MonitorCommand& cmd) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
-  context.TryCancel();
+  stream_client.cancel_all();
   stream.join();
   return 0;
 }
 
 int checkpoints(CoordinatorClient& client, const MonitorCommand& cmd) {
   const std::string job = cmd.job.empty() ? job_status(client, cmd).job_id() : cmd.job;
-  grpc::ClientContext context;
-  client.prepare(context, 10);
-  pb::ListCheckpointsRequest request;
-  request.set_job_id(job);
-  pb::CheckpointList list;
-  const grpc::Status s = client.stub().ListCheckpoints(&context, request, &list);
-  if (!s.ok()) fail(s, cmd);
+  const pb::CheckpointList list = ask(cmd, [&] { return client.list_checkpoints(job); });
   if (cmd.json) {
     std::string json;
     google::protobuf::util::MessageToJsonString(list, &json);
@@ -197,13 +188,8 @@ int checkpoints(CoordinatorClient& client, const MonitorCommand& cmd) {
 
 int download(CoordinatorClient& client, const MonitorCommand& cmd) {
   const std::string job = cmd.job.empty() ? job_status(client, cmd).job_id() : cmd.job;
-  pb::CheckpointHeader header;
-  std::string bytes;
-  try {
-    bytes = client.download(job, cmd.name, &header);
-  } catch (const CoordinatorError& e) {
-    fail(grpc::Status(e.code(), e.what()), cmd);
-  }
+  pb::CheckpointInfo header;
+  const std::string bytes = ask(cmd, [&] { return client.download(job, cmd.name, &header); });
   write_file_atomically(cmd.out, bytes);
   fmt::print("downloaded {} ({} bytes, step {}) to {}\n", header.name(), bytes.size(),
              header.step(), cmd.out);
@@ -217,21 +203,17 @@ int metrics(CoordinatorClient& client, const MonitorCommand& cmd) {
       "wall_time\n";
   int64_t from = cmd.from_step, rows = 0;
   for (bool more = true; more;) {
-    grpc::ClientContext context;
-    client.prepare(context, 60);
     pb::MetricsQuery query;
     query.set_job_id(job);
     query.set_from_step(from);
     query.set_to_step(cmd.to_step);
-    pb::MetricsPage page;
-    const grpc::Status s = client.stub().QueryMetrics(&context, query, &page);
-    if (!s.ok()) fail(s, cmd);
+    const pb::MetricsPage page = ask(cmd, [&] { return client.query_metrics(query); });
     // A full page may end in the middle of a step's records (one per rank): keep the complete
     // steps and ask again from the last one.
     more = page.truncated() && page.record_size() > 0;
     const int64_t last = more ? page.record(page.record_size() - 1).step() : 0;
     if (more && page.record(0).step() == last) {
-      throw std::runtime_error("monitor metrics: one step has more records than a page");
+      throw Error::internal("monitor metrics: one step has more records than a page");
     }
     for (const pb::StepRecord& r : page.record()) {
       if (more && r.step() >= last) continue;
@@ -256,7 +238,7 @@ int run_monitor(const MonitorCommand& cmd) {
   if (cmd.action == "checkpoints") return checkpoints(client, cmd);
   if (cmd.action == "download") return download(client, cmd);
   if (cmd.action == "metrics") return metrics(client, cmd);
-  throw InputError("monitor: unknown action '" + cmd.action + "'");
+  throw Error::invalid_input("monitor: unknown action '" + cmd.action + "'");
 }
 
 }  // namespace convoy

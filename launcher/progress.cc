@@ -1,4 +1,4 @@
-#include "progress.h"
+#include "launcher/progress.h"
 
 #include <fmt/format.h>
 

@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "trainer.h"
+#include "core/trainer.h"
 
 namespace convoy {
 

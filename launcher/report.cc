@@ -1,4 +1,4 @@
-#include "report.h"
+#include "launcher/report.h"
 
 #include <fmt/format.h>
 

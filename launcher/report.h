@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer.h"
+#include "core/trainer.h"
 
 namespace convoy {
 

@@ -15,12 +15,12 @@
 #include <random>
 #include <thread>
 
-#include "checkpoint.h"
-#include "coordinator_client.h"
-#include "coordinator_service.h"
-#include "model.h"
-#include "random.h"
-#include "trainer.h"
+#include "core/checkpoint.h"
+#include "core/model.h"
+#include "core/random.h"
+#include "core/trainer.h"
+#include "dist/coordinator_client.h"
+#include "dist/coordinator_service.h"
 
 namespace {
 
@@ -68,14 +68,11 @@ int main(int argc, char** argv) {
       threads.emplace_back([&, w] {
         CoordinatorClient client(address);
         {
-          grpc::ClientContext context;
-          client.prepare(context, 10);
           pb::RegisterRequest r;
           r.set_job_id("load");
           r.set_rank(w);
           r.set_world_size(workers);
-          pb::RegisterResponse response;
-          client.stub().Register(&context, r, &response);
+          client.register_rank(r, 10);
         }
         const auto period = std::chrono::microseconds(1'000'000 / hz);
         auto next = start;
@@ -88,13 +85,13 @@ int main(int argc, char** argv) {
           r->set_rank(w);
           r->set_step(step);
           r->set_loss(1.0 / double(step));
-          grpc::ClientContext context;
-          client.prepare(context, 10);
-          pb::ReportMetricsResponse response;
           const auto t0 = Wall::now();
-          const grpc::Status status = client.stub().ReportMetrics(&context, batch, &response);
+          try {
+            client.report_metrics(batch, 10);
+          } catch (const Error&) {
+            ++failures[static_cast<size_t>(w)];
+          }
           latencies[static_cast<size_t>(w)].push_back(ms_since(t0));
-          if (!status.ok()) ++failures[static_cast<size_t>(w)];
         }
       });
     }
@@ -105,13 +102,7 @@ int main(int argc, char** argv) {
     int64_t failed = 0;
     for (int64_t f : failures) failed += f;
     CoordinatorClient client(address);
-    grpc::ClientContext context;
-    client.prepare(context, 30);
-    pb::JobStatusRequest request;
-    request.set_job_id("load");
-    pb::JobStatus status;
-    client.stub().GetJobStatus(&context, request, &status);
-    const int64_t stored = status.records();
+    const int64_t stored = client.job_status("load", 30).records();
     result["metrics_load"] = {{"workers", workers},
                               {"hz_per_worker", hz},
                               {"seconds", elapsed},
@@ -133,14 +124,14 @@ int main(int argc, char** argv) {
       std::memcpy(bytes.data() + i, &v, 8);
     }
     CoordinatorClient client(address);
-    pb::CheckpointHeader header;
+    pb::CheckpointInfo header;
     header.set_job_id("big");
     header.set_step(1);
     auto t0 = Wall::now();
     client.upload(header, bytes);
     const double upload_s = ms_since(t0) / 1000;
     t0 = Wall::now();
-    pb::CheckpointHeader got;
+    pb::CheckpointInfo got;
     const std::string back = client.download("big", "latest", &got);
     const double download_s = ms_since(t0) / 1000;
     result["checkpoint_transfer"] = {{"megabytes", mb},
@@ -153,7 +144,7 @@ int main(int argc, char** argv) {
   {
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     dnnl::stream stream(engine);
-    Model model(load_model_spec("fashion_cnn", "m"), 64, engine, Model::Mode::kTrain, "m");
+    Model model(load_model_spec("fashion_cnn"), 64, engine, Model::Mode::kTrain, "m");
     model.initialize(1);
     Optimizer optimizer(model.parameters(), {.learning_rate = 0.01f, .momentum = 0.9f});
     Trainer trainer(model, optimizer, stream);

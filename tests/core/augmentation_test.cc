@@ -1,6 +1,6 @@
 // Augmentation: a crop is a shift by at most the padding with zeros shifted in, a flip reverses
 // the width, both follow the key (reproducible) and cover their range; in 1, 2 and 3 dimensions.
-#include "augmentation.h"
+#include "core/augmentation.h"
 
 #include <gtest/gtest.h>
 
@@ -8,10 +8,10 @@
 #include <numeric>
 #include <set>
 
-#include "batch_loader.h"
-#include "error.h"
-#include "model_spec.h"
-#include "random.h"
+#include "core/batch_loader.h"
+#include "core/error.h"
+#include "core/model_spec.h"
+#include "core/random.h"
 
 namespace convoy {
 namespace {
@@ -113,7 +113,7 @@ TEST(Augmentation, FromTheModelSpec) {
   EXPECT_TRUE(a.flip);
   pb::ModelSpec negative = spec;
   negative.mutable_augment()->set_crop_padding(-1);
-  EXPECT_THROW(Augmentation::from_spec(negative, "m.pbtxt"), InputError);
+  EXPECT_THROW(Augmentation::from_spec(negative, "m.pbtxt"), Error);
 }
 
 TEST(Augmentation, DisabledLeavesSamplesAlone) {

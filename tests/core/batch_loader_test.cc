@@ -1,13 +1,13 @@
 // BatchLoader and the epoch permutation: every sample exactly once in the requested order,
 // partial batches, restarts mid-epoch.
-#include "batch_loader.h"
+#include "core/batch_loader.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <numeric>
 
-#include "shuffle.h"
+#include "core/shuffle.h"
 
 namespace convoy {
 namespace {

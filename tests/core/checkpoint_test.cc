@@ -1,12 +1,13 @@
 // Checkpoint files: round trip through a model and optimizer, refusal of damaged files, and
 // atomic replacement.
-#include "checkpoint.h"
+#include "core/checkpoint.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "error.h"
+#include "core/error.h"
+#include "testing/error_of.h"
 #include "testing/layer_harness.h"
 #include "testing/temp_dir.h"
 
@@ -20,7 +21,7 @@ struct Trained {
   Trained()
       : engine(dnnl::engine::kind::cpu, 0),
         stream(engine),
-        spec(load_model_spec("lenet5", "--model")),
+        spec(load_model_spec("lenet5")),
         model(spec, 4, engine, Model::Mode::kTrain, "lenet5"),
         optimizer(model.parameters(),
                   {.learning_rate = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f}) {
@@ -51,12 +52,7 @@ struct Trained {
 };
 
 std::string error_of(const std::string& path) {
-  try {
-    load_checkpoint(path);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
+  return testing::error_of([&] { load_checkpoint(path); });
 }
 
 TEST(Checkpoint, RoundTripRestoresParametersMomentumAndPosition) {
@@ -95,7 +91,7 @@ TEST(Checkpoint, RoundTripRestoresParametersMomentumAndPosition) {
 TEST(Checkpoint, AdamStateRoundTripsAndAnotherOptimizerIsRefused) {
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   const dnnl::stream stream(engine);
-  const pb::ModelSpec spec = load_model_spec("lenet5", "--model");
+  const pb::ModelSpec spec = load_model_spec("lenet5");
   Model model(spec, 4, engine, Model::Mode::kTrain, "lenet5");
   model.initialize(3);
   Optimizer adam(model.parameters(), {.kind = OptimizerConfig::Kind::kAdamW,
@@ -127,10 +123,8 @@ TEST(Checkpoint, AdamStateRoundTripsAndAnotherOptimizerIsRefused) {
   try {
     restore_checkpoint(checkpoint, other, &sgd, "a.ckpt");
     ADD_FAILURE() << "an AdamW checkpoint was restored into SGD";
-  } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "a.ckpt: was trained with the adamw optimizer, not sgd "
-              "(--optimizer)");
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "a.ckpt: was trained with the adamw optimizer, not sgd");
   }
 }
 
@@ -158,9 +152,8 @@ TEST(Checkpoint, RefusesCorruptTruncatedAndForeignFiles) {
 TEST(Checkpoint, RestoreIntoTheWrongModelIsRefused) {
   Trained t;
   const pb::Checkpoint ck = t.checkpoint();
-  Model other(load_model_spec("fashion_cnn", "--model"), 2, t.engine, Model::Mode::kInference,
-              "fashion_cnn");
-  EXPECT_THROW(restore_checkpoint(ck, other, nullptr, "x"), InputError);
+  Model other(load_model_spec("fashion_cnn"), 2, t.engine, Model::Mode::kInference, "fashion_cnn");
+  EXPECT_THROW(restore_checkpoint(ck, other, nullptr, "x"), Error);
 }
 
 TEST(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaryFiles) {
@@ -177,7 +170,7 @@ TEST(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaryFiles) {
     ++files;
   EXPECT_EQ(files, 1);
   // An unwritable destination fails cleanly and leaves the old file alone.
-  EXPECT_THROW(save_checkpoint(second, dir.file("no/such/dir/a.ckpt")), InputError);
+  EXPECT_THROW(save_checkpoint(second, dir.file("no/such/dir/a.ckpt")), Error);
   EXPECT_EQ(load_checkpoint(path).step(), 6);
 }
 

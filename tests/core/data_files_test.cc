@@ -1,5 +1,5 @@
 // The CIFAR-10 and .npy readers on small files written here: good files (the .npy ones written by
-// NumPy itself, an independent writer) and each bad case, which must be one clear InputError.
+// NumPy itself, an independent writer) and each bad case, which must be one clear Error.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -8,10 +8,11 @@
 #include <fstream>
 #include <functional>
 
-#include "cifar10.h"
-#include "error.h"
-#include "npy_dataset.h"
-#include "npy_reader.h"
+#include "core/cifar10.h"
+#include "core/error.h"
+#include "core/npy_dataset.h"
+#include "core/npy_reader.h"
+#include "testing/error_of.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
 
@@ -20,14 +21,7 @@ namespace {
 
 using testing::TempDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 // "'<path>'", as error messages quote files.
 std::string quoted(const std::string& path) {
@@ -85,7 +79,7 @@ TEST(Cifar10, ReadsRecordsNormalizesPerChannelAndRefusesPartialRecords) {
       std::string::npos);
   std::filesystem::remove(dir.file("data_batch_4.bin"));
   EXPECT_EQ(error_of([&] { load_cifar10(dir.path(), Split::kTrain); }),
-            "--data: '" + dir.file("data_batch_4.bin") + "' is missing");
+            fmt::format("'{}' is missing", dir.file("data_batch_4.bin")));
 }
 
 TEST(Npy, ReadsWhatNumpyWritesInEveryRank) {
@@ -167,7 +161,7 @@ TEST(Npy, EveryBadFileIsOneClearError) {
             std::string::npos);
   std::filesystem::remove(dir.file("train_y.npy"));
   EXPECT_EQ(error_of([&] { load_npy_dataset(dir.path(), Split::kTrain, 3); }),
-            "--data: '" + dir.file("train_y.npy") + "' is missing");
+            fmt::format("'{}' is missing", dir.file("train_y.npy")));
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 // IDX files and MNIST directories: good files (plain and gzip), and each kind of bad one.
-#include "idx_reader.h"
+#include "core/idx_reader.h"
 
 #include <gtest/gtest.h>
 
-#include "error.h"
-#include "mnist.h"
+#include "core/error.h"
+#include "core/mnist.h"
+#include "testing/error_of.h"
 #include "testing/idx_files.h"
 #include "testing/temp_dir.h"
 
@@ -16,14 +17,7 @@ using testing::idx_images;
 using testing::idx_labels;
 using testing::TempDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(IdxReader, ReadsPlainAndGzipIdentically) {
   TempDir dir;
@@ -119,12 +113,12 @@ TEST(Mnist, CountMismatchAndBadLabel) {
 
 TEST(Mnist, MissingDirectoryAndFiles) {
   EXPECT_EQ(error_of([] { load_mnist("/nonexistent/data", "mnist", Split::kTrain); }),
-            "--data: data directory '/nonexistent/data' does not exist");
+            "data directory '/nonexistent/data' does not exist");
   MnistDir m;
   m.write(idx_images(1, 2, 2), idx_labels({1}));
-  EXPECT_EQ(error_of([&] { load_mnist(m.dir.path(), "mnist", Split::kTest); }),
-            "--data: '" + m.dir.path() +
-                "' has neither t10k-images-idx3-ubyte nor t10k-images-idx3-ubyte.gz");
+  EXPECT_EQ(
+      error_of([&] { load_mnist(m.dir.path(), "mnist", Split::kTest); }),
+      "'" + m.dir.path() + "' has neither t10k-images-idx3-ubyte nor t10k-images-idx3-ubyte.gz");
 }
 
 }  // namespace

@@ -6,11 +6,11 @@
 #include <cmath>
 #include <numbers>
 
-#include "checkpoint.h"
-#include "error.h"
-#include "model_spec.h"
-#include "random.h"
-#include "trainer.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/model_spec.h"
+#include "core/random.h"
+#include "core/trainer.h"
 
 namespace convoy {
 namespace {
@@ -68,7 +68,7 @@ double train_and_test(const std::string& model_name, const Dataset& train, const
                       int64_t epochs, float lr = 0.05f) {
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   const dnnl::stream stream(engine);
-  Model model(load_model_spec(model_name, "--model"), 32, engine, Model::Mode::kTrain, model_name);
+  Model model(load_model_spec(model_name), 32, engine, Model::Mode::kTrain, model_name);
   model.initialize(1);
   Optimizer optimizer(model.parameters(), {.learning_rate = lr, .momentum = 0.9f});
   TrainOptions options;
@@ -161,7 +161,7 @@ TEST(Learning, EvaluationUsesRunningStatisticsAndSurvivesACheckpoint) {
   try {
     restore_checkpoint(stripped, restored, nullptr, "old.ckpt");
     ADD_FAILURE() << "accepted a checkpoint without running statistics";
-  } catch (const InputError& e) {
+  } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("old.ckpt: holds 0 buffers (running statistics)"),
               std::string::npos)
         << e.what();

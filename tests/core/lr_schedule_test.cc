@@ -1,12 +1,12 @@
 // Learning-rate schedules, table-driven against values worked out by hand.
-#include "lr_schedule.h"
+#include "core/lr_schedule.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <numbers>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 namespace {
@@ -48,7 +48,7 @@ TEST(LrSchedule, ParseKind) {
   EXPECT_EQ(LrSchedule::parse_kind("cosine"), LrSchedule::Kind::kCosine);
   EXPECT_EQ(LrSchedule::parse_kind("step"), LrSchedule::Kind::kStep);
   EXPECT_EQ(LrSchedule::parse_kind("constant"), LrSchedule::Kind::kConstant);
-  EXPECT_THROW(LrSchedule::parse_kind("linear"), InputError);
+  EXPECT_THROW(LrSchedule::parse_kind("linear"), Error);
 }
 
 }  // namespace

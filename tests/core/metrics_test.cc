@@ -1,5 +1,5 @@
 // Confusion-matrix metrics against values worked out by hand.
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <gtest/gtest.h>
 

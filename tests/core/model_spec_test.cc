@@ -1,27 +1,23 @@
 // Model specs: built-ins, parsing, and each way a spec can be wrong.
-#include "model_spec.h"
+#include "core/model_spec.h"
 
 #include <gtest/gtest.h>
 
-#include "error.h"
+#include "core/error.h"
+#include "testing/error_of.h"
 #include "testing/temp_dir.h"
 
 namespace convoy {
 namespace {
 
 std::string error_of(const std::string& text) {
-  try {
-    plan_model(parse_model_text(text, "m.pbtxt"), "m.pbtxt");
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
+  return testing::error_of([&] { plan_model(parse_model_text(text, "m.pbtxt"), "m.pbtxt"); });
 }
 
 constexpr const char* kHeader = R"(input { channels: 1 spatial: [8, 8] } num_classes: 3 )";
 
 TEST(ModelSpec, BuiltinsPlanWithExpectedShapes) {
-  const pb::ModelSpec lenet = load_model_spec("lenet5", "--model");
+  const pb::ModelSpec lenet = load_model_spec("lenet5");
   const ModelPlan plan = plan_model(lenet, "lenet5");
   ASSERT_EQ(plan.layers.size(), 11u);
   EXPECT_EQ(plan.layers[0].out.str(), "6x28x28");
@@ -30,20 +26,19 @@ TEST(ModelSpec, BuiltinsPlanWithExpectedShapes) {
   EXPECT_EQ(plan.layers[5].out.str(), "16x5x5");
   EXPECT_EQ(plan.layers.back().out.str(), "10");
 
-  const ModelPlan fashion = plan_model(load_model_spec("fashion_cnn", "--model"), "fashion_cnn");
+  const ModelPlan fashion = plan_model(load_model_spec("fashion_cnn"), "fashion_cnn");
   EXPECT_EQ(fashion.layers[8].out.str(), "128x3x3");
   EXPECT_EQ(fashion.layers[9].out.str(), "256");
 
-  const ModelPlan bn = plan_model(load_model_spec("fashion_bn", "--model"), "fashion_bn");
+  const ModelPlan bn = plan_model(load_model_spec("fashion_bn"), "fashion_bn");
   EXPECT_EQ(bn.layers[7].out.str(), "128x7x7");
-  const ModelPlan alexnet =
-      plan_model(load_model_spec("alexnet_cifar", "--model"), "alexnet_cifar");
+  const ModelPlan alexnet = plan_model(load_model_spec("alexnet_cifar"), "alexnet_cifar");
   EXPECT_EQ(alexnet.input.str(), "3x32x32");
   EXPECT_EQ(alexnet.layers[12].out.str(), "128x4x4");
-  const ModelPlan seq = plan_model(load_model_spec("conv1d_seq", "--model"), "conv1d_seq");
+  const ModelPlan seq = plan_model(load_model_spec("conv1d_seq"), "conv1d_seq");
   EXPECT_EQ(seq.layers[7].out.str(), "32x32");
   EXPECT_EQ(seq.layers[10].out.str(), "32x1");
-  const ModelPlan vol = plan_model(load_model_spec("conv3d_vol", "--model"), "conv3d_vol");
+  const ModelPlan vol = plan_model(load_model_spec("conv3d_vol"), "conv3d_vol");
   EXPECT_EQ(vol.layers[7].out.str(), "16x4x4x4");
 }
 
@@ -53,7 +48,7 @@ TEST(ModelSpec, LoadsFileAndNamesLayersByDefault) {
         layer { type: "Conv2D" conv { filters: 2 kernel: 3 } }
         layer { type: "ReLU" }
         layer { type: "Dense" dense { units: 3 } })");
-  const pb::ModelSpec spec = load_model_spec(path, "--model");
+  const pb::ModelSpec spec = load_model_spec(path);
   const ModelPlan plan = plan_model(spec, path);
   EXPECT_EQ(plan.layers[0].name, "conv2d0");
   EXPECT_EQ(plan.layers[1].name, "relu1");
@@ -62,18 +57,18 @@ TEST(ModelSpec, LoadsFileAndNamesLayersByDefault) {
 
 TEST(ModelSpec, UnknownNameAndMissingFile) {
   try {
-    load_model_spec("resnet", "--model");
+    load_model_spec("resnet");
     FAIL();
-  } catch (const InputError& e) {
+  } catch (const Error& e) {
     EXPECT_STREQ(e.what(),
-                 "--model: unknown model 'resnet' (built-in: alexnet_cifar, conv1d_seq, "
+                 "unknown model 'resnet' (built-in: alexnet_cifar, conv1d_seq, "
                  "conv3d_vol, fashion_bn, fashion_cnn, lenet5; or a .pbtxt file)");
   }
   try {
-    load_model_spec("/nonexistent/m.pbtxt", "--model");
+    load_model_spec("/nonexistent/m.pbtxt");
     FAIL();
-  } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "--model: cannot read model file '/nonexistent/m.pbtxt'");
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "cannot read model file '/nonexistent/m.pbtxt'");
   }
 }
 

@@ -1,14 +1,14 @@
 // Whole models: the gradient of the loss with respect to every parameter against finite
 // differences (layers composed, blocked layouts between them), seeded reproducibility,
 // initialisation statistics, and padded batches.
-#include "model.h"
+#include "core/model.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "optimizer.h"
-#include "random.h"
+#include "core/optimizer.h"
+#include "core/random.h"
 #include "testing/gradient_check.h"
 #include "testing/layer_harness.h"
 

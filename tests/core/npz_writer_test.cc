@@ -1,5 +1,5 @@
 // .npy bytes checked by hand, and .npz files read back by NumPy when it is installed.
-#include "npz_writer.h"
+#include "core/npz_writer.h"
 
 #include <gtest/gtest.h>
 

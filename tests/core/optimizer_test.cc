@@ -1,11 +1,11 @@
 // Optimizer updates: SGD against values computed by hand from the update rule in optimizer.h;
 // Adam and AdamW against PyTorch 1.13's torch.optim.Adam / AdamW in double precision (lr 0.1,
 // betas (0.9, 0.999), eps 1e-8, weight decay 0.01, gradients 0.5, -0.2, 0.3 from w = 1).
-#include "optimizer.h"
+#include "core/optimizer.h"
 
 #include <gtest/gtest.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 namespace {
@@ -96,7 +96,7 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
 TEST(Optimizer, KindsByName) {
   EXPECT_EQ(OptimizerConfig::parse_kind("adamw"), OptimizerConfig::Kind::kAdamW);
   EXPECT_EQ(OptimizerConfig::kind_name(OptimizerConfig::Kind::kAdam), "adam");
-  EXPECT_THROW(OptimizerConfig::parse_kind("rmsprop"), InputError);
+  EXPECT_THROW(OptimizerConfig::parse_kind("rmsprop"), Error);
 }
 
 TEST(Sgd, BlockedLayoutUpdatesEveryElementAndKeepsPaddingZero) {

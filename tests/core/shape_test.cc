@@ -1,9 +1,9 @@
 // Window and shape arithmetic, table-driven.
-#include "shape.h"
+#include "core/shape.h"
 
 #include <gtest/gtest.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace convoy {
 namespace {
@@ -58,19 +58,19 @@ TEST(ExpandDims, BroadcastsAndDefaults) {
 TEST(ExpandDims, RejectsWrongCountAndSmallValues) {
   try {
     expand_dims(field({1, 2, 3}), 2, 1, 1, "layer 'c'", "conv.kernel");
-    FAIL() << "expected InputError";
-  } catch (const InputError& e) {
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
     EXPECT_STREQ(
         e.what(),
         "layer 'c': conv.kernel has 3 values, expected 1 or 2 (one per spatial dimension)");
   }
   try {
     expand_dims(field({0}), 2, 1, 1, "layer 'c'", "conv.stride");
-    FAIL() << "expected InputError";
-  } catch (const InputError& e) {
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "layer 'c': conv.stride must be >= 1, got 0");
   }
-  EXPECT_THROW(expand_dims(field({-1}), 2, 0, 0, "l", "conv.pad"), InputError);
+  EXPECT_THROW(expand_dims(field({-1}), 2, 0, 0, "l", "conv.pad"), Error);
 }
 
 TEST(SampleShape, ElementsAndText) {

@@ -1,6 +1,6 @@
 // The loss: values against hand computation, numerical stability, padding rows, and its gradient
 // against finite differences.
-#include "softmax_cross_entropy.h"
+#include "core/softmax_cross_entropy.h"
 
 #include <gtest/gtest.h>
 

@@ -13,11 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "batch_loader.h"
-#include "model.h"
-#include "shuffle.h"
+#include "core/batch_loader.h"
+#include "core/model.h"
+#include "core/shuffle.h"
+#include "core/trainer.h"
 #include "testing/layer_harness.h"
-#include "trainer.h"
 
 extern "C" {
 void* __libc_malloc(size_t);
@@ -93,7 +93,7 @@ TEST(TrainingStep, AllocatesNothingInConvoy) {
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
   // fashion_bn: convolutions, batch norm (running statistics), dropout (hand-written ops).
-  Model model(load_model_spec("fashion_bn", "m"), 16, engine, Model::Mode::kTrain, "fashion_bn");
+  Model model(load_model_spec("fashion_bn"), 16, engine, Model::Mode::kTrain, "fashion_bn");
   model.initialize(1);
   Optimizer optimizer(model.parameters(),
                       {.learning_rate = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f});

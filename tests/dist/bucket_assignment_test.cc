@@ -1,5 +1,5 @@
 // Bucket assignment, table-driven.
-#include "bucket_assignment.h"
+#include "dist/bucket_assignment.h"
 
 #include <gtest/gtest.h>
 

@@ -10,7 +10,8 @@
 #include <regex>
 #include <thread>
 
-#include "checkpoint.h"
+#include "core/checkpoint.h"
+#include "testing/error_of.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
 
@@ -19,7 +20,7 @@ namespace {
 
 using testing::CommandResult;
 
-constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
+constexpr const char* kData = testing::kFashionMnistDir;
 
 // A `convoy coordinator` process; stopped (killed) when destroyed.
 class Coordinator {

@@ -1,14 +1,14 @@
 // The workers' reporter against an in-process coordinator: records queued while the coordinator
 // is away are delivered once it is back (on the same port), a restarted coordinator gets a new
 // registration, and recording never waits for the network.
-#include "coordinator_reporter.h"
+#include "dist/coordinator_reporter.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
-#include "coordinator_service.h"
+#include "dist/coordinator_service.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
 
@@ -23,15 +23,14 @@ pb::StepRecord record(int64_t step) {
 }
 
 uint64_t stored(CoordinatorClient& client) {
-  grpc::ClientContext context;
-  client.prepare(context, 5);
   pb::MetricsQuery q;
   q.set_job_id("j");
   q.set_limit(100000);
-  pb::MetricsPage page;
-  return client.stub().QueryMetrics(&context, q, &page).ok()
-             ? static_cast<uint64_t>(page.record_size())
-             : 0;
+  try {
+    return static_cast<uint64_t>(client.query_metrics(q, 5).record_size());
+  } catch (const Error&) {
+    return 0;
+  }
 }
 
 TEST(CoordinatorReporter, QueuesWhileAwayAndDeliversEverythingAfterARestart) {

@@ -1,17 +1,17 @@
 // The gradient reducer with the in-process fake communicator: averages, bucket layouts, and a
 // whole data-parallel training run that must equal one process with the global batch.
-#include "gradient_reducer.h"
+#include "dist/gradient_reducer.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cmath>
 
-#include "data_parallel.h"
-#include "fake_communicator.h"
-#include "model_spec.h"
+#include "core/model_spec.h"
+#include "core/trainer.h"
+#include "dist/data_parallel.h"
+#include "dist/fake_communicator.h"
 #include "testing/layer_harness.h"
-#include "trainer.h"
 
 namespace convoy {
 namespace {

@@ -15,7 +15,8 @@
 #include <sstream>
 #include <thread>
 
-#include "checkpoint.h"
+#include "core/checkpoint.h"
+#include "testing/error_of.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
 
@@ -25,7 +26,7 @@ namespace {
 using testing::CommandResult;
 using testing::last_json_line;
 
-constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
+constexpr const char* kData = testing::kFashionMnistDir;
 
 CommandResult convoy(std::vector<std::string> args) {
   return testing::run_convoy(args, 1);

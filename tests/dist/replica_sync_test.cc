@@ -1,11 +1,11 @@
 // Keeping replicas identical, and catching ranks that were started differently.
-#include "replica_sync.h"
+#include "dist/replica_sync.h"
 
 #include <gtest/gtest.h>
 
-#include "error.h"
-#include "fake_communicator.h"
-#include "model_spec.h"
+#include "core/error.h"
+#include "core/model_spec.h"
+#include "dist/fake_communicator.h"
 
 namespace convoy {
 namespace {
@@ -15,7 +15,7 @@ TEST(ReplicaSync, BroadcastMakesEveryRankEqualToRankZero) {
   std::vector<uint32_t> digests(3);
   world.run([&](Communicator& comm) {
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    Model model(load_model_spec("lenet5", "m"), 2, engine, Model::Mode::kInference, "lenet5");
+    Model model(load_model_spec("lenet5"), 2, engine, Model::Mode::kInference, "lenet5");
     model.initialize(100 + static_cast<uint64_t>(comm.rank()));  // different on every rank
     EXPECT_THROW(verify_identical_parameters(comm, model, "before"), std::runtime_error);
     broadcast_parameters(comm, model);
@@ -30,7 +30,7 @@ TEST(ReplicaSync, DifferingReplicasAreNamed) {
   FakeWorld world(3);
   world.run([&](Communicator& comm) {
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    Model model(load_model_spec("lenet5", "m"), 2, engine, Model::Mode::kInference, "lenet5");
+    Model model(load_model_spec("lenet5"), 2, engine, Model::Mode::kInference, "lenet5");
     model.initialize(comm.rank() == 2 ? 9 : 1);
     try {
       verify_identical_parameters(comm, model, "after training");
@@ -51,7 +51,7 @@ TEST(ReplicaSync, ConfigurationMismatchNamesFieldAndRanks) {
     try {
       check_same_configuration(comm, mine);
       ADD_FAILURE() << "no error";
-    } catch (const JobWideInputError& e) {
+    } catch (const Error& e) {
       EXPECT_STREQ(e.what(),
                    "ranks disagree on --lr: rank 0 has 0.05, rank 1 has 0.1, rank 2 has 0.1");
     }

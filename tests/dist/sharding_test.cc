@@ -1,6 +1,6 @@
 // Sharding: table-driven cases, and the property that makes N ranks equal one process with the
 // global batch: batch k of all ranks together is the k-th chunk of the permutation.
-#include "sharding.h"
+#include "dist/sharding.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <numeric>
 #include <set>
 
-#include "shuffle.h"
+#include "core/shuffle.h"
 
 namespace convoy {
 namespace {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "testing/error_of.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
 
@@ -17,7 +18,7 @@ namespace {
 using testing::CommandResult;
 using testing::last_json_line;
 
-constexpr const char* kData = "/usr/share/datasets/fashion-mnist";
+constexpr const char* kData = testing::kFashionMnistDir;
 
 CommandResult convoy(std::vector<std::string> args) {
   return testing::run_convoy(args, 2);

@@ -2,7 +2,7 @@
 
 #include <fstream>
 
-#include "idx_reader.h"
+#include "core/idx_reader.h"
 #include "testing/temp_dir.h"
 
 namespace convoy::testing {

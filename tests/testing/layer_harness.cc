@@ -4,9 +4,9 @@
 
 #include <stdexcept>
 
-#include "layer_registry.h"
-#include "random.h"
-#include "shuffle.h"
+#include "core/layer_registry.h"
+#include "core/random.h"
+#include "core/shuffle.h"
 
 namespace convoy::testing {
 

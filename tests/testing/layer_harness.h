@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "layer.h"
-#include "shape.h"
+#include "core/layer.h"
+#include "core/shape.h"
 
 namespace convoy::testing {
 

@@ -1,4 +1,4 @@
-#include "training_hooks.h"
+#include "dist/training_hooks.h"
 
 #include <chrono>
 
@@ -72,7 +72,7 @@ void TrainingHooks::on_epoch(const EpochStats& e) {
 
 void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
   const auto start = std::chrono::steady_clock::now();
-  pb::CheckpointHeader header;
+  pb::CheckpointInfo header;
   header.set_job_id(options_.job_id);
   header.set_step(position_.step);
   header.set_epoch(position_.epoch);

@@ -1,4 +1,4 @@
-// TrainingHooks: what `convoy train` does after each step and each epoch besides training:
+// TrainingHooks: what a TrainingSession does after each step and each epoch besides training:
 // progress on rank 0, step records and evaluations to the coordinator (every rank reports its
 // own steps; rank 0 the evaluations), and checkpoints on rank 0 every `checkpoint_every` steps and
 // after every epoch's evaluation (carrying its test accuracy, which retention keeps the best of).
@@ -8,10 +8,10 @@
 
 #include <string>
 
-#include "checkpoint.h"
-#include "checkpoint_sink.h"
-#include "coordinator_reporter.h"
-#include "trainer.h"
+#include "core/checkpoint.h"
+#include "core/trainer.h"
+#include "dist/checkpoint_sink.h"
+#include "dist/coordinator_reporter.h"
 
 namespace convoy {
 

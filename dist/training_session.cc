@@ -1,0 +1,181 @@
+#include "dist/training_session.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "core/checkpoint.h"
+#include "dist/checkpoint_sink.h"
+#include "dist/checkpoint_source.h"
+#include "dist/coordinator_reporter.h"
+#include "dist/data_parallel.h"
+#include "dist/metrics_store.h"
+#include "dist/replica_sync.h"
+#include "dist/training_hooks.h"
+
+namespace convoy {
+
+namespace {
+
+std::string host_name() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+// How long the end of a run waits for queued records and checkpoints: generously while the
+// coordinator answers (a large checkpoint may be on its way), briefly while it is away.
+constexpr double kCheckpointFlushSeconds = 300, kCheckpointFlushAwaySeconds = 10;
+constexpr double kRecordFlushSeconds = 30, kRecordFlushAwaySeconds = 5;
+
+// The model with its initial parameters (the optimizer is built over them).
+Model& initialized(Model& model, uint64_t seed) {
+  model.initialize(seed);
+  return model;
+}
+
+}  // namespace
+
+std::string default_job_id(const pb::ModelSpec& spec, const std::string& model_source) {
+  std::string id =
+      spec.name().empty() ? std::filesystem::path(model_source).stem().string() : spec.name();
+  for (char& c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  }
+  return valid_job_id(id) ? id : "convoy";
+}
+
+TrainingSession::TrainingSession(Job& job, const pb::ModelSpec& spec,
+                                 TrainingSessionOptions options, Say say)
+    : job_(job),
+      spec_(spec),
+      options_(std::move(options)),
+      say_(std::move(say)),
+      engine_(dnnl::engine::kind::cpu, 0),
+      stream_(engine_),
+      model_(spec_, options_.batch_size, engine_, Model::Mode::kTrain, options_.model_source),
+      optimizer_(initialized(model_, options_.train.seed).parameters(), options_.optimizer) {
+  for (const Parameter* p : model_.parameters()) parameter_count_ += p->value.size();
+  if (job_.size() > 1) {
+    broadcast_parameters(*job_.comm(), model_);
+    verify_identical_parameters(*job_.comm(), model_, "after the initial broadcast");
+    reducer_.emplace(*job_.comm(), model_, stream_,
+                     static_cast<size_t>(options_.bucket_mb * (1 << 20)));
+  }
+}
+
+TrainingSession::~TrainingSession() = default;
+
+void TrainingSession::resume() {
+  std::string bytes, origin;
+  job_.agree([&] {
+    if (!job_.is_root()) return 0;
+    std::unique_ptr<CheckpointSource> source;
+    if (options_.coordinator) {
+      source =
+          std::make_unique<CoordinatorCheckpointSource>(*options_.coordinator, options_.job_id);
+    } else {
+      source = std::make_unique<DirectoryCheckpointSource>(options_.checkpoint_dir);
+    }
+    if (std::optional<FetchedCheckpoint> latest = source->latest()) {
+      bytes = std::move(latest->bytes);
+      origin = std::move(latest->origin);
+    }
+    return 0;
+  });
+  if (job_.comm() != nullptr) {
+    broadcast_string(*job_.comm(), bytes);
+    broadcast_string(*job_.comm(), origin);
+  }
+  if (bytes.empty()) {
+    if (job_.is_root()) {
+      say_(fmt::format("no checkpoint of job '{}' yet; starting afresh", options_.job_id));
+    }
+    return;
+  }
+  const pb::Checkpoint checkpoint = job_.agree([&] {
+    pb::Checkpoint ck = parse_checkpoint(bytes, origin);
+    auto differs = [&](const std::string& what, const std::string& theirs,
+                       const std::string& ours) {
+      if (theirs != ours) {
+        throw Error::invalid_input(
+            fmt::format("{} was written with {} {}, this run has {}", origin, what, theirs, ours));
+      }
+    };
+    if (ck.model().ShortDebugString() != spec_.ShortDebugString()) {
+      throw Error::invalid_input(fmt::format("{} holds a different model", origin));
+    }
+    differs("a batch size of", std::to_string(ck.batch_size()),
+            std::to_string(options_.batch_size));
+    differs("the seed", std::to_string(ck.seed()), std::to_string(options_.train.seed));
+    differs("a world size of", std::to_string(ck.world_size()), std::to_string(job_.size()));
+    restore_checkpoint(ck, model_, &optimizer_, origin);
+    return ck;
+  });
+  options_.train.start_epoch = checkpoint.epoch();
+  options_.train.start_step_in_epoch = checkpoint.step_in_epoch();
+  options_.train.start_step = checkpoint.step();
+  if (job_.is_root()) {
+    say_(fmt::format("resuming job '{}' from {} (epoch {}, step {})", options_.job_id, origin,
+                     checkpoint.epoch() + 1, checkpoint.step()));
+  }
+}
+
+TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
+                                  TrainObserver* progress) {
+  std::optional<DataParallel> group;
+  if (job_.comm() != nullptr) group.emplace(*job_.comm(), reducer_ ? &*reducer_ : nullptr);
+
+  // Reporting and checkpointing, in the background.
+  std::unique_ptr<CoordinatorReporter> reporter;
+  if (options_.coordinator) {
+    pb::RegisterRequest identity;
+    identity.set_job_id(options_.job_id);
+    identity.set_rank(job_.rank());
+    identity.set_world_size(job_.size());
+    identity.set_host(host_name());
+    identity.set_pid(::getpid());
+    reporter = std::make_unique<CoordinatorReporter>(*options_.coordinator, identity,
+                                                     CoordinatorReporter::Options{}, say_);
+  }
+  std::unique_ptr<CheckpointSink> sink;
+  if (job_.is_root() && reporter) {
+    sink = std::make_unique<CoordinatorCheckpointSink>(*reporter);
+  } else if (job_.is_root() && !options_.checkpoint_dir.empty()) {
+    sink = std::make_unique<LocalCheckpointSink>(
+        options_.checkpoint_dir,
+        CheckpointStore::Options{.keep_last = options_.keep_checkpoints,
+                                 .max_bytes = uint64_t{1} << 40},
+        say_);
+  }
+  TrainingHooks hooks({.job_id = options_.job_id,
+                       .rank = job_.rank(),
+                       .world_size = job_.size(),
+                       .batch_size = options_.batch_size,
+                       .seed = options_.train.seed,
+                       .dataset = train.name,
+                       .checkpoint_every = options_.checkpoint_every},
+                      model_, optimizer_, job_.is_root() ? progress : nullptr, reporter.get(),
+                      sink.get());
+
+  Trainer trainer(model_, optimizer_, stream_, group ? &*group : nullptr);
+  TrainSummary summary = trainer.fit(train, options_.train, &hooks, &test);
+  if (job_.size() > 1) verify_identical_parameters(*job_.comm(), model_, "after training");
+  if (!summary.test) summary.test = evaluate(model_, stream_, test, group ? &*group : nullptr);
+
+  const bool reachable = !reporter || reporter->stats().connected;
+  if (sink && !sink->flush(reachable ? kCheckpointFlushSeconds : kCheckpointFlushAwaySeconds)) {
+    say_("the last checkpoint could not be stored in time");
+  }
+  if (reporter && !reporter->flush(reachable ? kRecordFlushSeconds : kRecordFlushAwaySeconds)) {
+    say_(fmt::format("{} step records could not be delivered",
+                     reporter->stats().dropped + reporter->queued()));
+  }
+  if (job_.is_root() && !options_.save_path.empty()) {
+    save_checkpoint(make_checkpoint(model_, &optimizer_, hooks.position()), options_.save_path);
+  }
+  return summary;
+}
+
+}  // namespace convoy
