@@ -8,43 +8,21 @@
 namespace convoy {
 
 std::string_view kind_name(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::kInvalidInput:
-      return "invalid input";
-    case ErrorKind::kNotFound:
-      return "not found";
-    case ErrorKind::kCorruption:
-      return "corruption";
-    case ErrorKind::kLimitExceeded:
-      return "limit exceeded";
-    case ErrorKind::kIo:
-      return "I/O error";
-    case ErrorKind::kUnavailable:
-      return "unavailable";
-    case ErrorKind::kUnauthenticated:
-      return "unauthenticated";
-    case ErrorKind::kInternal:
-      return "internal error";
-  }
-  return "error";
+  // In the order of ErrorKind.
+  static constexpr std::string_view kNames[] = {"invalid input",   "not found",     "corruption",
+                                                "limit exceeded",  "I/O error",     "unavailable",
+                                                "unauthenticated", "internal error"};
+  return kNames[static_cast<size_t>(kind)];
 }
 
 Error Error::from_errno(int err, const std::string& message) {
   const std::string text = message + ": " + std::strerror(err);
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-    case EISDIR:
-    case EACCES:
-    case EPERM:
-    case EROFS:
-    case ENAMETOOLONG:
-    case ELOOP:
-    case EEXIST:
-      return invalid_input(text);
-    default:
-      return io(text);
+  // The path itself cannot be used: the user named the wrong place. Anything else: the machine.
+  for (const int path_error :
+       {ENOENT, ENOTDIR, EISDIR, EACCES, EPERM, EROFS, ENAMETOOLONG, ELOOP, EEXIST}) {
+    if (err == path_error) return invalid_input(text);
   }
+  return io(text);
 }
 
 Error Error::with_context(std::string_view context) const {

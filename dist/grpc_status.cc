@@ -1,54 +1,46 @@
 #include "dist/grpc_status.h"
 
 #include <string>
+#include <utility>
 
 namespace convoy {
 
+namespace {
+
+// Each kind's status code. Read left to right by to_status(), right to left by
+// error_from_status(); codes convoy never sends are mapped there.
+constexpr std::pair<ErrorKind, grpc::StatusCode> kCodes[] = {
+    {ErrorKind::kInvalidInput, grpc::StatusCode::INVALID_ARGUMENT},
+    {ErrorKind::kNotFound, grpc::StatusCode::NOT_FOUND},
+    {ErrorKind::kCorruption, grpc::StatusCode::DATA_LOSS},
+    {ErrorKind::kLimitExceeded, grpc::StatusCode::RESOURCE_EXHAUSTED},
+    {ErrorKind::kUnavailable, grpc::StatusCode::UNAVAILABLE},
+    {ErrorKind::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED},
+    {ErrorKind::kInternal, grpc::StatusCode::INTERNAL},
+    {ErrorKind::kIo, grpc::StatusCode::INTERNAL},  // the server's disk: not the caller's fault
+    {ErrorKind::kInvalidInput, grpc::StatusCode::FAILED_PRECONDITION},
+    {ErrorKind::kInvalidInput, grpc::StatusCode::OUT_OF_RANGE},
+    {ErrorKind::kInvalidInput, grpc::StatusCode::ALREADY_EXISTS},
+    {ErrorKind::kUnavailable, grpc::StatusCode::DEADLINE_EXCEEDED},
+    {ErrorKind::kUnavailable, grpc::StatusCode::CANCELLED},
+    {ErrorKind::kUnauthenticated, grpc::StatusCode::PERMISSION_DENIED},
+};
+
+}  // namespace
+
 grpc::Status to_status(const Error& error) {
-  switch (error.kind()) {
-    case ErrorKind::kInvalidInput:
-      return {grpc::StatusCode::INVALID_ARGUMENT, error.what()};
-    case ErrorKind::kNotFound:
-      return {grpc::StatusCode::NOT_FOUND, error.what()};
-    case ErrorKind::kCorruption:
-      return {grpc::StatusCode::DATA_LOSS, error.what()};
-    case ErrorKind::kLimitExceeded:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, error.what()};
-    case ErrorKind::kUnavailable:
-      return {grpc::StatusCode::UNAVAILABLE, error.what()};
-    case ErrorKind::kUnauthenticated:
-      return {grpc::StatusCode::UNAUTHENTICATED, error.what()};
-    case ErrorKind::kIo:
-    case ErrorKind::kInternal:
-      break;
+  for (const auto& [kind, code] : kCodes) {
+    if (kind == error.kind()) return {code, error.what()};
   }
   return {grpc::StatusCode::INTERNAL, error.what()};
 }
 
 Error error_from_status(const grpc::Status& status, std::string_view what) {
   const std::string message = std::string(what) + ": " + status.error_message();
-  switch (status.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT:
-    case grpc::StatusCode::FAILED_PRECONDITION:
-    case grpc::StatusCode::OUT_OF_RANGE:
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return Error::invalid_input(message);
-    case grpc::StatusCode::NOT_FOUND:
-      return Error::not_found(message);
-    case grpc::StatusCode::DATA_LOSS:
-      return Error::corruption(message);
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return Error::limit_exceeded(message);
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::CANCELLED:
-      return Error::unavailable(message);
-    case grpc::StatusCode::UNAUTHENTICATED:
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return Error::unauthenticated(message);
-    default:  // UNKNOWN, INTERNAL, ABORTED, UNIMPLEMENTED, OK (not a failure: a caller's bug)
-      return Error::internal(message);
+  for (const auto& [kind, code] : kCodes) {
+    if (code == status.error_code()) return Error(kind, message);
   }
+  return Error::internal(message);  // UNKNOWN, ABORTED, UNIMPLEMENTED (and OK: a caller's bug)
 }
 
 }  // namespace convoy
