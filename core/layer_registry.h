@@ -22,6 +22,12 @@ struct LayerType {
   // Creates the layer; `spec` has passed infer() for `in`.
   std::unique_ptr<Layer> (*create)(const pb::LayerSpec& spec, const SampleShape& in,
                                    const std::string& name);
+  // Max pooling (its forward and backward commute with a ReLU before it).
+  bool max_pooling = false;
+  // Placed right before max pooling, the layer may run after it instead, on the pooled (smaller)
+  // data, with the same values and gradients (Model does this). True for ReLU: max commutes with
+  // a nondecreasing function, and where a window's maximum is not positive both orders give zero.
+  bool may_run_after_max_pooling = false;
 };
 
 // nullptr when `type` is not registered.

@@ -24,14 +24,12 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
   for (const LayerPlan& lp : plan_.layers) {
     layers_.push_back(find_layer_type(lp.spec->type())->create(*lp.spec, lp.in, lp.name));
   }
-  // A ReLU followed by max pooling runs as max pooling followed by the ReLU: the same values
-  // (max commutes with a nondecreasing function) and the same gradients (where the window's
-  // maximum is positive, ReLU keeps its position; where it is not, both give zero), with the ReLU
-  // on a quarter of the data for 2x2 pooling. Neither layer has parameters, so parameter order is
-  // unchanged.
+  // A ReLU followed by max pooling runs as max pooling followed by the ReLU (the registry says
+  // which layers may, and why): the ReLU then works on a quarter of the data for 2x2 pooling.
+  // Neither layer has parameters, so parameter order is unchanged.
   for (size_t i = 0; i + 1 < layers_.size(); ++i) {
-    if (plan_.layers[i].spec->type() == "ReLU" &&
-        plan_.layers[i + 1].spec->type().starts_with("MaxPool")) {
+    if (find_layer_type(plan_.layers[i].spec->type())->may_run_after_max_pooling &&
+        find_layer_type(plan_.layers[i + 1].spec->type())->max_pooling) {
       std::swap(layers_[i], layers_[i + 1]);
       ++i;
     }

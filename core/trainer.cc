@@ -10,16 +10,11 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "core/shuffle.h"
+#include "core/stopwatch.h"
 
 namespace convoy {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Sets the model for evaluation for as long as it lives.
 class Evaluating {
@@ -52,7 +47,7 @@ Trainer::Trainer(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
       group_(group != nullptr ? *group : single_) {}
 
 LossResult Trainer::step(const Batch& batch) {
-  const Clock::time_point start = Clock::now();
+  const Stopwatch start;
   model_.set_input({batch.samples.data(), batch.samples.size()});
   model_.forward(stream_);
   // Every process's gradient is its share of the global batch's mean: summed by the group, they
@@ -64,9 +59,9 @@ LossResult Trainer::step(const Batch& batch) {
   // sees the same totals and reaches the same verdict on a NaN before anyone updates.
   std::array<double, 3> totals{local.loss * double(batch.count), double(local.correct),
                                double(batch.count)};
-  const Clock::time_point communication = Clock::now();
+  const Stopwatch communication;
   group_.finish_gradients(totals);
-  last_communication_seconds_ = seconds_since(communication);
+  last_communication_seconds_ = communication.seconds();
   const LossResult result{totals[0] / totals[2], static_cast<int64_t>(std::llround(totals[1]))};
   if (!std::isfinite(result.loss)) {
     throw Error::invalid_input(
@@ -83,7 +78,7 @@ LossResult Trainer::step(const Batch& batch) {
     for (float& s : statistics) s *= scale;
   });
   ++steps_;
-  last_step_seconds_ = seconds_since(start);
+  last_step_seconds_ = start.seconds();
   return result;
 }
 
@@ -116,7 +111,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     stats.epoch = epoch;
     double loss_sum = 0.0;
     int64_t correct = 0, images = 0;
-    const Clock::time_point start = Clock::now();
+    const Stopwatch start;
     while (summary.steps < total_steps) {
       const Batch* b = loader.next();
       if (b == nullptr) break;
@@ -130,14 +125,22 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       correct += r.correct;
       images += b->count * group_.size();
       if (observer != nullptr) {
-        const double elapsed = seconds_since(start);
-        observer->on_step({epoch, summary.steps, skip + stats.steps, steps_per_epoch, total_steps,
-                           r.loss, double(r.correct) / double(b->count * group_.size()), lr,
-                           last_step_seconds_, last_communication_seconds_,
-                           double(images) / elapsed, summary.seconds + elapsed});
+        const double elapsed = start.seconds();
+        observer->on_step({.epoch = epoch,
+                           .step = summary.steps,
+                           .step_in_epoch = skip + stats.steps,
+                           .steps_per_epoch = steps_per_epoch,
+                           .total_steps = total_steps,
+                           .loss = r.loss,
+                           .accuracy = double(r.correct) / double(b->count * group_.size()),
+                           .learning_rate = lr,
+                           .step_seconds = last_step_seconds_,
+                           .communication_seconds = last_communication_seconds_,
+                           .images_per_second = double(images) / elapsed,
+                           .train_seconds = summary.seconds + elapsed});
       }
     }
-    stats.seconds = seconds_since(start);
+    stats.seconds = start.seconds();
     summary.seconds += stats.seconds;
     summary.images += images;
     stats.loss = loss_sum / double(std::max<int64_t>(stats.steps, 1));

@@ -16,6 +16,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/stopwatch.h"
 
 namespace convoy {
 
@@ -25,10 +26,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kManifest = "manifest.pbtxt";
 constexpr const char* kUploadMarker = ".upload-";
-
-double wall_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 }  // namespace
 

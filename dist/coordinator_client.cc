@@ -96,56 +96,51 @@ void CoordinatorClient::run(std::string_view what, double timeout_seconds,
   if (!status.ok()) throw error_from_status(status, what);
 }
 
+template <typename Request, typename Response>
+Response CoordinatorClient::unary(
+    std::string_view what, double timeout_seconds,
+    grpc::Status (pb::Coordinator::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request) {
+  Response response;
+  run(what, timeout_seconds,
+      [&](grpc::ClientContext& c) { return (stub_.get()->*method)(&c, request, &response); });
+  return response;
+}
+
 void CoordinatorClient::register_rank(const pb::RegisterRequest& request, double timeout_seconds) {
-  pb::RegisterResponse response;
-  run("register", timeout_seconds,
-      [&](grpc::ClientContext& c) { return stub_->Register(&c, request, &response); });
+  unary("register", timeout_seconds, &pb::Coordinator::Stub::Register, request);
 }
 
 void CoordinatorClient::heartbeat(const pb::HeartbeatRequest& request, double timeout_seconds) {
-  pb::HeartbeatResponse response;
-  run("heartbeat", timeout_seconds,
-      [&](grpc::ClientContext& c) { return stub_->Heartbeat(&c, request, &response); });
+  unary("heartbeat", timeout_seconds, &pb::Coordinator::Stub::Heartbeat, request);
 }
 
 void CoordinatorClient::report_metrics(const pb::MetricsBatch& batch, double timeout_seconds) {
-  pb::ReportMetricsResponse response;
-  run("report metrics", timeout_seconds,
-      [&](grpc::ClientContext& c) { return stub_->ReportMetrics(&c, batch, &response); });
+  unary("report metrics", timeout_seconds, &pb::Coordinator::Stub::ReportMetrics, batch);
 }
 
 void CoordinatorClient::report_evaluation(const pb::EvaluationRecord& evaluation,
                                           double timeout_seconds) {
-  pb::ReportEvaluationResponse response;
-  run("report evaluation", timeout_seconds,
-      [&](grpc::ClientContext& c) { return stub_->ReportEvaluation(&c, evaluation, &response); });
+  unary("report evaluation", timeout_seconds, &pb::Coordinator::Stub::ReportEvaluation, evaluation);
 }
 
 pb::JobStatus CoordinatorClient::job_status(const std::string& job, double timeout_seconds) {
   pb::JobStatusRequest request;
   request.set_job_id(job);
-  pb::JobStatus status;
-  run("job status", timeout_seconds,
-      [&](grpc::ClientContext& c) { return stub_->GetJobStatus(&c, request, &status); });
-  return status;
+  return unary("job status", timeout_seconds, &pb::Coordinator::Stub::GetJobStatus, request);
 }
 
 pb::MetricsPage CoordinatorClient::query_metrics(const pb::MetricsQuery& query,
                                                  double timeout_seconds) {
-  pb::MetricsPage page;
-  run("query metrics", timeout_seconds,
-      [&](grpc::ClientContext& c) { return stub_->QueryMetrics(&c, query, &page); });
-  return page;
+  return unary("query metrics", timeout_seconds, &pb::Coordinator::Stub::QueryMetrics, query);
 }
 
 pb::CheckpointList CoordinatorClient::list_checkpoints(const std::string& job,
                                                        double timeout_seconds) {
   pb::ListCheckpointsRequest request;
   request.set_job_id(job);
-  pb::CheckpointList list;
-  run("list checkpoints", timeout_seconds,
-      [&](grpc::ClientContext& c) { return stub_->ListCheckpoints(&c, request, &list); });
-  return list;
+  return unary("list checkpoints", timeout_seconds, &pb::Coordinator::Stub::ListCheckpoints,
+               request);
 }
 
 void CoordinatorClient::watch_metrics(const std::string& job,

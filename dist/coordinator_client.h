@@ -74,6 +74,12 @@ class CoordinatorClient {
   // Runs `call` on a prepared context; throws Error for a failed status.
   void run(std::string_view what, double timeout_seconds,
            const std::function<grpc::Status(grpc::ClientContext&)>& call);
+  // A unary call of the stub's `method` through run().
+  template <typename Request, typename Response>
+  Response unary(std::string_view what, double timeout_seconds,
+                 grpc::Status (pb::Coordinator::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                               Response*),
+                 const Request& request);
 
   CoordinatorAddress address_;
   std::shared_ptr<grpc::Channel> channel_;

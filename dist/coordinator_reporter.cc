@@ -24,9 +24,8 @@ CoordinatorReporter::CoordinatorReporter(const CoordinatorAddress& address,
       identity_(std::move(identity)),
       options_(options),
       warn_(std::move(warn)),
-      uploads_([this](Upload& checkpoint) { return upload(checkpoint); }, /*drain=*/false) {
-  sender_ = std::thread([this] { send_loop(); });
-}
+      sender_([this] { send_loop(); }),
+      uploads_([this](Upload& checkpoint) { return upload(checkpoint); }, /*drain=*/false) {}
 
 CoordinatorReporter::~CoordinatorReporter() {
   {

@@ -86,7 +86,7 @@ class CoordinatorReporter {
   bool stop_ = false;
   int flushing_ = 0;  // flush() calls waiting
   Stats stats_;
-  std::thread sender_;
+  std::thread sender_;                // starts once the members above exist
   NewestWinsWorker<Upload> uploads_;  // last: its thread starts once the members above exist
 };
 

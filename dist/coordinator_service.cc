@@ -48,8 +48,7 @@ class TokenInterceptor final : public grpc::experimental::Interceptor {
       *methods->GetSerializedSendMessage() = grpc::ByteBuffer();
     }
     if (refused_ && methods->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
-      methods->ModifySendStatus(
-          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
+      methods->ModifySendStatus(to_status(Error::unauthenticated("missing or wrong bearer token")));
     }
     methods->Proceed();
   }
@@ -92,23 +91,21 @@ CoordinatorService::CoordinatorService(const CoordinatorOptions& options, const 
   }
 }
 
-grpc::Status CoordinatorService::check_token(grpc::ServerContext* context) const {
-  if (options_.auth_token.empty()) return grpc::Status::OK;
+void CoordinatorService::check_token(grpc::ServerContext* context) const {
+  if (options_.auth_token.empty()) return;
   const auto& metadata = context->client_metadata();
   const auto it = metadata.find("authorization");
   const std::string expected = "Bearer " + options_.auth_token;
   if (it == metadata.end() ||
       !same_secret(std::string_view(it->second.data(), it->second.size()), expected)) {
-    return {grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"};
+    throw Error::unauthenticated("missing or wrong bearer token");
   }
-  return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::check_job(const std::string& job) const {
-  if (valid_job_id(job)) return grpc::Status::OK;
-  return {grpc::StatusCode::INVALID_ARGUMENT,
-          fmt::format("job id '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')",
-                      job)};
+void CoordinatorService::check_job(const std::string& job) const {
+  if (valid_job_id(job)) return;
+  throw Error::invalid_input(fmt::format(
+      "job id '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')", job));
 }
 
 CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
@@ -130,139 +127,150 @@ CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
   return *store;
 }
 
-#define CONVOY_RETURN_IF_ERROR(expr)     \
-  do {                                   \
-    const grpc::Status status_ = (expr); \
-    if (!status_.ok()) return status_;   \
-  } while (false)
+namespace {
+
+// Runs a call's body: an Error it throws becomes the call's status, through the one mapping in
+// dist/grpc_status.h.
+template <typename F>
+grpc::Status answer(F&& body) {
+  try {
+    body();
+    return grpc::Status::OK;
+  } catch (const Error& e) {
+    return to_status(e);
+  }
+}
+
+}  // namespace
 
 grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
                                           const pb::RegisterRequest* request,
                                           pb::RegisterResponse*) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  CONVOY_RETURN_IF_ERROR(check_job(request->job_id()));
-  if (request->world_size() <= 0 || request->rank() < 0 ||
-      request->rank() >= request->world_size()) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "rank must lie in [0, world_size)"};
-  }
-  registry_.register_rank(*request);
-  return grpc::Status::OK;
+  return answer([&] {
+    check_token(context);
+    check_job(request->job_id());
+    if (request->world_size() <= 0 || request->rank() < 0 ||
+        request->rank() >= request->world_size()) {
+      throw Error::invalid_input("rank must lie in [0, world_size)");
+    }
+    registry_.register_rank(*request);
+  });
 }
 
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
                                            const pb::HeartbeatRequest* request,
                                            pb::HeartbeatResponse*) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  if (!registry_.heartbeat(request->job_id(), request->rank(), request->step())) {
-    return {grpc::StatusCode::NOT_FOUND, "rank not registered: call Register first"};
-  }
-  return grpc::Status::OK;
+  return answer([&] {
+    check_token(context);
+    if (!registry_.heartbeat(request->job_id(), request->rank(), request->step())) {
+      throw Error::not_found("rank not registered: call Register first");
+    }
+  });
 }
 
 grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
                                                const pb::MetricsBatch* batch,
                                                pb::ReportMetricsResponse*) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  CONVOY_RETURN_IF_ERROR(check_job(batch->job_id()));
-  metrics_.append(batch->job_id(), {batch->record().begin(), batch->record().end()});
-  for (const pb::StepRecord& r : batch->record()) registry_.observe(batch->job_id(), r);
-  return grpc::Status::OK;
+  return answer([&] {
+    check_token(context);
+    check_job(batch->job_id());
+    metrics_.append(batch->job_id(), {batch->record().begin(), batch->record().end()});
+    for (const pb::StepRecord& r : batch->record()) registry_.observe(batch->job_id(), r);
+  });
 }
 
 grpc::Status CoordinatorService::ReportEvaluation(grpc::ServerContext* context,
                                                   const pb::EvaluationRecord* record,
                                                   pb::ReportEvaluationResponse*) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  CONVOY_RETURN_IF_ERROR(check_job(record->job_id()));
-  metrics_.append(record->job_id(), *record);
-  return grpc::Status::OK;
+  return answer([&] {
+    check_token(context);
+    check_job(record->job_id());
+    metrics_.append(record->job_id(), *record);
+  });
 }
 
 grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
                                                   grpc::ServerReader<pb::CheckpointChunk>* reader,
                                                   pb::CheckpointInfo* info) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  pb::CheckpointChunk chunk;
-  if (!reader->Read(&chunk) || !chunk.has_header()) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "the first chunk must carry the header"};
-  }
-  CONVOY_RETURN_IF_ERROR(check_job(chunk.header().job_id()));
-  try {
+  return answer([&] {
+    check_token(context);
+    pb::CheckpointChunk chunk;
+    if (!reader->Read(&chunk) || !chunk.has_header()) {
+      throw Error::invalid_input("the first chunk must carry the header");
+    }
+    check_job(chunk.header().job_id());
     std::unique_ptr<CheckpointStore::Upload> upload =
         checkpoints(chunk.header().job_id()).begin(chunk.header());
     upload->write(chunk.data());
     while (reader->Read(&chunk)) upload->write(chunk.data());
-    if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "upload abandoned"};
+    if (context->IsCancelled()) throw Error::unavailable("upload abandoned");
     *info = upload->commit();
-  } catch (const Error& e) {
-    return to_status(e);
-  }
-  return grpc::Status::OK;
+  });
 }
 
 grpc::Status CoordinatorService::GetJobStatus(grpc::ServerContext* context,
                                               const pb::JobStatusRequest* request,
                                               pb::JobStatus* status) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  if (!registry_.status(request->job_id(), status)) {
-    return {grpc::StatusCode::NOT_FOUND, request->job_id().empty()
-                                             ? "no job has registered yet"
-                                             : fmt::format("no job '{}'", request->job_id())};
-  }
-  status->set_records(static_cast<int64_t>(metrics_.step_records(status->job_id())));
-  metrics_.latest_evaluation(status->job_id(), status->mutable_latest_evaluation());
-  return grpc::Status::OK;
+  return answer([&] {
+    check_token(context);
+    if (!registry_.status(request->job_id(), status)) {
+      throw Error::not_found(request->job_id().empty()
+                                 ? "no job has registered yet"
+                                 : fmt::format("no job '{}'", request->job_id()));
+    }
+    status->set_records(static_cast<int64_t>(metrics_.step_records(status->job_id())));
+    metrics_.latest_evaluation(status->job_id(), status->mutable_latest_evaluation());
+  });
 }
 
 grpc::Status CoordinatorService::QueryMetrics(grpc::ServerContext* context,
                                               const pb::MetricsQuery* query,
                                               pb::MetricsPage* page) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  CONVOY_RETURN_IF_ERROR(check_job(query->job_id()));
-  *page = metrics_.query(*query, options_.max_query_records);
-  return grpc::Status::OK;
+  return answer([&] {
+    check_token(context);
+    check_job(query->job_id());
+    *page = metrics_.query(*query, options_.max_query_records);
+  });
 }
 
 grpc::Status CoordinatorService::WatchMetrics(grpc::ServerContext* context,
                                               const pb::WatchRequest* request,
                                               grpc::ServerWriter<pb::MetricsBatch>* writer) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  const std::string job = request->job_id().empty() ? registry_.latest_job() : request->job_id();
-  CONVOY_RETURN_IF_ERROR(check_job(job));
-  MetricsStore::Cursor cursor = metrics_.end(job);
-  while (!context->IsCancelled() && !stopping_) {
-    pb::MetricsBatch batch;
-    if (metrics_.wait(job, cursor, &batch, 0.25) && !writer->Write(batch)) break;
-  }
-  return grpc::Status::OK;
+  return answer([&] {
+    check_token(context);
+    const std::string job = request->job_id().empty() ? registry_.latest_job() : request->job_id();
+    check_job(job);
+    MetricsStore::Cursor cursor = metrics_.end(job);
+    while (!context->IsCancelled() && !stopping_) {
+      pb::MetricsBatch batch;
+      if (metrics_.wait(job, cursor, &batch, 0.25) && !writer->Write(batch)) break;
+    }
+  });
 }
 
 grpc::Status CoordinatorService::ListCheckpoints(grpc::ServerContext* context,
                                                  const pb::ListCheckpointsRequest* request,
                                                  pb::CheckpointList* list) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  CONVOY_RETURN_IF_ERROR(check_job(request->job_id()));
-  try {
+  return answer([&] {
+    check_token(context);
+    check_job(request->job_id());
     for (const pb::CheckpointInfo& c : checkpoints(request->job_id()).list()) {
       *list->add_checkpoint() = c;
     }
-  } catch (const Error& e) {
-    return to_status(e);
-  }
-  return grpc::Status::OK;
+  });
 }
 
 grpc::Status CoordinatorService::DownloadCheckpoint(
     grpc::ServerContext* context, const pb::DownloadRequest* request,
     grpc::ServerWriter<pb::CheckpointChunk>* writer) {
-  CONVOY_RETURN_IF_ERROR(check_token(context));
-  CONVOY_RETURN_IF_ERROR(check_job(request->job_id()));
-  try {
+  return answer([&] {
+    check_token(context);
+    check_job(request->job_id());
     CheckpointStore& store = checkpoints(request->job_id());
     const pb::CheckpointInfo info = store.find(request->name());
     // Opened once: retention may delete the file meanwhile, the open descriptor still reads it.
     const int fd = ::open(store.path(info.name()).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {grpc::StatusCode::NOT_FOUND, "checkpoint file vanished"};
+    if (fd < 0) throw Error::not_found("checkpoint file vanished");
     pb::CheckpointChunk chunk;
     *chunk.mutable_header() = info;
     chunk.mutable_header()->set_job_id(request->job_id());
@@ -279,11 +287,8 @@ grpc::Status CoordinatorService::DownloadCheckpoint(
       chunk.clear_header();
     }
     ::close(fd);
-    if (!ok) return {grpc::StatusCode::CANCELLED, "download abandoned"};
-  } catch (const Error& e) {
-    return to_status(e);
-  }
-  return grpc::Status::OK;
+    if (!ok) throw Error::unavailable("download abandoned");
+  });
 }
 
 CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const std::string& listen,

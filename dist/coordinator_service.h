@@ -88,8 +88,9 @@ class CoordinatorService final : public pb::Coordinator::Service {
   void stop() { stopping_ = true; }
 
  private:
-  grpc::Status check_token(grpc::ServerContext* context) const;
-  grpc::Status check_job(const std::string& job) const;
+  // Throw Error (unauthenticated, invalid input).
+  void check_token(grpc::ServerContext* context) const;
+  void check_job(const std::string& job) const;
   CheckpointStore& checkpoints(const std::string& job);
 
   CoordinatorOptions options_;

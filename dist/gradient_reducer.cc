@@ -8,16 +8,11 @@
 
 #include "core/crc32.h"
 #include "core/error.h"
+#include "core/stopwatch.h"
 
 namespace convoy {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // Identifies a memory layout (dims, blocking, padding) so ranks can compare theirs.
 uint32_t layout_signature(const dnnl::memory::desc& desc, uint32_t crc) {
@@ -112,10 +107,10 @@ void GradientReducer::layer_ready(size_t layer) {
   const std::vector<size_t>& gradients = layer_gradients_[layer];
   if (gradients.empty()) return;
   if (!pack_.empty()) {
-    const Clock::time_point start = Clock::now();
+    const Stopwatch start;
     for (size_t i : gradients) pack_[i].run(stream_);
     stream_.wait();
-    stats_.pack_seconds += seconds_since(start);
+    stats_.pack_seconds += start.seconds();
   }
   for (size_t i : gradients) {
     CONVOY_CHECK(pending_[bucket_of_[i]] > 0);
@@ -138,9 +133,9 @@ void GradientReducer::layer_ready(size_t layer) {
 }
 
 void GradientReducer::reduce(size_t bucket) {
-  const Clock::time_point start = Clock::now();
+  const Stopwatch start;
   comm_.allreduce_sum({data_[bucket].data(), data_[bucket].size()});
-  const double seconds = seconds_since(start);
+  const double seconds = start.seconds();
   std::lock_guard lock(mutex_);
   stats_.reduce_seconds += seconds;
   ++stats_.buckets_reduced;
@@ -170,7 +165,7 @@ void GradientReducer::finish(std::span<double> totals) {
     slots[i] = i < totals.size() ? static_cast<float>(totals[i]) : 0.f;
   }
   CONVOY_CHECK(next_ready_ == buckets_.size());  // every layer reported its gradients
-  const Clock::time_point start = Clock::now();
+  const Stopwatch start;
   size_t first = 0, last = 0;
   {
     // MPI_THREAD_SERIALIZED: let the communication thread leave MPI, then take what it has not.
@@ -186,15 +181,15 @@ void GradientReducer::finish(std::span<double> totals) {
   {
     std::lock_guard lock(mutex_);
     CONVOY_CHECK(reduced_ == buckets_.size());
-    stats_.finish_wait_seconds += seconds_since(start);
+    stats_.finish_wait_seconds += start.seconds();
     reduced_ = taken_ = queued_ = 0;
     ++stats_.steps;
   }
   if (!unpack_.empty()) {
-    const Clock::time_point unpack_start = Clock::now();
+    const Stopwatch unpack_start;
     for (const Op& op : unpack_) op.run(stream_);
     stream_.wait();
-    stats_.pack_seconds += seconds_since(unpack_start);
+    stats_.pack_seconds += unpack_start.seconds();
   }
   next_ready_ = 0;
   for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].members.size();

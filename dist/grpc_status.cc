@@ -26,21 +26,27 @@ constexpr std::pair<ErrorKind, grpc::StatusCode> kCodes[] = {
     {ErrorKind::kUnauthenticated, grpc::StatusCode::PERMISSION_DENIED},
 };
 
+static_assert(kCodes[6].first == ErrorKind::kInternal &&
+              kCodes[6].second == grpc::StatusCode::INTERNAL);
+
+// The first row that `matches`, or the internal-error row.
+template <typename Match>
+const std::pair<ErrorKind, grpc::StatusCode>& row(Match matches) {
+  for (const auto& r : kCodes) {
+    if (matches(r)) return r;
+  }
+  return kCodes[6];  // kInternal, INTERNAL: UNKNOWN, ABORTED, UNIMPLEMENTED (OK: a caller's bug)
+}
+
 }  // namespace
 
 grpc::Status to_status(const Error& error) {
-  for (const auto& [kind, code] : kCodes) {
-    if (kind == error.kind()) return {code, error.what()};
-  }
-  return {grpc::StatusCode::INTERNAL, error.what()};
+  return {row([&](const auto& r) { return r.first == error.kind(); }).second, error.what()};
 }
 
 Error error_from_status(const grpc::Status& status, std::string_view what) {
-  const std::string message = std::string(what) + ": " + status.error_message();
-  for (const auto& [kind, code] : kCodes) {
-    if (code == status.error_code()) return Error(kind, message);
-  }
-  return Error::internal(message);  // UNKNOWN, ABORTED, UNIMPLEMENTED (and OK: a caller's bug)
+  return {row([&](const auto& r) { return r.second == status.error_code(); }).first,
+          std::string(what) + ": " + status.error_message()};
 }
 
 }  // namespace convoy

@@ -1,14 +1,8 @@
 #include "dist/training_hooks.h"
 
-#include <chrono>
+#include "core/stopwatch.h"
 
 namespace convoy {
-
-namespace {
-double wall_time() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 TrainingHooks::TrainingHooks(Options options, Model& model, Optimizer& optimizer,
                              TrainObserver* progress, CoordinatorReporter* reporter,
@@ -41,7 +35,7 @@ void TrainingHooks::on_step(const StepStats& s) {
                                                : 0.0);
     r.set_step_seconds(s.step_seconds);
     r.set_allreduce_seconds(s.communication_seconds);
-    r.set_wall_time(wall_time());
+    r.set_wall_time(wall_seconds());
     reporter_->record_step(r);
   }
   if (checkpoints_sink_ != nullptr && options_.checkpoint_every > 0 &&
@@ -64,14 +58,14 @@ void TrainingHooks::on_epoch(const EpochStats& e) {
       r.add_precision(e.test->confusion.precision(c));
       r.add_recall(e.test->confusion.recall(c));
     }
-    r.set_wall_time(wall_time());
+    r.set_wall_time(wall_seconds());
     reporter_->record_evaluation(r);
   }
   if (checkpoints_sink_ != nullptr) checkpoint(e.test->confusion.accuracy());
 }
 
 void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
-  const auto start = std::chrono::steady_clock::now();
+  const Stopwatch serialize;
   pb::CheckpointInfo header;
   header.set_job_id(options_.job_id);
   header.set_step(position_.step);
@@ -81,8 +75,7 @@ void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
     header.set_has_test_accuracy(true);
   }
   std::string bytes = serialize_checkpoint(make_checkpoint(model_, &optimizer_, position_));
-  checkpoint_ms_ +=
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  checkpoint_ms_ += serialize.milliseconds();
   ++checkpoints_;
   checkpoints_sink_->submit(std::move(header), std::move(bytes));
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/random.h"
+#include "core/stopwatch.h"
 #include "core/trainer.h"
 #include "dist/data_parallel.h"
 #include "launcher/command_support.h"
@@ -20,12 +21,6 @@
 namespace convoy {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -39,9 +34,9 @@ double timed_median(Communicator& comm, int repeats, F&& body) {
   for (int i = 0; i < repeats; ++i) {
     double sync = 0;
     comm.allreduce_sum(std::span<double>(&sync, 1));
-    const Clock::time_point t0 = Clock::now();
+    const Stopwatch run;
     body();
-    ms.push_back(ms_between(t0, Clock::now()));
+    ms.push_back(run.milliseconds());
   }
   return median(ms);
 }
@@ -52,17 +47,13 @@ nlohmann::json per_layer_times(Model& model, const dnnl::stream& stream, const B
   std::vector<double> fwd(n, 0.0), bwd(n, 0.0);
   for (int64_t s = 0; s < steps; ++s) {
     model.set_input({batch.samples.data(), batch.samples.size()});
-    Clock::time_point mark = Clock::now();
+    Stopwatch mark;
     auto lap = [&](std::vector<double>& into) {
-      return [&](size_t i) {
-        const Clock::time_point now = Clock::now();
-        into[i] += ms_between(mark, now);
-        mark = now;
-      };
+      return [&](size_t i) { into[i] += mark.lap_milliseconds(); };
     };
     model.forward(stream, lap(fwd));
     model.loss(stream, batch.labels, batch.count);
-    mark = Clock::now();
+    mark.restart();
     model.backward(stream, lap(bwd));
   }
   nlohmann::json layers = nlohmann::json::array();
@@ -113,13 +104,13 @@ int bench(const BenchCommand& cmd, Job& job) {
   for (int64_t i = 0; i < cmd.warmup; ++i) trainer.step(batch);
   const GradientReducer::Stats before = reducer ? reducer->stats() : GradientReducer::Stats{};
   std::vector<double> step_ms;
-  const Clock::time_point start = Clock::now();
+  const Stopwatch total;
   for (int64_t i = 0; i < cmd.steps; ++i) {
-    const Clock::time_point t0 = Clock::now();
+    const Stopwatch step;
     trainer.step(batch);
-    step_ms.push_back(ms_between(t0, Clock::now()));
+    step_ms.push_back(step.milliseconds());
   }
-  const double total_ms = ms_between(start, Clock::now());
+  const double total_ms = total.milliseconds();
   std::vector<double> sorted = step_ms;
   std::sort(sorted.begin(), sorted.end());
 

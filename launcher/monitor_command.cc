@@ -15,6 +15,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/stopwatch.h"
 #include "dist/coordinator_client.h"
 #include "launcher/command_support.h"
 #include "launcher/commands.h"
@@ -138,7 +139,7 @@ int watch(CoordinatorClient& client, const MonitorCommand& cmd) {
       // The status calls on the main thread report what is wrong with the coordinator.
     }
   });
-  const auto start = std::chrono::steady_clock::now();
+  const Stopwatch watching;
   while (!interrupted) {
     const pb::JobStatus s = job_status(client, cmd);
     std::string screen = status_text(s);
@@ -155,8 +156,7 @@ int watch(CoordinatorClient& client, const MonitorCommand& cmd) {
       fmt::print("{}\n", screen);
     }
     std::fflush(stdout);
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double elapsed = watching.seconds();
     if (cmd.seconds > 0 && elapsed >= cmd.seconds) break;
     for (int i = 0; i < 10 && !interrupted; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

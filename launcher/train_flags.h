@@ -26,7 +26,7 @@ struct TrainFlag {
   const char* name;  // "--lr"
   const char* help;
   Ref (*field)(TrainCommand&);  // where the value lives
-  std::optional<CLI::Validator> check;
+  std::optional<CLI::Validator> check = std::nullopt;
   bool show_default = true;         // in --help ("--max-steps" has none worth showing)
   bool ranks_agree = false;         // part of the fingerprint the ranks compare
   const char* event_key = nullptr;  // in the start event; null: not reported there

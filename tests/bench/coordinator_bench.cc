@@ -18,18 +18,14 @@
 #include "core/checkpoint.h"
 #include "core/model.h"
 #include "core/random.h"
+#include "core/stopwatch.h"
 #include "core/trainer.h"
 #include "dist/coordinator_client.h"
 #include "dist/coordinator_service.h"
 
 namespace {
 
-using Wall = std::chrono::steady_clock;
 using namespace convoy;
-
-double ms_since(Wall::time_point t) {
-  return std::chrono::duration<double, std::milli>(Wall::now() - t).count();
-}
 
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -63,7 +59,8 @@ int main(int argc, char** argv) {
     std::vector<std::vector<double>> latencies(static_cast<size_t>(workers));
     std::vector<int64_t> failures(static_cast<size_t>(workers), 0);
     std::vector<std::thread> threads;
-    const auto start = Wall::now();
+    const auto start = std::chrono::steady_clock::now();  // the workers' common schedule
+    const Stopwatch load;
     for (int w = 0; w < workers; ++w) {
       threads.emplace_back([&, w] {
         CoordinatorClient client(address);
@@ -85,18 +82,18 @@ int main(int argc, char** argv) {
           r->set_rank(w);
           r->set_step(step);
           r->set_loss(1.0 / double(step));
-          const auto t0 = Wall::now();
+          const Stopwatch t0;
           try {
             client.report_metrics(batch, 10);
           } catch (const Error&) {
             ++failures[static_cast<size_t>(w)];
           }
-          latencies[static_cast<size_t>(w)].push_back(ms_since(t0));
+          latencies[static_cast<size_t>(w)].push_back(t0.milliseconds());
         }
       });
     }
     for (std::thread& t : threads) t.join();
-    const double elapsed = ms_since(start) / 1000;
+    const double elapsed = load.seconds();
     std::vector<double> all;
     for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
     int64_t failed = 0;
@@ -127,13 +124,13 @@ int main(int argc, char** argv) {
     pb::CheckpointInfo header;
     header.set_job_id("big");
     header.set_step(1);
-    auto t0 = Wall::now();
+    Stopwatch t0;
     client.upload(header, bytes);
-    const double upload_s = ms_since(t0) / 1000;
-    t0 = Wall::now();
+    const double upload_s = t0.seconds();
+    t0.restart();
     pb::CheckpointInfo got;
     const std::string back = client.download("big", "latest", &got);
-    const double download_s = ms_since(t0) / 1000;
+    const double download_s = t0.seconds();
     result["checkpoint_transfer"] = {{"megabytes", mb},
                                      {"upload_mb_per_s", mb / upload_s},
                                      {"download_mb_per_s", mb / download_s},
@@ -156,12 +153,12 @@ int main(int argc, char** argv) {
     std::vector<double> step_ms, checkpoint_ms;
     size_t checkpoint_bytes = 0;
     for (int i = 0; i < 20; ++i) {
-      auto t0 = Wall::now();
+      Stopwatch t0;
       trainer.step(batch);
-      step_ms.push_back(ms_since(t0));
-      t0 = Wall::now();
+      step_ms.push_back(t0.milliseconds());
+      t0.restart();
       const std::string bytes = serialize_checkpoint(make_checkpoint(model, &optimizer, {}));
-      checkpoint_ms.push_back(ms_since(t0));
+      checkpoint_ms.push_back(t0.milliseconds());
       checkpoint_bytes = bytes.size();
     }
     result["checkpoint_cost"] = {

@@ -10,12 +10,12 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
 #include "core/implementation_choice.h"
+#include "core/stopwatch.h"
 
 namespace {
 
@@ -29,14 +29,10 @@ double median_ms(const engine& eng, stream& s, const pooling_forward::primitive_
   pooling_forward prim(pd);
   std::vector<double> times;
   for (int i = 0; i < repeats + 5; ++i) {
-    const auto start = std::chrono::steady_clock::now();
+    const convoy::Stopwatch run;
     prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, workspace}});
     s.wait();
-    if (i >= 5) {
-      times.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-              .count());
-    }
+    if (i >= 5) times.push_back(run.milliseconds());
   }
   std::nth_element(times.begin(), times.begin() + long(times.size() / 2), times.end());
   return times[times.size() / 2];

@@ -51,7 +51,8 @@ TEST(CpuIsa, OneDnnRunsAtTheRequestedLevel) {
     GTEST_SKIP() << "ONEDNN_MAX_CPU_ISA is not set: oneDNN uses all of this CPU (" << name << ")";
   }
   const auto level = kLevels.find(cap);
-  ASSERT_NE(level, kLevels.end()) << "ONEDNN_MAX_CPU_ISA=" << cap << " is not a level this test knows";
+  ASSERT_NE(level, kLevels.end()) << "ONEDNN_MAX_CPU_ISA=" << cap
+                                  << " is not a level this test knows";
   // oneDNN's ISA values are sets of feature bits: the effective set must lie within the cap.
   EXPECT_EQ(effective & ~static_cast<unsigned>(level->second), 0u)
       << "ONEDNN_MAX_CPU_ISA=" << cap << " but oneDNN runs at " << name;

@@ -47,13 +47,23 @@ class Coordinator : public ::testing::Test {
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
   }
-  // A raw upload stream on `context` (prepared here), writing its answer to `info`.
-  std::unique_ptr<grpc::ClientWriter<pb::CheckpointChunk>> raw_upload(const CoordinatorClient& c,
-                                                                      grpc::ClientContext& context,
-                                                                      pb::CheckpointInfo& info) {
-    prepare(context, 5, c);
-    raw_stub_ = stub_for(c);  // lives as long as the test
-    return raw_stub_->UploadCheckpoint(&context, &info);
+  // A raw upload stream on a call context of its own (raw_context_, for cancelling it).
+  std::unique_ptr<grpc::ClientWriter<pb::CheckpointChunk>> raw_upload(const CoordinatorClient& c) {
+    raw_context_ = std::make_unique<grpc::ClientContext>();
+    prepare(*raw_context_, 5, c);
+    raw_stub_ = stub_for(c);  // they live as long as the test
+    return raw_stub_->UploadCheckpoint(raw_context_.get(), &raw_info_);
+  }
+  // The first chunk of an upload: `header` announcing `announced` (its size and SHA-256), carrying
+  // `data`.
+  static pb::CheckpointChunk first_chunk(pb::CheckpointInfo header, const std::string& announced,
+                                         const std::string& data) {
+    pb::CheckpointChunk chunk;
+    header.set_size(announced.size());
+    header.set_sha256(sha256_hex(announced));
+    *chunk.mutable_header() = header;
+    chunk.set_data(data);
+    return chunk;
   }
   // The status a call of the client ended with (OK when it did not throw).
   template <typename F>
@@ -129,6 +139,8 @@ class Coordinator : public ::testing::Test {
   CoordinatorOptions options_;
   std::unique_ptr<CoordinatorServer> server_;
   std::unique_ptr<pb::Coordinator::Stub> raw_stub_;
+  std::unique_ptr<grpc::ClientContext> raw_context_;
+  pb::CheckpointInfo raw_info_;
 };
 
 TEST_F(Coordinator, RegisterHeartbeatAndStallDetection) {
@@ -278,15 +290,8 @@ TEST_F(Coordinator, BadUploadsAreRefusedAndLeaveNothing) {
   start();
   CoordinatorClient c = client();
   // A header whose hash does not match the bytes.
-  grpc::ClientContext context;
-  pb::CheckpointInfo info;
-  auto writer = raw_upload(c, context, info);
-  pb::CheckpointChunk chunk;
-  *chunk.mutable_header() = header(5);
-  chunk.mutable_header()->set_size(4);
-  chunk.mutable_header()->set_sha256(sha256_hex("abcd"));
-  chunk.set_data("abce");
-  writer->Write(chunk);
+  auto writer = raw_upload(c);
+  writer->Write(first_chunk(header(5), "abcd", "abce"));
   writer->WritesDone();
   grpc::Status status = writer->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
@@ -312,17 +317,10 @@ TEST_F(Coordinator, UploadKilledHalfWayIsNotListed) {
   start();
   CoordinatorClient c = client();
   {
-    grpc::ClientContext context;
-    pb::CheckpointInfo info;
-    auto writer = raw_upload(c, context, info);
+    auto writer = raw_upload(c);
     const std::string bytes = payload(500'000, 4);
-    pb::CheckpointChunk chunk;
-    *chunk.mutable_header() = header(9);
-    chunk.mutable_header()->set_size(bytes.size());
-    chunk.mutable_header()->set_sha256(sha256_hex(bytes));
-    chunk.set_data(bytes.substr(0, 200'000));
-    ASSERT_TRUE(writer->Write(chunk));
-    context.TryCancel();  // the uploader dies half-way
+    ASSERT_TRUE(writer->Write(first_chunk(header(9), bytes, bytes.substr(0, 200'000))));
+    raw_context_->TryCancel();  // the uploader dies half-way
     writer->Finish();
   }
   EXPECT_TRUE(list(c).empty());

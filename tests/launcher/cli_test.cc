@@ -256,6 +256,17 @@ TEST_F(Cli, CoordinatorAndCheckpointFlags) {
   expect_bad_input({"monitor", "127.0.0.1:1", "metrics", "--out", "/nonexistent/d/m.csv"}, "--out");
 }
 
+TEST_F(Cli, MonitorOptionsMayFollowTheAction) {
+  // Before and after the action alike: the token file is read (and refused) either way.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"monitor", "127.0.0.1:1", "--auth-token-file", "/nonexistent", "status"},
+           {"monitor", "127.0.0.1:1", "status", "--auth-token-file", "/nonexistent"},
+           {"monitor", "127.0.0.1:1", "checkpoints", "--json", "--job", "j", "--auth-token-file",
+            "/nonexistent"}}) {
+    expect_bad_input(args, "--auth-token-file: cannot read '/nonexistent'");
+  }
+}
+
 TEST_F(Cli, MonitorWithoutACoordinatorFailsClearly) {
   const CommandResult r = convoy({"monitor", "127.0.0.1:1", "status"});
   EXPECT_EQ(r.exit_code, 1);
