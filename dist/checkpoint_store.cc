@@ -144,6 +144,7 @@ pb::CheckpointInfo CheckpointStore::Upload::commit() {
   fd_ = -1;
   pb::CheckpointInfo info = header_;
   info.set_name(name_);
+  info.clear_job_id();  // the directory is the job's: the manifest stays as older versions wrote it
   info.set_corrupt(false);
   info.set_stored_time(wall_seconds());
 

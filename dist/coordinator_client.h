@@ -9,25 +9,14 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
 
 #include "core/error.h"
-#include "proto/coordinator.grpc.pb.h"
+#include "dist/coordinator_address.h"
+#include "proto/coordinator.pb.h"
 
 namespace convoy {
-
-struct CoordinatorAddress {
-  std::string target;      // host:port
-  std::string token;       // empty: no authorization header
-  std::string tls_ca_pem;  // empty: plaintext
-};
-
-// A bearer token from a file, surrounding white space removed. Throws Error (invalid input)
-// naming the file when it cannot be read or holds no token.
-std::string read_token_file(const std::string& path);
 
 // gRPC writes its own diagnostics to stderr; convoy reports every failure itself, in one line.
 // Turns them off unless GRPC_VERBOSITY is set (for debugging). Call once, early.
@@ -57,11 +46,13 @@ class CoordinatorClient {
   pb::MetricsPage query_metrics(const pb::MetricsQuery& query, double timeout_seconds = 60);
   pb::CheckpointList list_checkpoints(const std::string& job, double timeout_seconds = 10);
   // The bytes of a checkpoint ("latest" or a name), checked against the header's size and
-  // SHA-256 (Error: corruption otherwise); `header` receives the header.
+  // SHA-256 (Error: I/O otherwise); `header` receives the header.
   std::string download(const std::string& job, const std::string& name, pb::CheckpointInfo* header,
                        double timeout_seconds = 600);
   // Calls `on_batch` with every batch of new step records and evaluations of `job` until the
-  // deadline passes or cancel_all() is called (both end it quietly), or the call fails (throws).
+  // deadline passes, cancel_all() is called or the coordinator goes away (all three end it
+  // quietly: a watcher learns of an outage from its other calls), or the call is refused (throws:
+  // a wrong token, an unknown job).
   void watch_metrics(const std::string& job,
                      const std::function<void(const pb::MetricsBatch&)>& on_batch,
                      double timeout_seconds);
@@ -69,24 +60,9 @@ class CoordinatorClient {
   void cancel_all();
 
  private:
-  class InFlight;  // registers a call's context so cancel_all() can reach it
-  void prepare(grpc::ClientContext& context, double timeout_seconds) const;
-  // Runs `call` on a prepared context; throws Error for a failed status.
-  void run(std::string_view what, double timeout_seconds,
-           const std::function<grpc::Status(grpc::ClientContext&)>& call);
-  // A unary call of the stub's `method` through run().
-  template <typename Request, typename Response>
-  Response unary(std::string_view what, double timeout_seconds,
-                 grpc::Status (pb::Coordinator::Stub::*method)(grpc::ClientContext*, const Request&,
-                                                               Response*),
-                 const Request& request);
-
+  struct Impl;  // the channel, the stub and the calls in flight: gRPC stays in the .cc
   CoordinatorAddress address_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<pb::Coordinator::Stub> stub_;
-  std::mutex mutex_;
-  std::set<grpc::ClientContext*> active_;
-  bool cancelled_ = false;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace convoy

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <future>
 
 namespace convoy {
 
@@ -65,19 +66,19 @@ void CoordinatorReporter::upload_checkpoint(pb::CheckpointInfo header, std::stri
 }
 
 bool CoordinatorReporter::flush(double seconds) {
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                           std::chrono::duration<double>(seconds));
+  // The checkpoint and the records are delivered side by side, each with the whole time.
+  std::future<bool> uploaded =
+      std::async(std::launch::async, [&] { return uploads_.flush(seconds); });
   bool done;
   {
     std::unique_lock lock(mutex_);
     ++flushing_;  // cuts any backoff short while we wait
     work_.notify_all();
-    done = idle_.wait_until(lock, deadline,
-                            [&] { return steps_.empty() && evaluations_.empty() && !sending_; });
+    done = idle_.wait_for(lock, std::chrono::duration<double>(seconds),
+                          [&] { return steps_.empty() && evaluations_.empty() && !sending_; });
     --flushing_;
   }
-  const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
-  return uploads_.flush(std::max(left, 0.0)) && done;
+  return uploaded.get() && done;
 }
 
 uint64_t CoordinatorReporter::queued() const {

@@ -112,9 +112,13 @@ CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
   std::lock_guard lock(stores_mutex_);
   std::unique_ptr<CheckpointStore>& store = stores_[job];
   if (!store) {
-    store = std::make_unique<CheckpointStore>(
-        (std::filesystem::path(options_.state_dir) / "checkpoints" / job).string(),
-        options_.checkpoints);
+    try {
+      store = std::make_unique<CheckpointStore>(
+          (std::filesystem::path(options_.state_dir) / "checkpoints" / job).string(),
+          options_.checkpoints);
+    } catch (const Error& e) {
+      throw Error::io(e.what());  // the coordinator's own directory: never the caller's fault
+    }
     for (const pb::CheckpointInfo& c : store->list()) {
       if (c.corrupt()) {
         fmt::print(stderr,

@@ -21,6 +21,7 @@ constexpr std::pair<ErrorKind, grpc::StatusCode> kCodes[] = {
     {ErrorKind::kInvalidInput, grpc::StatusCode::FAILED_PRECONDITION},
     {ErrorKind::kInvalidInput, grpc::StatusCode::OUT_OF_RANGE},
     {ErrorKind::kInvalidInput, grpc::StatusCode::ALREADY_EXISTS},
+    {ErrorKind::kInvalidInput, grpc::StatusCode::UNIMPLEMENTED},  // not a coordinator, or too old
     {ErrorKind::kUnavailable, grpc::StatusCode::DEADLINE_EXCEEDED},
     {ErrorKind::kUnavailable, grpc::StatusCode::CANCELLED},
     {ErrorKind::kUnauthenticated, grpc::StatusCode::PERMISSION_DENIED},
@@ -35,7 +36,7 @@ const std::pair<ErrorKind, grpc::StatusCode>& row(Match matches) {
   for (const auto& r : kCodes) {
     if (matches(r)) return r;
   }
-  return kCodes[6];  // kInternal, INTERNAL: UNKNOWN, ABORTED, UNIMPLEMENTED (OK: a caller's bug)
+  return kCodes[6];  // kInternal, INTERNAL: UNKNOWN, ABORTED (and OK: a caller's bug)
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "dist/record_log.h"
 
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -44,12 +46,12 @@ RecordLog::RecordLog(const std::string& path, const std::function<void(std::stri
   const uint64_t good = scan(path, replay);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) {
-    throw Error::from_errno(errno, "cannot open '" + path + "'");
+    throw Error::io(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
   }
   // Drop a damaged tail (a crash in the middle of an append), then append after the good part.
   if (::ftruncate(fd_, static_cast<off_t>(good)) != 0 ||
       ::lseek(fd_, static_cast<off_t>(good), SEEK_SET) < 0) {
-    throw Error::from_errno(errno, "cannot prepare '" + path + "'");
+    throw Error::io(fmt::format("cannot prepare '{}': {}", path, std::strerror(errno)));
   }
 }
 
@@ -72,7 +74,7 @@ void RecordLog::append(const std::vector<std::string>& records) {
     const ssize_t n = ::write(fd_, buffer.data() + done, buffer.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw Error::from_errno(errno, "cannot append to '" + path_ + "'");
+      throw Error::io(fmt::format("cannot append to '{}': {}", path_, std::strerror(errno)));
     }
     done += static_cast<size_t>(n);
   }

@@ -17,7 +17,7 @@ namespace convoy {
 class RecordLog {
  public:
   // Opens (creating) `path` and calls `replay` with every intact record in order. Throws
-  // Error when the file cannot be opened.
+  // Error (I/O: the log is the coordinator's own file) when the file cannot be opened.
   RecordLog(const std::string& path, const std::function<void(std::string_view)>& replay);
   ~RecordLog();
   RecordLog(const RecordLog&) = delete;

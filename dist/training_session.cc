@@ -47,11 +47,12 @@ std::string default_job_id(const pb::ModelSpec& spec, const std::string& model_s
 }
 
 TrainingSession::TrainingSession(Job& job, const pb::ModelSpec& spec,
-                                 TrainingSessionOptions options, Say say)
+                                 TrainingSessionOptions options, Say warn, Say notice)
     : job_(job),
       spec_(spec),
       options_(std::move(options)),
-      say_(std::move(say)),
+      warn_(std::move(warn)),
+      notice_(std::move(notice)),
       engine_(dnnl::engine::kind::cpu, 0),
       stream_(engine_),
       model_(spec_, options_.batch_size, engine_, Model::Mode::kTrain, options_.model_source),
@@ -90,7 +91,7 @@ void TrainingSession::resume() {
   }
   if (bytes.empty()) {
     if (job_.is_root()) {
-      say_(fmt::format("no checkpoint of job '{}' yet; starting afresh", options_.job_id));
+      notice_(fmt::format("no checkpoint of job '{}' yet; starting afresh", options_.job_id));
     }
     return;
   }
@@ -117,8 +118,8 @@ void TrainingSession::resume() {
   options_.train.start_step_in_epoch = checkpoint.step_in_epoch();
   options_.train.start_step = checkpoint.step();
   if (job_.is_root()) {
-    say_(fmt::format("resuming job '{}' from {} (epoch {}, step {})", options_.job_id, origin,
-                     checkpoint.epoch() + 1, checkpoint.step()));
+    notice_(fmt::format("resuming job '{}' from {} (epoch {}, step {})", options_.job_id, origin,
+                        checkpoint.epoch() + 1, checkpoint.step()));
   }
 }
 
@@ -137,7 +138,7 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
     identity.set_host(host_name());
     identity.set_pid(::getpid());
     reporter = std::make_unique<CoordinatorReporter>(*options_.coordinator, identity,
-                                                     CoordinatorReporter::Options{}, say_);
+                                                     CoordinatorReporter::Options{}, warn_);
   }
   std::unique_ptr<CheckpointSink> sink;
   if (job_.is_root() && reporter) {
@@ -147,7 +148,7 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
         options_.checkpoint_dir,
         CheckpointStore::Options{.keep_last = options_.keep_checkpoints,
                                  .max_bytes = uint64_t{1} << 40},
-        say_);
+        warn_);
   }
   TrainingHooks hooks({.job_id = options_.job_id,
                        .rank = job_.rank(),
@@ -166,11 +167,11 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
 
   const bool reachable = !reporter || reporter->stats().connected;
   if (sink && !sink->flush(reachable ? kCheckpointFlushSeconds : kCheckpointFlushAwaySeconds)) {
-    say_("the last checkpoint could not be stored in time");
+    warn_("the last checkpoint could not be stored in time");
   }
   if (reporter && !reporter->flush(reachable ? kRecordFlushSeconds : kRecordFlushAwaySeconds)) {
-    say_(fmt::format("{} step records could not be delivered",
-                     reporter->stats().dropped + reporter->queued()));
+    warn_(fmt::format("{} step records could not be delivered",
+                      reporter->stats().dropped + reporter->queued()));
   }
   if (job_.is_root() && !options_.save_path.empty()) {
     save_checkpoint(make_checkpoint(model_, &optimizer_, hooks.position()), options_.save_path);

@@ -16,8 +16,9 @@
 //
 // Collective: every rank constructs the session and calls its methods in the same order. Errors
 // are thrown as convoy::Error; those that every rank raises together are job-wide. Messages for
-// the user (a resumed run, an outage of the coordinator, a checkpoint that could not be stored) go
-// to `say`, which may be called from background threads.
+// the user go to `warn` (this rank's trouble: an outage of the coordinator, a checkpoint that could
+// not be stored; may be called from background threads) or, on rank 0, to `notice` (news about the
+// whole job: where it resumed from).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/trainer.h"
-#include "dist/coordinator_client.h"
+#include "dist/coordinator_address.h"
 #include "dist/gradient_reducer.h"
 #include "dist/job.h"
 
@@ -56,7 +57,8 @@ class TrainingSession {
  public:
   using Say = std::function<void(const std::string&)>;
 
-  TrainingSession(Job& job, const pb::ModelSpec& spec, TrainingSessionOptions options, Say say);
+  TrainingSession(Job& job, const pb::ModelSpec& spec, TrainingSessionOptions options, Say warn,
+                  Say notice);
   ~TrainingSession();
   TrainingSession(const TrainingSession&) = delete;
   TrainingSession& operator=(const TrainingSession&) = delete;
@@ -75,7 +77,7 @@ class TrainingSession {
   Job& job_;
   pb::ModelSpec spec_;
   TrainingSessionOptions options_;
-  Say say_;
+  Say warn_, notice_;
   dnnl::engine engine_;
   dnnl::stream stream_;
   Model model_;

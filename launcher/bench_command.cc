@@ -68,7 +68,7 @@ nlohmann::json per_layer_times(Model& model, const dnnl::stream& stream, const B
 int bench(const BenchCommand& cmd, Job& job) {
   const int threads = job.threads(cmd.threads);
   const pb::ModelSpec spec = job.agree([&] {
-    pb::ModelSpec s = load_model_spec(cmd.model);
+    pb::ModelSpec s = for_flag("--model", [&] { return load_model_spec(cmd.model); });
     plan_model(s, cmd.model);
     return s;
   });

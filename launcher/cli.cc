@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "dist/coordinator_client.h"
 #include "launcher/cli_options.h"
 #include "launcher/command_support.h"
 #include "launcher/commands.h"

@@ -54,6 +54,9 @@ CoordinatorAddress coordinator_address(const std::string& target, const std::str
   }
   if (!tls_ca_file.empty()) {
     address.tls_ca_pem = for_flag("--tls-ca", [&] { return read_file(tls_ca_file); });
+    if (address.tls_ca_pem.empty()) {  // gRPC would quietly fall back to plaintext
+      throw Error::invalid_input(fmt::format("--tls-ca: '{}' is empty", tls_ca_file));
+    }
   }
   return address;
 }

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/mnist.h"
 #include "core/model_spec.h"
-#include "dist/coordinator_client.h"
+#include "dist/coordinator_address.h"
 #include "launcher/commands.h"
 
 namespace convoy {

@@ -1,5 +1,6 @@
 // convoy coordinator: run the coordinator service until interrupted (SIGINT or SIGTERM).
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -29,6 +30,9 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   if (error || !std::filesystem::is_directory(cmd.state_dir)) {
     throw Error::invalid_input(fmt::format("--state-dir: cannot create '{}'", cmd.state_dir));
   }
+  if (::access(cmd.state_dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    throw Error::invalid_input(fmt::format("--state-dir: '{}' is not writable", cmd.state_dir));
+  }
   if (!cmd.auth_token_file.empty()) {
     options.auth_token =
         for_flag("--auth-token-file", [&] { return read_token_file(cmd.auth_token_file); });
@@ -55,8 +59,15 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   SteadyClock clock;
-  const std::unique_ptr<CoordinatorServer> server = for_flag(
-      "--listen", [&] { return std::make_unique<CoordinatorServer>(options, cmd.listen, clock); });
+  std::unique_ptr<CoordinatorServer> server;
+  try {
+    server = std::make_unique<CoordinatorServer>(options, cmd.listen, clock);
+  } catch (const Error& e) {
+    // The flags' files and the state directory were checked above: what the server itself finds
+    // wrong with its input is the address; anything else is the machine's (exit code 1).
+    if (e.kind() == ErrorKind::kInvalidInput) throw e.with_context("--listen");
+    throw;
+  }
   fmt::print("convoy coordinator listening on port {} ({}{}), state in {}\n", server->port(),
              options.tls_cert_file.empty() ? "plaintext" : "TLS",
              options.auth_token.empty() ? "" : ", token required", cmd.state_dir);

@@ -59,10 +59,13 @@ int train_job(const TrainCommand& cmd, Job& job) {
   if (job.comm() != nullptr) {
     check_same_configuration(*job.comm(), train_fingerprint(cmd, in.spec, in.train, in.test));
   }
-  const auto say = [rank = job.rank(), size = job.size()](const std::string& message) {
+  const auto warn = [rank = job.rank(), size = job.size()](const std::string& message) {
     fmt::print(stderr, "convoy: {}{}\n", size > 1 ? fmt::format("rank {}: ", rank) : "", message);
   };
-  TrainingSession session(job, in.spec, options, say);
+  const auto notice = [](const std::string& message) {
+    fmt::print(stderr, "convoy: {}\n", message);
+  };
+  TrainingSession session(job, in.spec, options, warn, notice);
   if (cmd.resume) for_flag("--resume", [&] { session.resume(); });
 
   if (job.is_root() && cmd.log_json) {
@@ -80,7 +83,7 @@ int train_job(const TrainCommand& cmd, Job& job) {
     fmt::print("{}\n", start.dump());
     std::fflush(stdout);
   } else if (job.is_root()) {
-    say(
+    notice(
         fmt::format("training {} ({} parameters) on {} ({} train / {} test samples), batch {} x "
                     "{} rank(s), {} thread(s) per rank",
                     cmd.model, session.parameter_count(), in.train.name, in.train.count(),

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/model_spec.h"
 #include "core/random.h"
+#include "testing/error_of.h"
 
 namespace convoy {
 namespace {
@@ -113,7 +114,8 @@ TEST(Augmentation, FromTheModelSpec) {
   EXPECT_TRUE(a.flip);
   pb::ModelSpec negative = spec;
   negative.mutable_augment()->set_crop_padding(-1);
-  EXPECT_THROW(Augmentation::from_spec(negative, "m.pbtxt"), Error);
+  EXPECT_EQ(testing::kind_of([&] { Augmentation::from_spec(negative, "m.pbtxt"); }),
+            ErrorKind::kInvalidInput);
 }
 
 TEST(Augmentation, DisabledLeavesSamplesAlone) {

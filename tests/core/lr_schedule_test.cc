@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "core/error.h"
+#include "testing/error_of.h"
 
 namespace convoy {
 namespace {
@@ -48,7 +49,7 @@ TEST(LrSchedule, ParseKind) {
   EXPECT_EQ(LrSchedule::parse_kind("cosine"), LrSchedule::Kind::kCosine);
   EXPECT_EQ(LrSchedule::parse_kind("step"), LrSchedule::Kind::kStep);
   EXPECT_EQ(LrSchedule::parse_kind("constant"), LrSchedule::Kind::kConstant);
-  EXPECT_THROW(LrSchedule::parse_kind("linear"), Error);
+  EXPECT_EQ(testing::kind_of([] { LrSchedule::parse_kind("linear"); }), ErrorKind::kInvalidInput);
 }
 
 }  // namespace

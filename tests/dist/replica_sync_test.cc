@@ -54,6 +54,8 @@ TEST(ReplicaSync, ConfigurationMismatchNamesFieldAndRanks) {
     } catch (const Error& e) {
       EXPECT_STREQ(e.what(),
                    "ranks disagree on --lr: rank 0 has 0.05, rank 1 has 0.1, rank 2 has 0.1");
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput);
+      EXPECT_TRUE(e.job_wide()) << "every rank stops by itself; none needs to abort the others";
     }
   });
   world.run([&](Communicator& comm) {
