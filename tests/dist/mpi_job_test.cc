@@ -28,9 +28,7 @@ using testing::last_json_line;
 
 constexpr const char* kData = testing::kFashionMnistDir;
 
-CommandResult convoy(std::vector<std::string> args) {
-  return testing::run_convoy(args, 1);
-}
+const testing::ConvoyRunner convoy{.threads = 1};
 
 CommandResult mpirun(int ranks, const std::vector<std::string>& args) {
   return testing::run_command(testing::mpirun_convoy(ranks, args), 600);

@@ -15,9 +15,7 @@ namespace {
 using testing::CommandResult;
 using testing::TempDir;
 
-CommandResult convoy(std::vector<std::string> args) {
-  return testing::run_convoy(args, 1, 120);
-}
+const testing::ConvoyRunner convoy{.threads = 1, .timeout_seconds = 120};
 
 // Runs convoy and checks the bad-input contract; returns stderr for further checks. Errors found
 // before any work starts are the only line on stderr; errors found during training

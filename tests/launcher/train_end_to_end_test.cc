@@ -20,9 +20,7 @@ using testing::last_json_line;
 
 constexpr const char* kData = testing::kFashionMnistDir;
 
-CommandResult convoy(std::vector<std::string> args) {
-  return testing::run_convoy(args, 2);
-}
+const testing::ConvoyRunner convoy{.threads = 2};
 
 class EndToEnd : public ::testing::Test {
  protected:

@@ -55,6 +55,16 @@ std::string convoy_binary();
 CommandResult run_convoy(std::vector<std::string> args, int threads = 1,
                          double timeout_seconds = 600);
 
+// run_convoy with the thread count and time limit a test file wants, declared once per file and
+// called like a function: `const ConvoyRunner convoy{.threads = 2}; convoy({"train", ...});`.
+struct ConvoyRunner {
+  int threads = 1;
+  double timeout_seconds = 600;
+  CommandResult operator()(std::vector<std::string> args) const {
+    return run_convoy(std::move(args), threads, timeout_seconds);
+  }
+};
+
 // The last line of `output` that starts with '{', parsed as JSON (convoy --log-json output).
 nlohmann::json last_json_line(const std::string& output);
 
