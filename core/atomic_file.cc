@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -52,10 +54,28 @@ void sync_and_rename(const std::string& temp, const std::string& path) {
   }
 }
 
+// Removes `<path>.tmp.<pid>.<n>` files whose process no longer exists (killed while writing).
+void remove_stale_temporaries(const std::string& path) {
+  const std::string prefix = std::filesystem::path(path).filename().string() + ".tmp.";
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(parent_dir(path), error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const char* pid_text = name.c_str() + prefix.size();
+    char* end = nullptr;
+    const long pid = std::strtol(pid_text, &end, 10);
+    if (end == pid_text || *end != '.' || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::filesystem::remove(entry.path(), error);
+    }
+  }
+}
+
 }  // namespace
 
 void write_file_atomically_with(const std::string& path,
                                 const std::function<void(const std::string&)>& write) {
+  remove_stale_temporaries(path);
   const std::string temp = make_temp(path);
   try {
     write(temp);

@@ -1,6 +1,8 @@
 // Writing files so that readers see either the old file or the complete new one, never a part:
 // write to a temporary file in the same directory, fsync it, rename it over the target, fsync the
-// directory. On failure the temporary file is removed and the target is untouched.
+// directory. On failure the temporary file is removed and the target is untouched. Temporaries are
+// named `<path>.tmp.<pid>.<n>`; one left by a process that was killed meanwhile (its pid is gone)
+// is removed by the next write of the same path.
 #pragma once
 
 #include <functional>

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -109,10 +110,28 @@ pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& sou
 }
 
 void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path) {
-  write_file_atomically(path, serialize_checkpoint(checkpoint));
+  const std::string bytes = serialize_checkpoint(checkpoint);
+  // A file that would not read back must never be reported as saved (nor replace a good one).
+  try {
+    parse_checkpoint(bytes, path);
+  } catch (const Error& e) {
+    throw Error::internal(
+        fmt::format("'{}' not written: the checkpoint would not read back ({})", path, e.what()));
+  }
+  write_file_atomically(path, bytes);
 }
 
 pb::Checkpoint load_checkpoint(const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw Error::invalid_input(fmt::format("'{}': not a regular file", path));
+  }
+  const uint64_t size = std::filesystem::file_size(path, error);
+  if (!error && size > kMaxCheckpointBytes) {
+    throw Error::limit_exceeded(fmt::format("'{}': {} bytes, more than a checkpoint can hold ({})",
+                                            path, size, kMaxCheckpointBytes));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error::invalid_input(fmt::format("'{}': cannot open checkpoint", path));
   std::stringstream bytes;

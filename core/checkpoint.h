@@ -30,7 +30,13 @@ pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
 std::string serialize_checkpoint(const pb::Checkpoint& checkpoint);
 pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
 
+// Protocol Buffers cannot parse a message above 2 GiB: no checkpoint file can be larger.
+inline constexpr uint64_t kMaxCheckpointBytes = uint64_t{2} << 30;
+
+// Writes atomically (core/atomic_file.h), after checking that the bytes parse back: a checkpoint
+// that could not be read is never written (Error, internal).
 void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path);
+// Refuses what is not a regular file or exceeds kMaxCheckpointBytes before reading it.
 pb::Checkpoint load_checkpoint(const std::string& path);
 
 // Copies parameter values (and, when `optimizer` is given, momentum buffers) into a model built

@@ -45,9 +45,7 @@ void append_file(const std::filesystem::path& path, Dataset& d) {
 }  // namespace
 
 Dataset load_cifar10(const std::string& dir, Split split) {
-  if (!std::filesystem::is_directory(dir)) {
-    throw Error::invalid_input(fmt::format("data directory '{}' does not exist", dir));
-  }
+  check_data_directory(dir);
   Dataset d;
   d.name = "cifar10";
   d.shape = {3, {32, 32}};

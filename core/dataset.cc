@@ -1,6 +1,11 @@
 #include "core/dataset.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <filesystem>
+
+#include "core/error.h"
 
 namespace convoy {
 
@@ -28,6 +33,14 @@ std::vector<std::string> numbered_class_names(int count) {
   std::vector<std::string> names;
   for (int i = 0; i < count; ++i) names.push_back(std::to_string(i));
   return names;
+}
+
+void check_data_directory(const std::string& dir) {
+  if (std::filesystem::is_directory(dir)) return;
+  if (std::filesystem::exists(dir)) {
+    throw Error::invalid_input(fmt::format("'{}' is not a directory", dir));
+  }
+  throw Error::invalid_input(fmt::format("data directory '{}' does not exist", dir));
 }
 
 }  // namespace convoy

@@ -31,6 +31,10 @@ struct Dataset {
 
 // Class names for a data set kind: Fashion-MNIST's and CIFAR-10's ten names, or "0".."9".
 std::vector<std::string> class_names_for(const std::string& dataset);
+
+// Throws Error (invalid input) unless `dir` is a directory: "does not exist", or "is not a
+// directory" for a file.
+void check_data_directory(const std::string& dir);
 // "0", "1", ..., count - 1.
 std::vector<std::string> numbered_class_names(int count);
 

@@ -18,13 +18,14 @@ struct IdxArray {
 inline constexpr uint32_t kIdxImagesMagic = 2051;
 inline constexpr uint32_t kIdxLabelsMagic = 2049;
 
-// Reads the whole file and checks it: the magic must equal `expected_magic`, and the data must be
-// exactly as long as the header says. Throws Error naming `path` otherwise (also for missing
-// files and truncated or corrupt gzip streams).
-IdxArray read_idx(const std::string& path, uint32_t expected_magic);
+// The most data one IDX file may hold (4 GiB: 70 times Fashion-MNIST's training images).
+inline constexpr uint64_t kMaxIdxDataBytes = uint64_t{4} << 30;
 
-// Reads a whole file, decompressing it when it is gzip (zlib reads plain files unchanged).
-// Throws Error naming `path` when it cannot be opened or the gzip stream is damaged.
-std::vector<uint8_t> read_maybe_gzip(const std::string& path);
+// Reads the file and checks it: the magic must equal `expected_magic`, the header's sizes must
+// stay within kMaxIdxDataBytes, and the data must be exactly as long as the header says. The data
+// is read as it decompresses, never past one byte beyond that length, so a small compressed file
+// that expands to gigabytes ("gzip bomb") is refused once it is. Throws Error naming `path`
+// otherwise (also for missing files and truncated or corrupt gzip streams).
+IdxArray read_idx(const std::string& path, uint32_t expected_magic);
 
 }  // namespace convoy

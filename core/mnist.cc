@@ -22,9 +22,7 @@ std::string find_file(const std::string& dir, const std::string& stem) {
 }  // namespace
 
 Dataset load_mnist(const std::string& dir, const std::string& dataset, Split split) {
-  if (!std::filesystem::is_directory(dir)) {
-    throw Error::invalid_input(fmt::format("data directory '{}' does not exist", dir));
-  }
+  check_data_directory(dir);
   const std::string prefix = split == Split::kTrain ? "train" : "t10k";
   const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");

@@ -14,6 +14,34 @@
 
 namespace convoy {
 
+// Layer names become parameter names in checkpoints (protobuf strings: valid UTF-8 only) and entry
+// names in .npz archives (paths): so a restricted set.
+bool valid_layer_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-'))) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// `text` with bytes outside printable ASCII shown as \xNN, at most 80 of them: safe in a
+// one-line message.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < 80; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    out +=
+        c >= 0x20 && c < 0x7f ? std::string(1, static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
+  }
+  return text.size() > 80 ? out + "..." : out;
+}
+
+}  // namespace
+
 namespace {
 
 // LeNet-5 (LeCun et al. 1998) with ReLU and max pooling, for 28x28 inputs.
@@ -228,6 +256,12 @@ ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source) {
     const pb::LayerSpec& layer = spec.layer(i);
     LayerPlan lp;
     lp.spec = &layer;
+    if (!layer.name().empty() && !valid_layer_name(layer.name())) {
+      throw Error::invalid_input(fmt::format(
+          "{}: layer {}: the name '{}' is not allowed (1-64 of letters, digits, '_', '.', '-', "
+          "starting with a letter or digit)",
+          source, i + 1, printable(layer.name())));
+    }
     lp.name = layer.name().empty() ? fmt::format("{}{}", lowercase(layer.type()), i) : layer.name();
     const std::string where = fmt::format("{}: layer {} '{}' ({})", source, i + 1, lp.name,
                                           layer.type().empty() ? "no type" : layer.type());

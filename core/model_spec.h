@@ -21,6 +21,9 @@ std::string builtin_model_text(const std::string& name);
 
 // Parses protobuf text; `source` names it in errors ("model.pbtxt:3:7: ...").
 pb::ModelSpec parse_model_text(const std::string& text, const std::string& source);
+// 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.
+bool valid_layer_name(const std::string& name);
+
 // A built-in name, or a path to a .pbtxt file. Errors name the model or the file.
 pb::ModelSpec load_model_spec(const std::string& name_or_path);
 

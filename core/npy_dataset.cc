@@ -11,9 +11,7 @@
 namespace convoy {
 
 Dataset load_npy_dataset(const std::string& dir, Split split, int classes) {
-  if (!std::filesystem::is_directory(dir)) {
-    throw Error::invalid_input(fmt::format("data directory '{}' does not exist", dir));
-  }
+  check_data_directory(dir);
   const std::string prefix = split == Split::kTrain ? "train" : "test";
   const auto file = [&](const std::string& suffix) {
     const std::filesystem::path path = std::filesystem::path(dir) / (prefix + suffix);

@@ -110,13 +110,22 @@ NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
     fail(path, fmt::format("dtype '{}' is not supported here (want {})", t,
                            want == NpyKind::kFloat ? "uint8 or float32" : "an integer type"));
   }
-  const int64_t n = a.count();
   const int element = is_float ? 4 : size;
   const size_t body = bytes.size() - header_start - header_length;
-  if (body != static_cast<size_t>(n * element)) {
-    fail(path, fmt::format("the body has {} bytes but shape ({}) of {} needs {}", body,
-                           fmt::join(a.shape, ", "), t, n * element));
+  // The shape comes from the file: multiply without overflow (a shape of 2^62 x 128 must not wrap
+  // around to a small number).
+  uint64_t elements = 1, needed = 0;
+  bool overflow = false;
+  for (int64_t extent : a.shape) {
+    overflow |= __builtin_mul_overflow(elements, static_cast<uint64_t>(extent), &elements);
   }
+  overflow |= __builtin_mul_overflow(elements, static_cast<uint64_t>(element), &needed);
+  if (overflow || body != needed) {
+    fail(path, fmt::format("the body has {} bytes but shape ({}) of {} needs {}", body,
+                           fmt::join(a.shape, ", "), t,
+                           overflow ? std::string("more than 2^64") : std::to_string(needed)));
+  }
+  const auto n = static_cast<int64_t>(elements);
   const char* data = bytes.data() + header_start + header_length;
   if (want == NpyKind::kFloat) {
     a.values.resize(static_cast<size_t>(n));

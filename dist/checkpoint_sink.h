@@ -4,6 +4,7 @@
 // newer one replaces it. The matching way back is CheckpointSource (checkpoint_source.h).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -17,7 +18,8 @@ class CheckpointSink {
  public:
   virtual ~CheckpointSink() = default;
   virtual void submit(pb::CheckpointInfo header, std::string bytes) = 0;
-  // Waits up to `seconds` until everything submitted is stored; false if it was not.
+  // Waits up to `seconds` until everything submitted is handled; false if it was not, or if the
+  // newest checkpoint could not be stored (refused, or the disk failed).
   virtual bool flush(double seconds) = 0;
 };
 
@@ -27,7 +29,9 @@ class CoordinatorCheckpointSink final : public CheckpointSink {
   void submit(pb::CheckpointInfo header, std::string bytes) override {
     reporter_.upload_checkpoint(std::move(header), std::move(bytes));
   }
-  bool flush(double seconds) override { return reporter_.flush(seconds); }
+  bool flush(double seconds) override {
+    return reporter_.flush(seconds) && !reporter_.stats().last_checkpoint_refused;
+  }
 
  private:
   CoordinatorReporter& reporter_;
@@ -40,13 +44,14 @@ class LocalCheckpointSink final : public CheckpointSink {
   LocalCheckpointSink(const std::string& dir, CheckpointStore::Options options,
                       std::function<void(const std::string&)> warn);
   void submit(pb::CheckpointInfo header, std::string bytes) override;
-  bool flush(double seconds) override { return writes_.flush(seconds); }
+  bool flush(double seconds) override { return writes_.flush(seconds) && !last_failed_; }
   CheckpointStore& store() { return store_; }
 
  private:
   using Write = std::pair<pb::CheckpointInfo, std::string>;
   CheckpointStore store_;
   std::function<void(const std::string&)> warn_;
+  std::atomic<bool> last_failed_{false};
   NewestWinsWorker<Write> writes_;  // last: its thread uses the members above
 };
 

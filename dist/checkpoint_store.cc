@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,7 +16,9 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/read_file.h"
 #include "core/stopwatch.h"
 
 namespace convoy {
@@ -26,11 +29,30 @@ namespace fs = std::filesystem;
 
 constexpr const char* kManifest = "manifest.pbtxt";
 constexpr const char* kUploadMarker = ".upload-";
+constexpr const char* kTempMarker = ".tmp.";  // core/atomic_file.h's temporaries
+
+// What a one-line message may echo of a name it refuses.
+std::string shortened(const std::string& name) {
+  std::string out;
+  for (size_t i = 0; i < name.size() && i < 100; ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    out += c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?';
+  }
+  return name.size() > 100 ? out + "..." : out;
+}
+
+// A file of the store that is not a checkpoint: a temporary of an upload or of an atomic write.
+bool temporary(const std::string& file_name) {
+  return file_name.find(kUploadMarker) != std::string::npos ||
+         file_name.find(kTempMarker) != std::string::npos;
+}
 
 }  // namespace
 
 bool valid_checkpoint_name(const std::string& name) {
   if (name.empty() || name.size() > 100) return false;
+  // "latest" names the newest checkpoint; temporaries' markers would make a name look like one.
+  if (name == "latest" || temporary(name)) return false;
   const auto ok = [](char c, bool first) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            (!first && (c == '.' || c == '_' || c == '-'));
@@ -48,26 +70,76 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
   if (error) {
     throw Error::from_errno(error.value(), fmt::format("cannot create '{}'", dir_));
   }
-  // Uploads that never finished (a crash or a kill) leave temporaries behind: remove them.
-  for (const auto& entry : fs::directory_iterator(dir_)) {
-    if (entry.path().filename().string().find(kUploadMarker) != std::string::npos) {
+  // Uploads and atomic writes that never finished (a crash or a kill) leave temporaries behind.
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir_, error)) {
+    const std::string file = entry.path().filename().string();
+    if (temporary(file)) {
       fs::remove(entry.path(), error);
+    } else if (entry.path().extension() == ".ckpt") {
+      files.push_back(entry.path().stem().string());
     }
   }
+  if (error) throw Error::from_errno(error.value(), fmt::format("cannot read '{}'", dir_));
+
+  bool rewrite = false;
   std::ifstream in(fs::path(dir_) / kManifest);
   if (in) {
     std::stringstream text;
     text << in.rdbuf();
     pb::CheckpointManifest manifest;
-    if (!google::protobuf::TextFormat::ParseFromString(text.str(), &manifest)) {
-      throw Error::corruption(fmt::format("'{}/{}' is damaged", dir_, kManifest));
+    if (google::protobuf::TextFormat::ParseFromString(text.str(), &manifest)) {
+      entries_.assign(manifest.checkpoint().begin(), manifest.checkpoint().end());
+    } else {
+      notes_.push_back(fmt::format("'{}/{}' is damaged; rebuilding it from the checkpoint files",
+                                   dir_, kManifest));
+      rewrite = true;
     }
-    entries_.assign(manifest.checkpoint().begin(), manifest.checkpoint().end());
   }
+  // Names read from disk are checked as strictly as names from the network: an entry such as
+  // "../../x" must never be served or deleted.
+  std::erase_if(entries_, [&](const pb::CheckpointInfo& e) {
+    if (valid_checkpoint_name(e.name())) return false;
+    notes_.push_back(fmt::format("'{}/{}': ignored the entry '{}' (not an allowed name)", dir_,
+                                 kManifest, shortened(e.name())));
+    rewrite = true;
+    return true;
+  });
   // Re-verify what we are about to serve.
   for (pb::CheckpointInfo& e : entries_) {
     e.set_corrupt(sha256_of_file(path(e.name())) != e.sha256());
   }
+  // Checkpoint files the manifest does not list (it was damaged, emptied or lost): adopt those
+  // that are intact convoy checkpoints; leave the others alone and say so.
+  std::sort(files.begin(), files.end());
+  for (const std::string& name : files) {
+    const bool listed = std::any_of(entries_.begin(), entries_.end(),
+                                    [&](const pb::CheckpointInfo& e) { return e.name() == name; });
+    if (listed || !valid_checkpoint_name(name)) continue;
+    rewrite = true;
+    try {
+      const std::string bytes = read_file(path(name));
+      const pb::Checkpoint checkpoint = parse_checkpoint(bytes, path(name));
+      pb::CheckpointInfo info;
+      info.set_name(name);
+      info.set_size(bytes.size());
+      info.set_sha256(sha256_hex(bytes));
+      info.set_epoch(checkpoint.epoch());
+      info.set_step(checkpoint.step());
+      info.set_stored_time(wall_seconds());
+      entries_.push_back(info);
+      notes_.push_back(
+          fmt::format("'{}': not in the manifest; verified and listed again", path(name)));
+    } catch (const Error& e) {
+      notes_.push_back(
+          fmt::format("'{}': not in the manifest and not a valid checkpoint ({}); "
+                      "left alone, not served",
+                      path(name), e.what()));
+    }
+  }
+  std::stable_sort(entries_.begin(), entries_.end(),
+                   [](const auto& a, const auto& b) { return a.step() < b.step(); });
+  if (rewrite) save_manifest_locked();
 }
 
 std::string CheckpointStore::path(const std::string& name) const {
@@ -80,8 +152,13 @@ std::unique_ptr<CheckpointStore::Upload> CheckpointStore::begin(const pb::Checkp
   if (!valid_checkpoint_name(name)) {
     throw Error::invalid_input(
         fmt::format("checkpoint name '{}' is not allowed (letters, digits, '.', '_', '-'; "
-                    "at most 100; starting with a letter or digit)",
-                    header.name()));
+                    "at most 100; starting with a letter or digit; not 'latest')",
+                    shortened(header.name())));
+  }
+  if (header.size() == 0) throw Error::invalid_input("a checkpoint of 0 bytes");
+  if (header.has_test_accuracy() && !std::isfinite(header.test_accuracy())) {
+    throw Error::invalid_input(fmt::format("test accuracy {} is not a number retention can compare",
+                                           header.test_accuracy()));
   }
   if (header.size() > options_.max_bytes) {
     throw Error::limit_exceeded(fmt::format("checkpoint of {} bytes exceeds the limit of {} bytes",
@@ -179,7 +256,7 @@ void CheckpointStore::apply_retention_locked() {
   for (size_t v = 0; v + options_.keep_last < valid.size(); ++v) keep[valid[v]] = false;
   std::optional<size_t> best;
   for (size_t i : valid) {
-    if (entries_[i].has_test_accuracy() &&
+    if (entries_[i].has_test_accuracy() && std::isfinite(entries_[i].test_accuracy()) &&
         (!best || entries_[i].test_accuracy() > entries_[*best].test_accuracy())) {
       best = i;
     }
@@ -213,6 +290,13 @@ std::vector<pb::CheckpointInfo> CheckpointStore::list() const {
   return entries_;
 }
 
+void CheckpointStore::mark_corrupt(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  for (pb::CheckpointInfo& e : entries_) {
+    if (e.name() == name) e.set_corrupt(true);
+  }
+}
+
 pb::CheckpointInfo CheckpointStore::find(const std::string& name) const {
   std::lock_guard lock(mutex_);
   if (name == "latest") {
@@ -229,7 +313,7 @@ pb::CheckpointInfo CheckpointStore::find(const std::string& name) const {
     }
     return e;
   }
-  throw Error::not_found(fmt::format("no checkpoint named '{}'", name));
+  throw Error::not_found(fmt::format("no checkpoint named '{}'", shortened(name)));
 }
 
 }  // namespace convoy

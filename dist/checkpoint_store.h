@@ -7,12 +7,16 @@
 //             place and added to the manifest (manifest.pbtxt, itself replaced atomically). An
 //             upload that fails or is abandoned leaves nothing listed (its temporary is removed,
 //             and stray temporaries are removed when the store opens).
-//   Names     given names must match [A-Za-z0-9][A-Za-z0-9._-]{0,99} (no paths); without one the
-//             store names it step-<step, 9 digits>. Storing an existing name replaces it.
-//   Retention after each store: the `keep_last` newest (by step) plus the one with the best test
-//             accuracy stay; the others are deleted.
+//   Names     given names must match [A-Za-z0-9][A-Za-z0-9._-]{0,99} (no paths), and may not be
+//             "latest" or contain a temporary's marker (".upload-", ".tmp."); without one the
+//             store names it step-<step, 9 digits>. Storing an existing name replaces it. Names
+//             read back from the manifest are checked the same way; others are ignored.
+//   Retention after each store: the `keep_last` newest (by step) plus the one with the best
+//             (finite) test accuracy stay; the others are deleted.
 //   Integrity on opening, every listed checkpoint is hashed again; a missing or altered file is
-//             marked corrupt: still listed, never served.
+//             marked corrupt: still listed, never served. A damaged manifest is rebuilt, and
+//             checkpoint files it does not list are listed again if they are intact convoy
+//             checkpoints (notes() says what was repaired). Empty checkpoints are refused.
 // Thread-safe.
 #pragma once
 
@@ -72,6 +76,11 @@ class CheckpointStore {
   // corrupt one, saying so).
   pb::CheckpointInfo find(const std::string& name_or_latest) const;
   std::string path(const std::string& name) const;
+  // Marks a checkpoint found damaged while serving: listed as corrupt, never served again.
+  void mark_corrupt(const std::string& name);
+  // What opening the store repaired or ignored (a damaged manifest rebuilt, files adopted, entries
+  // with names that are not allowed), one line each, for the owner to log.
+  const std::vector<std::string>& notes() const { return notes_; }
   const std::string& dir() const { return dir_; }
 
  private:
@@ -82,6 +91,7 @@ class CheckpointStore {
   Options options_;
   mutable std::mutex mutex_;
   std::vector<pb::CheckpointInfo> entries_;
+  std::vector<std::string> notes_;
 };
 
 bool valid_checkpoint_name(const std::string& name);

@@ -240,6 +240,7 @@ std::optional<double> CoordinatorReporter::upload(Upload& checkpoint) {
     client_.upload(checkpoint.first, checkpoint.second, options_.upload_timeout_seconds);
     std::lock_guard lock(mutex_);
     ++stats_.checkpoints_uploaded;
+    stats_.last_checkpoint_refused = false;
     return std::nullopt;
   } catch (const Error& e) {
     if (!transient(e)) {
@@ -249,6 +250,7 @@ std::optional<double> CoordinatorReporter::upload(Upload& checkpoint) {
                         checkpoint.first.step(), e.what()));
       std::lock_guard lock(mutex_);
       ++stats_.failures;
+      stats_.last_checkpoint_refused = true;
       return std::nullopt;
     }
     return failed(e);  // try again later, unless a newer checkpoint arrives meanwhile

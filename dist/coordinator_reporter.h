@@ -37,7 +37,8 @@ class CoordinatorReporter {
     uint64_t sent = 0;     // step records delivered
     uint64_t dropped = 0;  // step records dropped because the queue was full
     uint64_t checkpoints_uploaded = 0;
-    uint64_t failures = 0;  // failed calls
+    bool last_checkpoint_refused = false;  // the newest checkpoint handled was refused
+    uint64_t failures = 0;                 // failed calls
     bool connected = false;
   };
 

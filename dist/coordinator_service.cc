@@ -12,6 +12,7 @@
 
 #include "core/read_file.h"
 #include "dist/grpc_status.h"
+#include "dist/sha256.h"
 
 namespace convoy {
 
@@ -87,7 +88,15 @@ CoordinatorService::CoordinatorService(const CoordinatorOptions& options, const 
   std::filesystem::create_directories(root);
   for (const auto& entry : std::filesystem::directory_iterator(root)) {
     const std::string job = entry.path().filename().string();
-    if (entry.is_directory() && valid_job_id(job)) checkpoints(job);
+    if (!entry.is_directory() || !valid_job_id(job)) continue;
+    try {
+      checkpoints(job);
+    } catch (const Error& e) {
+      // One job's unreadable directory must not keep the others from being served: that job's
+      // calls fail with the same error (the store is opened again at its next call).
+      fmt::print(stderr, "convoy coordinator: job {}: checkpoints unavailable: {}\n", job,
+                 e.what());
+    }
   }
 }
 
@@ -104,8 +113,15 @@ void CoordinatorService::check_token(grpc::ServerContext* context) const {
 
 void CoordinatorService::check_job(const std::string& job) const {
   if (valid_job_id(job)) return;
-  throw Error::invalid_input(fmt::format(
-      "job id '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')", job));
+  // Echo a bounded, printable part: an error's text travels back in gRPC metadata.
+  std::string shown;
+  for (size_t i = 0; i < job.size() && i < 64; ++i) {
+    const auto c = static_cast<unsigned char>(job[i]);
+    shown += c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?';
+  }
+  throw Error::invalid_input(
+      fmt::format("job id '{}{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')",
+                  shown, job.size() > 64 ? "..." : ""));
 }
 
 CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
@@ -118,6 +134,9 @@ CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
           options_.checkpoints);
     } catch (const Error& e) {
       throw Error::io(e.what());  // the coordinator's own directory: never the caller's fault
+    }
+    for (const std::string& note : store->notes()) {
+      fmt::print(stderr, "convoy coordinator: job {}: {}\n", job, note);
     }
     for (const pb::CheckpointInfo& c : store->list()) {
       if (c.corrupt()) {
@@ -206,7 +225,11 @@ grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
     std::unique_ptr<CheckpointStore::Upload> upload =
         checkpoints(chunk.header().job_id()).begin(chunk.header());
     upload->write(chunk.data());
-    while (reader->Read(&chunk)) upload->write(chunk.data());
+    while (reader->Read(&chunk)) {
+      if (chunk.has_header())
+        throw Error::invalid_input("a header may come in the first chunk only");
+      upload->write(chunk.data());
+    }
     if (context->IsCancelled()) throw Error::unavailable("upload abandoned");
     *info = upload->commit();
   });
@@ -264,6 +287,38 @@ grpc::Status CoordinatorService::ListCheckpoints(grpc::ServerContext* context,
   });
 }
 
+namespace {
+
+// An open checkpoint file, closed when it goes.
+class OpenFile {
+ public:
+  explicit OpenFile(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+  ~OpenFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// The SHA-256 of everything the descriptor reads from offset 0.
+std::string sha256_of(int fd) {
+  Sha256 hash;
+  std::string buffer(kChunkBytes, '\0');
+  for (off_t at = 0;;) {
+    const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), at);
+    if (n <= 0) break;
+    hash.update({buffer.data(), static_cast<size_t>(n)});
+    at += n;
+  }
+  return hash.hex();
+}
+
+}  // namespace
+
 grpc::Status CoordinatorService::DownloadCheckpoint(
     grpc::ServerContext* context, const pb::DownloadRequest* request,
     grpc::ServerWriter<pb::CheckpointChunk>* writer) {
@@ -271,27 +326,37 @@ grpc::Status CoordinatorService::DownloadCheckpoint(
     check_token(context);
     check_job(request->job_id());
     CheckpointStore& store = checkpoints(request->job_id());
-    const pb::CheckpointInfo info = store.find(request->name());
-    // Opened once: retention may delete the file meanwhile, the open descriptor still reads it.
-    const int fd = ::open(store.path(info.name()).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error::not_found("checkpoint file vanished");
-    pb::CheckpointChunk chunk;
-    *chunk.mutable_header() = info;
-    chunk.mutable_header()->set_job_id(request->job_id());
-    std::string buffer(kChunkBytes, '\0');
-    bool ok = true;
+    // Verified as it is served: a file damaged since the store opened is marked corrupt and, for
+    // "latest", the newest one still intact is served instead. Opened once: retention may delete
+    // the file meanwhile, the open descriptor still reads it.
     for (;;) {
-      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-      if (n <= 0) break;
-      chunk.set_data(buffer.data(), static_cast<size_t>(n));
-      if (!writer->Write(chunk)) {
-        ok = false;
-        break;
+      const pb::CheckpointInfo info = store.find(request->name());
+      const OpenFile file(store.path(info.name()));
+      if (file.fd() < 0) throw Error::not_found("checkpoint file vanished");
+      if (sha256_of(file.fd()) != info.sha256()) {
+        fmt::print(stderr,
+                   "convoy coordinator: job {}: checkpoint '{}' changed on disk; listed as "
+                   "corrupt, not served\n",
+                   request->job_id(), info.name());
+        store.mark_corrupt(info.name());
+        continue;  // find() now refuses it, or finds the next newest
       }
-      chunk.clear_header();
+      pb::CheckpointChunk chunk;
+      *chunk.mutable_header() = info;
+      chunk.mutable_header()->set_job_id(request->job_id());
+      std::string buffer(kChunkBytes, '\0');
+      off_t at = 0;
+      do {  // the header goes out even with no data
+        const ssize_t n = ::pread(file.fd(), buffer.data(), buffer.size(), at);
+        if (n < 0) throw Error::io(fmt::format("cannot read '{}'", store.path(info.name())));
+        at += n;
+        chunk.set_data(buffer.data(), static_cast<size_t>(n));
+        if (!writer->Write(chunk)) throw Error::unavailable("download abandoned");
+        chunk.clear_header();
+        if (n == 0) break;
+      } while (static_cast<uint64_t>(at) < info.size());
+      return;
     }
-    ::close(fd);
-    if (!ok) throw Error::unavailable("download abandoned");
   });
 }
 

@@ -77,7 +77,14 @@ void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
   std::string bytes = serialize_checkpoint(make_checkpoint(model_, &optimizer_, position_));
   checkpoint_ms_ += serialize.milliseconds();
   ++checkpoints_;
+  last_checkpoint_step_ = position_.step;
   checkpoints_sink_->submit(std::move(header), std::move(bytes));
+}
+
+void TrainingHooks::checkpoint_final(double test_accuracy) {
+  if (checkpoints_sink_ != nullptr && last_checkpoint_step_ != position_.step) {
+    checkpoint(test_accuracy);
+  }
 }
 
 }  // namespace convoy

@@ -33,6 +33,11 @@ class TrainingHooks final : public TrainObserver {
   void on_step(const StepStats& s) override;
   void on_epoch(const EpochStats& e) override;
 
+  // Hands the sink a checkpoint of where training stands now, with `test_accuracy`, unless the
+  // last one handed over was taken at this very step (the end of training: every rank calls it,
+  // only rank 0's sink stores).
+  void checkpoint_final(double test_accuracy);
+
   // Where training stands after the last step seen (for a final checkpoint).
   const TrainingPosition& position() const { return position_; }
   // Milliseconds the training thread spent serializing checkpoints, and how many.
@@ -51,6 +56,7 @@ class TrainingHooks final : public TrainObserver {
   TrainingPosition position_;
   double checkpoint_ms_ = 0.0;
   int64_t checkpoints_ = 0;
+  int64_t last_checkpoint_step_ = -1;
 };
 
 }  // namespace convoy

@@ -164,19 +164,53 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
   TrainSummary summary = trainer.fit(train, options_.train, &hooks, &test);
   if (job_.size() > 1) verify_identical_parameters(*job_.comm(), model_, "after training");
   if (!summary.test) summary.test = evaluate(model_, stream_, test, group ? &*group : nullptr);
+  hooks.checkpoint_final(summary.test->confusion.accuracy());  // stopped mid-epoch (max_steps)
 
   const bool reachable = !reporter || reporter->stats().connected;
+  const std::string store = options_.coordinator
+                                ? fmt::format("coordinator {}", options_.coordinator->target)
+                                : fmt::format("'{}'", options_.checkpoint_dir);
   if (sink && !sink->flush(reachable ? kCheckpointFlushSeconds : kCheckpointFlushAwaySeconds)) {
-    warn_("the last checkpoint could not be stored in time");
+    unstored_ = fmt::format("the last checkpoint could not be stored at {}", store);
+    warn_(unstored_);
   }
   if (reporter && !reporter->flush(reachable ? kRecordFlushSeconds : kRecordFlushAwaySeconds)) {
     warn_(fmt::format("{} step records could not be delivered",
                       reporter->stats().dropped + reporter->queued()));
   }
   if (job_.is_root() && !options_.save_path.empty()) {
-    save_checkpoint(make_checkpoint(model_, &optimizer_, hooks.position()), options_.save_path);
+    save_final(make_checkpoint(model_, &optimizer_, hooks.position()),
+               sink && unstored_.empty() ? store : std::string());
   }
   return summary;
+}
+
+void TrainingSession::save_final(const pb::Checkpoint& checkpoint, const std::string& stored_at) {
+  try {
+    save_checkpoint(checkpoint, options_.save_path);
+    return;
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kIo) throw;  // refused before any work: nothing to rescue
+    if (!stored_at.empty()) {
+      throw Error::io(fmt::format("{}; the trained model is stored at {} (checkpoint of step {})",
+                                  e.what(), stored_at, checkpoint.step()));
+    }
+    // Nothing else holds the result: keep it where there may be room.
+    const std::string rescue = (std::filesystem::temp_directory_path() /
+                                fmt::format("convoy-{}-{}.ckpt", options_.job_id, ::getpid()))
+                                   .string();
+    try {
+      save_checkpoint(checkpoint, rescue);
+    } catch (const Error&) {
+      throw Error::io(fmt::format("{}; nor could it be kept at '{}'", e.what(), rescue));
+    }
+    throw Error::io(
+        fmt::format("{}; the trained model was kept at '{}' instead", e.what(), rescue));
+  }
+}
+
+void TrainingSession::check_stored() const {
+  if (!unstored_.empty()) throw Error::unavailable(unstored_);
 }
 
 }  // namespace convoy

@@ -34,6 +34,7 @@
 #include "dist/coordinator_address.h"
 #include "dist/gradient_reducer.h"
 #include "dist/job.h"
+#include "proto/checkpoint.pb.h"
 
 namespace convoy {
 
@@ -71,7 +72,14 @@ class TrainingSession {
 
   // Trains on `train`, evaluating on `test` after each epoch; `progress` (may be null) sees every
   // step and epoch. Returns the summary with the final evaluation.
+  // The final checkpoint goes to `save_path` on rank 0; if the disk fails there (an I/O error),
+  // the message says where the trained model is kept instead: the coordinator or checkpoint
+  // directory when they hold it, else `<temp dir>/convoy-<job>-<pid>.ckpt`.
   TrainSummary run(const Dataset& train, const Dataset& test, TrainObserver* progress);
+
+  // After run(): throws Error (unavailable) when the last checkpoint could not be stored at the
+  // coordinator or in the checkpoint directory, so that the job does not end as a success.
+  void check_stored() const;
 
  private:
   Job& job_;
@@ -84,6 +92,9 @@ class TrainingSession {
   Optimizer optimizer_;
   std::optional<GradientReducer> reducer_;
   int64_t parameter_count_ = 0;
+  std::string unstored_;  // why the last checkpoint is not stored; empty when it is
+
+  void save_final(const pb::Checkpoint& checkpoint, const std::string& stored_at);
 };
 
 // The job id a run reports as when none is given: the model's name (or the model file's stem),

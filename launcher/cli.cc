@@ -5,6 +5,7 @@
 #include <exception>
 #include <thread>
 
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "dist/coordinator_client.h"
 #include "launcher/cli_options.h"
@@ -33,7 +34,9 @@ int run_cli(int argc, char** argv) {
 
   EvaluateCommand evaluate;
   CLI::App* e = app.add_subcommand("evaluate", "Evaluate a checkpoint on the test set");
-  e->add_option("--checkpoint", evaluate.checkpoint, "Checkpoint file")->required();
+  e->add_option("--checkpoint", evaluate.checkpoint, "Checkpoint file")
+      ->required()
+      ->check(non_empty());
   add_data_flags(e, evaluate.data);
   e->add_option("--batch-size", evaluate.batch_size, "Samples per forward pass")
       ->check(positive_number())
@@ -55,14 +58,16 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   add_threads_flag(b, bench.threads);
   b->add_option("--bucket-mb", bench.bucket_mb, "Gradient all-reduce bucket size (MiB)")
-      ->check(positive_number())
+      ->check(bucket_mb())
       ->capture_default_str();
   b->add_flag("--per-layer", bench.per_layer, "Also time each layer's forward and backward");
 
   ExportCommand export_cmd;
   CLI::App* x = app.add_subcommand("export", "Write a checkpoint's parameters as NumPy .npz");
-  x->add_option("--checkpoint", export_cmd.checkpoint, "Checkpoint file")->required();
-  x->add_option("--out", export_cmd.out, "Output .npz file")->required();
+  x->add_option("--checkpoint", export_cmd.checkpoint, "Checkpoint file")
+      ->required()
+      ->check(non_empty());
+  x->add_option("--out", export_cmd.out, "Output .npz file")->required()->check(non_empty());
 
   CoordinatorCommand coordinator;
   CLI::App* c = app.add_subcommand("coordinator", "Run the coordinator service");
@@ -87,8 +92,8 @@ int run_cli(int argc, char** argv) {
       ->check(positive_number())
       ->capture_default_str();
   c->add_option("--max-checkpoint-mb", coordinator.max_checkpoint_mb,
-                "Largest checkpoint accepted (MiB)")
-      ->check(positive_number())
+                "Largest checkpoint accepted (MiB, at most 2048: a checkpoint cannot be larger)")
+      ->check(positive_number() & CLI::Range(0.0, double(kMaxCheckpointBytes >> 20)))
       ->capture_default_str();
 
   MonitorCommand monitor;
@@ -107,9 +112,13 @@ int run_cli(int argc, char** argv) {
   mon_list->add_flag("--json", monitor.json, "JSON instead of a table");
   CLI::App* mon_download = mon->add_subcommand("download", "Fetch a checkpoint");
   mon_download->add_option("name", monitor.name, "Checkpoint name, or latest")->required();
-  mon_download->add_option("--out", monitor.out, "Where to write it")->required();
+  mon_download->add_option("--out", monitor.out, "Where to write it")
+      ->required()
+      ->check(non_empty());
   CLI::App* mon_metrics = mon->add_subcommand("metrics", "Step records as CSV");
-  mon_metrics->add_option("--out", monitor.out, "CSV file to write")->required();
+  mon_metrics->add_option("--out", monitor.out, "CSV file to write")
+      ->required()
+      ->check(non_empty());
   mon_metrics->add_option("--from-step", monitor.from_step, "First step")
       ->check(non_negative_number());
   mon_metrics->add_option("--to-step", monitor.to_step, "Last step (0: all)")

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 namespace convoy {
@@ -35,6 +37,32 @@ const CLI::Validator& non_negative_number() {
   return v;
 }
 
+const CLI::Validator& unsigned_64() {
+  static const CLI::Validator v(
+      [](const std::string& text) -> std::string {
+        uint64_t value = 0;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (error == std::errc() && end == text.data() + text.size()) return {};
+        return "must be a whole number from 0 to 18446744073709551615, got '" + text + "'";
+      },
+      "UINT64");
+  return v;
+}
+
+const CLI::Validator& bucket_mb() {
+  static const CLI::Validator v = positive_number() & CLI::Range(0.0, 1048576.0);
+  return v;
+}
+
+const CLI::Validator& non_empty() {
+  static const CLI::Validator v(
+      [](const std::string& text) -> std::string {
+        return text.empty() ? "must not be empty" : "";
+      },
+      "NONEMPTY");
+  return v;
+}
+
 void add_data_flags(CLI::App* app, DataOptions& data) {
   app->add_option_function<std::string>(
          "--dataset",
@@ -47,14 +75,15 @@ void add_data_flags(CLI::App* app, DataOptions& data) {
       ->check(CLI::IsMember({"fashion-mnist", "mnist", "cifar10", "npy"}))
       ->default_str("fashion-mnist");
   app->add_option("--data", data.dir,
-                  fmt::format("Directory with the data set's files (default {})", kDefaultDataDir));
+                  fmt::format("Directory with the data set's files (default {})", kDefaultDataDir))
+      ->check(non_empty());
   app->add_option("--limit-test", data.limit_test, "Evaluate on the first N test samples only")
       ->check(positive_number());
 }
 
 void add_threads_flag(CLI::App* app, int& threads) {
   app->add_option("--threads", threads, "OpenMP threads (default: all cores)")
-      ->check(positive_number());
+      ->check(CLI::Range(1, kMaxThreads));
 }
 
 }  // namespace convoy

@@ -99,6 +99,7 @@ int train_job(const TrainCommand& cmd, Job& job) {
   if (!job.is_root()) return 0;
   print_final_report(*summary.test, in.test.class_names, &summary, job.size(), cmd.log_json);
   if (!cmd.save.empty() && !cmd.log_json) fmt::print("checkpoint saved to {}\n", cmd.save);
+  session.check_stored();
   return 0;
 }
 

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -176,6 +178,44 @@ TEST(Checkpoint, SaveReplacesAtomicallyAndLeavesNoTemporaryFiles) {
   EXPECT_EQ(testing::kind_of([&] { save_checkpoint(second, dir.file("no/such/dir/a.ckpt")); }),
             ErrorKind::kInvalidInput);  // a missing directory is the user's, not the disk's
   EXPECT_EQ(load_checkpoint(path).step(), 6);
+}
+
+TEST(Checkpoint, TemporariesOfKilledWritersAreRemovedByTheNextSave) {
+  Trained t;
+  TempDir dir;
+  const std::string path = dir.file("a.ckpt");
+  // A pid that certainly ended: a child that has exited and been reaped.
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  ASSERT_GT(dead, 0);
+  waitpid(dead, nullptr, 0);
+  const std::string stale = dir.write(fmt::format("a.ckpt.tmp.{}.0", dead), "half a checkpoint");
+  const std::string live = dir.write(fmt::format("a.ckpt.tmp.{}.3", getppid()), "in progress");
+  const std::string other = dir.write(fmt::format("b.ckpt.tmp.{}.0", dead), "not ours");
+  save_checkpoint(t.checkpoint(), path);
+  EXPECT_FALSE(std::filesystem::exists(stale)) << "its writer is gone";
+  EXPECT_TRUE(std::filesystem::exists(live)) << "its writer may still be writing";
+  EXPECT_TRUE(std::filesystem::exists(other)) << "another target's";
+}
+
+TEST(Checkpoint, ACheckpointThatWouldNotReadBackIsNeverWritten) {
+  Trained t;
+  TempDir dir;
+  const std::string path = dir.file("a.ckpt");
+  save_checkpoint(t.checkpoint(), path);
+  pb::Checkpoint bad = t.checkpoint();
+  bad.set_step(99);
+  bad.mutable_parameter(0)->set_name("\xff\xfe\x80");  // not UTF-8: protobuf cannot parse it back
+  EXPECT_EQ(testing::kind_of([&] { save_checkpoint(bad, path); }), ErrorKind::kInternal);
+  EXPECT_EQ(load_checkpoint(path).step(), t.checkpoint().step()) << "the good file stays";
+}
+
+TEST(Checkpoint, LoadingRefusesDevicesAndFilesLargerThanACheckpointCanBe) {
+  EXPECT_EQ(testing::kind_of([] { load_checkpoint("/dev/zero"); }), ErrorKind::kInvalidInput);
+  TempDir dir;
+  const std::string sparse = dir.file("huge.ckpt");
+  std::filesystem::resize_file(dir.write("huge.ckpt", ""), kMaxCheckpointBytes + 1);  // sparse
+  EXPECT_EQ(testing::kind_of([&] { load_checkpoint(sparse); }), ErrorKind::kLimitExceeded);
 }
 
 }  // namespace

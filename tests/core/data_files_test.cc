@@ -137,6 +137,17 @@ TEST(Npy, EveryBadFileIsOneClearError) {
   EXPECT_NE(
       read("short_body.npy", NpyKind::kFloat).find("the body has 124 bytes but shape (4, 1, 8)"),
       std::string::npos);
+  // A shape whose byte count wraps around 2^64 to 0, with an empty body: refused, not allocated.
+  const size_t header_length =
+      static_cast<unsigned char>(good[8]) | size_t{static_cast<unsigned char>(good[9])} << 8;
+  std::string huge = good.substr(0, 10 + header_length);
+  huge.replace(huge.find("(4, 1, 8)"), 9, "(4611686018427387904, 1, 128)");
+  huge.erase(huge.rfind('\n') - 20, 20);  // the same header length: less padding
+  write_bytes(dir.file("overflow.npy"), huge);
+  EXPECT_NE(read("overflow.npy", NpyKind::kFloat)
+                .find("shape (4611686018427387904, 1, 128) of <f4 needs more than 2^64"),
+            std::string::npos)
+      << read("overflow.npy", NpyKind::kFloat);
   write_bytes(dir.file("short_header.npy"), good.substr(0, 40));
   EXPECT_EQ(read("short_header.npy", NpyKind::kFloat),
             quoted(dir.file("short_header.npy")) + ": npy header is truncated");

@@ -2,6 +2,10 @@
 #include "core/idx_reader.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <zlib.h>
+
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/mnist.h"
@@ -53,6 +57,40 @@ TEST(IdxReader, TruncatedAndOversizedData) {
   const std::string tiny = dir.write("tiny", "ab");
   EXPECT_NE(error_of([&] { read_idx(tiny, kIdxImagesMagic); }).find("too short"),
             std::string::npos);
+}
+
+// A valid header for 10 images of 28x28 followed by 256 MiB of zeros compresses to a few hundred
+// KiB. It must be refused after reading one byte past the promised data, not after decompressing
+// all of it: the test's peak memory may not grow by more than 64 MiB.
+TEST(IdxReader, GzipBombIsRefusedWithoutDecompressingIt) {
+  TempDir dir;
+  const std::string path = dir.file("bomb-images-idx3-ubyte.gz");
+  {
+    gzFile out = gzopen(path.c_str(), "wb1");
+    ASSERT_NE(out, nullptr);
+    const std::string header = idx_images(10, 28, 28).substr(0, 16);
+    gzwrite(out, header.data(), static_cast<unsigned>(header.size()));
+    const std::string zeros(1 << 20, '\0');
+    for (int i = 0; i < 256; ++i) gzwrite(out, zeros.data(), static_cast<unsigned>(zeros.size()));
+    gzclose(out);
+  }
+  ASSERT_LT(std::filesystem::file_size(path), 2u << 20);
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  const std::string error = error_of([&] { read_idx(path, kIdxImagesMagic); });
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_NE(error.find("oversized IDX file: the header promises 7840 data bytes"),
+            std::string::npos)
+      << error;
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "KiB of peak memory growth";
+}
+
+TEST(IdxReader, HeaderPromisingMoreThanTheLimitIsRefused) {
+  TempDir dir;
+  std::string header = idx_images(1, 1, 1).substr(0, 16);
+  for (int at : {4, 8, 12}) header[static_cast<size_t>(at)] = '\x7f';  // 3 extents near 2^31
+  const std::string error = error_of([&] { read_idx(dir.write("huge", header), kIdxImagesMagic); });
+  EXPECT_NE(error.find("promises more than 4 GiB"), std::string::npos) << error;
 }
 
 TEST(IdxReader, TruncatedGzipStream) {

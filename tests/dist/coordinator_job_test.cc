@@ -25,13 +25,17 @@ constexpr const char* kData = testing::kFashionMnistDir;
 // A `convoy coordinator` process; stopped (killed) when destroyed.
 class Coordinator {
  public:
-  Coordinator(const testing::TempDir& dir, int port, const std::string& name = "coordinator")
+  Coordinator(const testing::TempDir& dir, int port, const std::string& name = "coordinator",
+              const std::vector<std::string>& extra = {})
       : out_(dir.file(name + ".out")) {
-    process_ = std::make_unique<testing::ChildProcess>(
-        std::vector<std::string>{testing::convoy_binary(), "coordinator", "--listen",
-                                 "127.0.0.1:" + std::to_string(port), "--state-dir",
-                                 dir.file("state")},
-        out_, dir.file(name + ".err"));
+    std::vector<std::string> argv = {testing::convoy_binary(),
+                                     "coordinator",
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(port),
+                                     "--state-dir",
+                                     dir.file("state")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<testing::ChildProcess>(argv, out_, dir.file(name + ".err"));
     // Ready once it says which port it listens on.
     for (int i = 0; i < 200 && testing::read_file(out_).find("listening") == std::string::npos;
          ++i) {
@@ -216,6 +220,19 @@ TEST_F(CoordinatorJob, TrainingOutlivesTheCoordinatorAndReportingResumes) {
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   const std::string text = testing::read_file(dir_.file("m.csv"));
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 277);  // header + 276 rows
+}
+
+TEST_F(CoordinatorJob, AFinalCheckpointTheCoordinatorRefusesFailsTheJob) {
+  // A limit of 10 KB: lenet5's checkpoints (about 0.5 MB) are all refused.
+  Coordinator coordinator(dir_, port_, "coordinator", {"--max-checkpoint-mb", "0.01"});
+  const CommandResult r = testing::run_convoy(
+      train("refused", {"--epochs", "1", "--limit-train", "640", "--limit-test", "100"}), 1, 300);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("refused by the coordinator"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the last checkpoint could not be stored at coordinator " + address_),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("test accuracy"), std::string::npos) << "the report comes first";
 }
 
 }  // namespace

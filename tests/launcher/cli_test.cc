@@ -1,10 +1,12 @@
 // The convoy binary on bad input: every case ends with exit code 2 and exactly one line on
 // stderr that names the flag, file or field -- never a crash, a hang or a core dump.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 
+#include "core/checkpoint.h"
 #include "testing/idx_files.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
@@ -252,6 +254,63 @@ TEST_F(Cli, CoordinatorAndCheckpointFlags) {
       {"coordinator", "--listen", "127.0.0.1:0", "--state-dir", work_.path(), "--tls-cert", "x"},
       "--tls-cert and --tls-key go together");
   expect_bad_input({"monitor", "127.0.0.1:1", "metrics", "--out", "/nonexistent/d/m.csv"}, "--out");
+}
+
+TEST_F(Cli, ValuesThatWouldWrapOrVanishAreRefused) {
+  expect_bad_input(train({"--seed", "-1"}), "--seed");
+  expect_bad_input(train({"--seed", "99999999999999999999999"}), "--seed");
+  expect_bad_input(train({"--save", ""}), "--save");
+  expect_bad_input(train({"--bucket-mb", "1e30"}), "--bucket-mb");
+  expect_bad_input({"bench", "--model", "lenet5", "--threads", "100000"}, "--threads");
+  expect_bad_input({"coordinator", "--listen", "127.0.0.1:0", "--state-dir", work_.path(),
+                    "--max-checkpoint-mb", "1e30"},
+                   "--max-checkpoint-mb");
+  expect_bad_input(train({"--data", "/etc/passwd"}), "--data: '/etc/passwd' is not a directory");
+}
+
+TEST_F(Cli, LayerNamesMustBeSafeAsFileAndArchiveNames) {
+  for (const std::string name : {"a/../b", "\\xff\\xfe\\x80", ".hidden"}) {
+    const std::string model =
+        work_.write("m.pbtxt",
+                    "input { channels: 1 spatial: [28, 28] } num_classes: 10\n"
+                    "layer { name: \"" +
+                        name + "\" type: \"Dense\" dense { units: 10 } }\n");
+    const std::string err = expect_bad_input({"train", "--model", model, "--data", data_.path(),
+                                              "--epochs", "1", "--save", work_.file("m.ckpt")},
+                                             "is not allowed");
+    EXPECT_FALSE(std::filesystem::exists(work_.file("m.ckpt"))) << name;
+    EXPECT_EQ(err.find('\xff'), std::string::npos) << "raw bytes echoed: " << err;
+  }
+}
+
+// The disk filling up under the final --save: an I/O error (exit 1, not the user's 2), and the
+// trained model is kept elsewhere, named in the message. A 64 KiB file system in a private mount
+// namespace plays the full disk (it needs root; the namespace and its mount end with the process).
+TEST_F(Cli, AFullDiskOnTheFinalSaveKeepsTheModelAndExitsOne) {
+  if (::geteuid() != 0 || std::system("unshare --mount true 2>/dev/null") != 0) {
+    GTEST_SKIP() << "needs root and mount namespaces to make a small file system";
+  }
+  const std::string full = work_.file("full");
+  std::filesystem::create_directories(full);
+  std::string command = "mount -t tmpfs -o size=64k convoy-test-full '" + full + "' && exec '" +
+                        testing::convoy_binary() + "'";
+  for (const std::string& a : train({"--save", full + "/m.ckpt", "--progress", "none"})) {
+    command += " '" + a + "'";
+  }
+  const CommandResult r =
+      testing::run_command({"/usr/bin/unshare", "--mount", "/bin/sh", "-c", command}, 120,
+                           {"OMP_NUM_THREADS=1", "TMPDIR=" + work_.path()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  const std::string kept = work_.file("convoy-lenet5-");
+  const size_t at = r.err.find("kept at '" + kept);
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const std::string path = r.err.substr(at + 9, r.err.find('\'', at + 9) - at - 9);
+  EXPECT_GT(load_checkpoint(path).step(), 0) << path;
+}
+
+TEST_F(Cli, DevicesAreNotReadAsCheckpoints) {
+  expect_bad_input({"evaluate", "--checkpoint", "/dev/zero"}, "not a regular file");
 }
 
 TEST_F(Cli, MonitorOptionsMayFollowTheAction) {
