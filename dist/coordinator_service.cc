@@ -172,10 +172,6 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
   return answer([&] {
     check_token(context);
     check_job(request->job_id());
-    if (request->world_size() <= 0 || request->rank() < 0 ||
-        request->rank() >= request->world_size()) {
-      throw Error::invalid_input("rank must lie in [0, world_size)");
-    }
     registry_.register_rank(*request);
   });
 }

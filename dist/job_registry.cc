@@ -1,5 +1,11 @@
 #include "dist/job_registry.h"
 
+#include <fmt/format.h>
+
+#include <climits>
+
+#include "core/error.h"
+
 namespace convoy {
 
 void JobRegistry::advance(Rank& r, int64_t step, double now) {
@@ -11,9 +17,21 @@ void JobRegistry::advance(Rank& r, int64_t step, double now) {
 }
 
 void JobRegistry::register_rank(const pb::RegisterRequest& request) {
+  if (request.world_size() < 1 || request.world_size() > kMaxWorldSize) {
+    throw Error::invalid_input(
+        fmt::format("world_size must lie in [1, {}], got {}", kMaxWorldSize, request.world_size()));
+  }
+  if (request.rank() < 0 || request.rank() >= request.world_size()) {
+    throw Error::invalid_input("rank must lie in [0, world_size)");
+  }
+  if (request.host().size() > kMaxHostBytes) {
+    throw Error::invalid_input(
+        fmt::format("host name of {} bytes (at most {})", request.host().size(), kMaxHostBytes));
+  }
   std::lock_guard lock(mutex_);
   Job& job = jobs_[request.job_id()];
   job.world_size = request.world_size();
+  job.ranks.erase(job.ranks.lower_bound(job.world_size), job.ranks.end());
   Rank& r = job.ranks[request.rank()];
   r.registration = request;
   const double now = clock_.now();
@@ -52,6 +70,20 @@ bool JobRegistry::status(const std::string& job_id, pb::JobStatus* out) const {
   out->set_job_id(id);
   out->set_world_size(job.world_size);
   double images_per_second = 0;
+  // The two highest steps among ranks that progressed recently: "some other rank moved past this
+  // one" is then one comparison per rank (linear, not quadratic, in the ranks).
+  int64_t best = INT64_MIN, second = INT64_MIN;
+  int best_rank = -1;
+  for (const auto& [rank, r] : job.ranks) {
+    if (now - r.last_progress > stall_after_) continue;
+    if (r.step > best) {
+      second = best;
+      best = r.step;
+      best_rank = rank;
+    } else if (r.step > second) {
+      second = r.step;
+    }
+  }
   for (const auto& [rank, r] : job.ranks) {
     pb::RankStatus* s = out->add_rank();
     s->set_rank(rank);
@@ -61,13 +93,8 @@ bool JobRegistry::status(const std::string& job_id, pb::JobStatus* out) const {
     s->set_seconds_since_heartbeat(now - r.last_heartbeat);
     s->set_seconds_since_progress(now - r.last_progress);
     *s->mutable_latest() = r.latest;
-    // Stalled: stuck for a while although some other rank moved recently.
-    bool others_moved = false;
-    for (const auto& [other, o] : job.ranks) {
-      if (other != rank && now - o.last_progress <= stall_after_ && o.step > r.step) {
-        others_moved = true;
-      }
-    }
+    // Stalled: stuck for a while although some other rank moved recently (past this one).
+    const bool others_moved = (rank == best_rank ? second : best) > r.step;
     if (now - r.last_heartbeat > gone_after_) {
       s->set_state(pb::RankStatus::GONE);
     } else if (now - r.last_progress > stall_after_ && others_moved) {

@@ -24,6 +24,13 @@ class JobRegistry {
   JobRegistry(const Clock& clock, double stall_after, double gone_after)
       : clock_(clock), stall_after_(stall_after), gone_after_(gone_after) {}
 
+  // Limits on what one job may register, so that memory and status calls stay small.
+  static constexpr int32_t kMaxWorldSize = 4096;
+  static constexpr size_t kMaxHostBytes = 255;
+
+  // Throws Error (invalid input) for a world size outside [1, kMaxWorldSize], a rank outside
+  // [0, world size) or a host name longer than kMaxHostBytes. A registration with a smaller world
+  // size than before forgets the ranks at or above it (the job was restarted smaller).
   void register_rank(const pb::RegisterRequest& request);
   // False when the rank never registered (the caller should ask it to).
   bool heartbeat(const std::string& job, int rank, int64_t step);
@@ -31,7 +38,8 @@ class JobRegistry {
   void observe(const std::string& job, const pb::StepRecord& record);
 
   // The status of `job` (ranks, states, throughput); `job` empty: the most recently registered.
-  // Fills job_id, world_size, rank and images_per_second; false when the job is unknown.
+  // Fills job_id, world_size, rank and images_per_second; false when the job is unknown. Linear
+  // in the job's ranks.
   bool status(const std::string& job, pb::JobStatus* out) const;
   std::vector<std::string> jobs() const;
   std::string latest_job() const;

@@ -1,7 +1,11 @@
 #include "dist/metrics_store.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <filesystem>
+
+#include "core/error.h"
 
 namespace convoy {
 
@@ -27,9 +31,15 @@ MetricsStore::MetricsStore(std::string dir, size_t memory_records)
 MetricsStore::Job& MetricsStore::job_locked(const std::string& name) {
   const auto it = jobs_.find(name);
   if (it != jobs_.end()) return it->second;
-  Job& job = jobs_[name];
+  // Built aside and added only once both logs are open: a failure (a full disk, no descriptor)
+  // leaves no half-made job behind for later calls to trip over.
+  Job job;
   const std::filesystem::path dir = std::filesystem::path(dir_) / name;
-  std::filesystem::create_directories(dir);
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) {
+    throw Error::io(fmt::format("cannot create '{}': {}", dir.string(), error.message()));
+  }
   job.steps_path = (dir / "steps.log").string();
   job.steps = std::make_unique<RecordLog>(job.steps_path, [&](std::string_view bytes) {
     pb::StepRecord r;
@@ -45,7 +55,7 @@ MetricsStore::Job& MetricsStore::job_locked(const std::string& name) {
           job.evaluation_list.push_back(std::move(e));
         }
       });
-  return job;
+  return jobs_.emplace(name, std::move(job)).first->second;
 }
 
 void MetricsStore::append(const std::string& name, const std::vector<pb::StepRecord>& records) {
@@ -166,8 +176,13 @@ bool MetricsStore::latest_evaluation(const std::string& name, pb::EvaluationReco
 void MetricsStore::sync() {
   std::lock_guard lock(mutex_);
   for (auto& [name, job] : jobs_) {
-    job.steps->sync();
-    job.evaluations->sync();
+    try {
+      job.steps->sync();
+      job.evaluations->sync();
+    } catch (const Error& e) {
+      // Durability is retried at the next sync; the records already reached the system.
+      fmt::print(stderr, "convoy coordinator: job {}: {}\n", name, e.what());
+    }
   }
 }
 

@@ -40,24 +40,42 @@ uint64_t scan(const std::string& path, const std::function<void(std::string_view
 
 }  // namespace
 
+namespace {
+
+// A descriptor for one call, closed when it goes.
+class Descriptor {
+ public:
+  Descriptor(const std::string& path, int flags) : fd_(::open(path.c_str(), flags, 0644)) {
+    if (fd_ < 0) {
+      throw Error::io(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+    }
+  }
+  ~Descriptor() { ::close(fd_); }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
 RecordLog::RecordLog(const std::string& path, const std::function<void(std::string_view)>& replay)
     : path_(path) {
   const uint64_t good = scan(path, replay);
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    throw Error::io(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
-  }
-  // Drop a damaged tail (a crash in the middle of an append), then append after the good part.
-  if (::ftruncate(fd_, static_cast<off_t>(good)) != 0 ||
-      ::lseek(fd_, static_cast<off_t>(good), SEEK_SET) < 0) {
+  // Drop a damaged tail (a crash in the middle of an append): appends continue after the good part.
+  const Descriptor file(path, O_WRONLY | O_CREAT | O_CLOEXEC);
+  if (::ftruncate(file.get(), static_cast<off_t>(good)) != 0) {
     throw Error::io(fmt::format("cannot prepare '{}': {}", path, std::strerror(errno)));
   }
 }
 
 RecordLog::~RecordLog() {
-  if (fd_ >= 0) {
-    ::fsync(fd_);
-    ::close(fd_);
+  try {
+    sync();
+  } catch (const Error&) {
+    // Appends already reached the operating system; durability is best effort here.
   }
 }
 
@@ -69,18 +87,23 @@ void RecordLog::append(const std::vector<std::string>& records) {
     buffer.append(reinterpret_cast<const char*>(&crc), 4);
     buffer += r;
   }
+  const Descriptor file(path_, O_WRONLY | O_APPEND | O_CLOEXEC);
   for (size_t done = 0; done < buffer.size();) {
-    const ssize_t n = ::write(fd_, buffer.data() + done, buffer.size() - done);
+    const ssize_t n = ::write(file.get(), buffer.data() + done, buffer.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw Error::io(fmt::format("cannot append to '{}': {}", path_, std::strerror(errno)));
     }
     done += static_cast<size_t>(n);
   }
+  dirty_ = true;
 }
 
 void RecordLog::sync() {
-  ::fsync(fd_);
+  if (!dirty_) return;
+  const Descriptor file(path_, O_RDONLY | O_CLOEXEC);
+  ::fsync(file.get());
+  dirty_ = false;
 }
 
 void RecordLog::read(const std::string& path, const std::function<void(std::string_view)>& visit) {

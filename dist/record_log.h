@@ -3,7 +3,9 @@
 // so that a crash mid-append leaves at most one damaged record at the end, which opening drops
 // (the file is cut back to the last whole record). Appends go to the operating system at once
 // (they survive a crash of the process); sync() makes them durable (the coordinator calls it
-// about once a second).
+// about once a second). A log holds no file descriptor between calls: a coordinator with
+// thousands of jobs keeps none open for them (each append opens, writes and closes). Not
+// thread-safe: the owner serializes calls.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@ class RecordLog {
   RecordLog(const RecordLog&) = delete;
   RecordLog& operator=(const RecordLog&) = delete;
 
+  // Throw Error (I/O), also when no file descriptor is to be had (EMFILE).
   void append(const std::vector<std::string>& records);
   void sync();
   // Reads the intact records of a log file without opening it for writing.
@@ -30,7 +33,7 @@ class RecordLog {
 
  private:
   std::string path_;
-  int fd_ = -1;
+  bool dirty_ = false;  // appended since the last sync
 };
 
 }  // namespace convoy

@@ -3,6 +3,7 @@
 #include "dist/coordinator_service.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -179,6 +180,45 @@ TEST_F(Coordinator, RegisterHeartbeatAndStallDetection) {
   s = status(c);
   EXPECT_EQ(s.rank(0).state(), pb::RankStatus::GONE);
   EXPECT_EQ(s.rank(1).state(), pb::RankStatus::ALIVE);
+}
+
+TEST_F(Coordinator, RegistrationsAreBoundedAndASmallerRestartForgetsRanks) {
+  start();
+  CoordinatorClient c = client();
+  EXPECT_EQ(register_rank(c, 0, 5000).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::RegisterRequest huge_host;
+  huge_host.set_job_id("job1");
+  huge_host.set_world_size(1);
+  huge_host.set_host(std::string(100'000, 'h'));
+  EXPECT_EQ(status_of([&] { c.register_rank(huge_host, 5); }).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  for (int rank = 0; rank < 8; ++rank) ASSERT_TRUE(register_rank(c, rank, 8).ok());
+  EXPECT_EQ(status(c).rank_size(), 8);
+  ASSERT_TRUE(register_rank(c, 0, 2).ok());  // the job restarted with 2 ranks
+  const pb::JobStatus s = status(c);
+  EXPECT_EQ(s.world_size(), 2);
+  ASSERT_EQ(s.rank_size(), 2) << "ranks 2 to 7 of the old job are forgotten";
+  EXPECT_EQ(s.rank(1).rank(), 1);
+}
+
+// Stall detection with many ranks: one stuck rank among 1,000 that move is the only one stalled.
+TEST_F(Coordinator, OneStuckRankAmongManyIsTheOnlyStall) {
+  start();
+  CoordinatorClient c = client();
+  constexpr int kRanks = 1000;
+  for (int rank = 0; rank < kRanks; ++rank) ASSERT_TRUE(register_rank(c, rank, kRanks).ok());
+  for (int i = 1; i <= 8; ++i) {  // rank 500's last progress is at the first round: 70 s ago
+    clock_.advance(10);
+    for (int rank = 0; rank < kRanks; ++rank) {
+      ASSERT_TRUE(heartbeat(c, rank, rank == 500 ? 1 : i + 1).ok());
+    }
+  }
+  const pb::JobStatus s = status(c);
+  ASSERT_EQ(s.rank_size(), kRanks);
+  int stalled = 0;
+  for (const pb::RankStatus& r : s.rank()) stalled += r.state() == pb::RankStatus::STALLED;
+  EXPECT_EQ(stalled, 1);
+  EXPECT_EQ(s.rank(500).state(), pb::RankStatus::STALLED);
 }
 
 TEST_F(Coordinator, AllRanksWaitingIsNotAStall) {
@@ -376,6 +416,45 @@ TEST_F(Coordinator, ADamagedManifestStopsNoOtherJob) {
       << "an unlisted file is left alone, never deleted";
   again.upload(header(20), payload(5000, 6));
   EXPECT_EQ(list(again).size(), 1u);
+}
+
+// Every job's metrics used to keep two files open for good: with 256 descriptors, the ~120th job
+// failed and the coordinator then crashed. Now 600 jobs report, the coordinator restarts on that
+// state with the same limit, and every job's records are still there.
+TEST_F(Coordinator, ManyJobsNeedNoFileDescriptorsOfTheirOwn) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct Restore {
+    rlimit limit;
+    ~Restore() { setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{saved};
+  rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 256);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  start();
+  const auto batch = [](int job) {
+    pb::MetricsBatch b;
+    b.set_job_id("ng" + std::to_string(job));
+    pb::StepRecord* r = b.add_record();
+    r->set_step(job + 1);
+    r->set_loss(1.0);
+    return b;
+  };
+  {
+    CoordinatorClient c = client();
+    for (int job = 0; job < 600; ++job) {
+      ASSERT_TRUE(status_of([&] { c.report_metrics(batch(job), 5); }).ok()) << "job " << job;
+    }
+  }
+  restart();
+  CoordinatorClient c = client();
+  for (const int job : {0, 299, 599}) {
+    pb::MetricsQuery q;
+    q.set_job_id("ng" + std::to_string(job));
+    const pb::MetricsPage page = c.query_metrics(q, 5);
+    ASSERT_EQ(page.record_size(), 1) << job;
+    EXPECT_EQ(page.record(0).step(), job + 1);
+  }
 }
 
 TEST_F(Coordinator, UploadKilledHalfWayIsNotListed) {
