@@ -80,6 +80,7 @@ class TokenInterceptorFactory final : public grpc::experimental::ServerIntercept
 
 CoordinatorService::CoordinatorService(const CoordinatorOptions& options, const Clock& clock)
     : options_(options),
+      clock_(clock),
       registry_(clock, options.stall_after_seconds, options.gone_after_seconds),
       metrics_((std::filesystem::path(options.state_dir) / "metrics").string(),
                options.memory_records) {
@@ -208,11 +209,40 @@ grpc::Status CoordinatorService::ReportEvaluation(grpc::ServerContext* context,
   });
 }
 
+void CoordinatorService::expire_idle_uploads() {
+  std::lock_guard lock(uploads_mutex_);
+  const double now = clock_.now();
+  for (const auto& [context, last] : uploads_) {
+    if (now - last > options_.upload_idle_seconds) context->TryCancel();
+  }
+}
+
 grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
                                                   grpc::ServerReader<pb::CheckpointChunk>* reader,
                                                   pb::CheckpointInfo* info) {
   return answer([&] {
     check_token(context);
+    // Registered while it runs, so that expire_idle_uploads() can end it.
+    struct InProgress {
+      CoordinatorService& service;
+      grpc::ServerContext* context;
+      InProgress(CoordinatorService& s, grpc::ServerContext* c) : service(s), context(c) {
+        std::lock_guard lock(service.uploads_mutex_);
+        if (static_cast<int>(service.uploads_.size()) >= service.options_.max_concurrent_uploads) {
+          throw Error::limit_exceeded(
+              fmt::format("{} uploads are in progress already", service.uploads_.size()));
+        }
+        service.uploads_[context] = service.clock_.now();
+      }
+      ~InProgress() {
+        std::lock_guard lock(service.uploads_mutex_);
+        service.uploads_.erase(context);
+      }
+      void touch() {
+        std::lock_guard lock(service.uploads_mutex_);
+        service.uploads_[context] = service.clock_.now();
+      }
+    } in_progress(*this, context);
     pb::CheckpointChunk chunk;
     if (!reader->Read(&chunk) || !chunk.has_header()) {
       throw Error::invalid_input("the first chunk must carry the header");
@@ -222,11 +252,13 @@ grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
         checkpoints(chunk.header().job_id()).begin(chunk.header());
     upload->write(chunk.data());
     while (reader->Read(&chunk)) {
-      if (chunk.has_header())
+      in_progress.touch();
+      if (chunk.has_header()) {
         throw Error::invalid_input("a header may come in the first chunk only");
+      }
       upload->write(chunk.data());
     }
-    if (context->IsCancelled()) throw Error::unavailable("upload abandoned");
+    if (context->IsCancelled()) throw Error::unavailable("upload abandoned or idle too long");
     *info = upload->commit();
   });
 }
@@ -386,6 +418,7 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const st
   syncer_ = std::thread([this] {
     for (int tick = 1; running_; ++tick) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      service_.expire_idle_uploads();
       if (tick % 10 == 0) service_.sync();  // about once a second
     }
   });

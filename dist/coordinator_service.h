@@ -22,7 +22,8 @@
 // open (probes carry no token), and server reflection requires the token too (an interceptor
 // checks it, since gRPC's reflection service cannot). TLS when a certificate and key are given.
 // Messages are limited to 4 MiB (checkpoints travel in 1 MiB chunks), checkpoints to
-// --max-checkpoint-mb, queries to 10,000 records per page.
+// --max-checkpoint-mb, queries to 10,000 records per page, uploads to 16 at once, each ended
+// after 60 s without data.
 //
 // State lives under the state directory: metrics/<job>/{steps,evaluations}.log and
 // checkpoints/<job>/ (see metrics_store.h, checkpoint_store.h). It survives restarts; memory holds
@@ -55,6 +56,11 @@ struct CoordinatorOptions {
   size_t memory_records = 100000;  // newest step records kept in memory, per job
   CheckpointStore::Options checkpoints;
   int32_t max_query_records = 10000;
+  // An upload that sends nothing for this long is ended (its temporary file removed), and at most
+  // this many uploads run at once (each holds a server thread and a file): a client that opens
+  // uploads and stalls cannot exhaust the coordinator.
+  double upload_idle_seconds = 60;
+  int max_concurrent_uploads = 16;
 };
 
 class CoordinatorService final : public pb::Coordinator::Service {
@@ -84,6 +90,9 @@ class CoordinatorService final : public pb::Coordinator::Service {
 
   // Durability: flush metrics to disk (the server calls this about once a second).
   void sync() { metrics_.sync(); }
+  // Ends uploads idle for longer than upload_idle_seconds (the server calls this ten times a
+  // second).
+  void expire_idle_uploads();
   // Unblocks streaming calls so that a shutdown does not wait for watchers.
   void stop() { stopping_ = true; }
 
@@ -94,11 +103,14 @@ class CoordinatorService final : public pb::Coordinator::Service {
   CheckpointStore& checkpoints(const std::string& job);
 
   CoordinatorOptions options_;
+  const Clock& clock_;
   JobRegistry registry_;
   MetricsStore metrics_;
   std::mutex stores_mutex_;
   std::map<std::string, std::unique_ptr<CheckpointStore>> stores_;
   std::atomic<bool> stopping_{false};
+  std::mutex uploads_mutex_;
+  std::map<grpc::ServerContext*, double> uploads_;  // in progress: when each last sent data
 };
 
 // The service with health checking and server reflection on a listening port.

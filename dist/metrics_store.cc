@@ -1,6 +1,7 @@
 #include "dist/metrics_store.h"
 
 #include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
 
 #include <chrono>
 #include <filesystem>
@@ -75,6 +76,9 @@ void MetricsStore::append(const std::string& name, const std::vector<pb::StepRec
 }
 
 void MetricsStore::append(const std::string& name, const pb::EvaluationRecord& evaluation) {
+  if (evaluation.precision_size() > kMaxClasses || evaluation.recall_size() > kMaxClasses) {
+    throw Error::invalid_input(fmt::format("an evaluation of more than {} classes", kMaxClasses));
+  }
   {
     std::lock_guard lock(mutex_);
     Job& job = job_locked(name);
@@ -125,7 +129,44 @@ pb::MetricsPage MetricsStore::query(const pb::MetricsQuery& q, int32_t max_limit
       if (more && r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) more = take(r);
     });
   }
-  return page;
+  return fit_to_size(std::move(page));
+}
+
+// Cuts a page that would be too large for one message at the first step whose records and
+// evaluations no longer fit (keeping at least one step), and marks it truncated.
+pb::MetricsPage MetricsStore::fit_to_size(pb::MetricsPage page) {
+  if (page.ByteSizeLong() <= kMaxPageBytes) return page;
+  std::map<int64_t, size_t> bytes_per_step;
+  for (const pb::StepRecord& r : page.record()) bytes_per_step[r.step()] += r.ByteSizeLong() + 8;
+  for (const pb::EvaluationRecord& e : page.evaluation()) {
+    bytes_per_step[e.step()] += e.ByteSizeLong() + 8;
+  }
+  size_t total = 0;
+  int64_t cut = bytes_per_step.rbegin()->first + 1;
+  for (const auto& [step, bytes] : bytes_per_step) {
+    total += bytes;
+    if (total > kMaxPageBytes && step != bytes_per_step.begin()->first) {
+      cut = step;
+      break;
+    }
+  }
+  pb::MetricsPage fitted;
+  for (const pb::StepRecord& r : page.record()) {
+    if (r.step() < cut) *fitted.add_record() = r;
+  }
+  for (const pb::EvaluationRecord& e : page.evaluation()) {
+    if (e.step() < cut) *fitted.add_evaluation() = e;
+  }
+  fitted.set_truncated(true);
+  // One step alone too large (many evaluations reported at the same step): the page keeps its
+  // records and as many of the step's evaluations as fit.
+  size_t size = fitted.ByteSizeLong();
+  while (size > kMaxPageBytes && fitted.evaluation_size() > 0) {
+    const size_t length = fitted.evaluation(fitted.evaluation_size() - 1).ByteSizeLong();
+    size -= 1 + google::protobuf::io::CodedOutputStream::VarintSize64(length) + length;  // tag
+    fitted.mutable_evaluation()->RemoveLast();
+  }
+  return fitted;
 }
 
 MetricsStore::Cursor MetricsStore::end(const std::string& name) const {

@@ -19,14 +19,22 @@ namespace convoy {
 
 class MetricsStore {
  public:
+  // A page stays well inside the 4 MiB message limit.
+  static constexpr size_t kMaxPageBytes = 3 << 20;
+  // Per-class lists in one evaluation (precision, recall) hold at most this many values.
+  static constexpr int kMaxClasses = 10000;
+
   // Loads every job already stored under `dir` (creating `dir` if needed).
   MetricsStore(std::string dir, size_t memory_records);
 
   void append(const std::string& job, const std::vector<pb::StepRecord>& records);
+  // Throws Error (invalid input) for an evaluation with more than kMaxClasses values per list.
   void append(const std::string& job, const pb::EvaluationRecord& evaluation);
 
   // Step records with from_step <= step <= to_step (0: no bound) in arrival order, at most
-  // `limit` (truncated set when there were more), and every evaluation in the range.
+  // `limit`, and the evaluations in the range; at most kMaxPageBytes in all: when more matched,
+  // the page holds every record and evaluation of the steps before some step S and is marked
+  // truncated (ask again from the last record's step).
   pb::MetricsPage query(const pb::MetricsQuery& query, int32_t max_limit) const;
 
   // Where a watcher stands: how many step and evaluation records of the job it has seen.
@@ -55,6 +63,7 @@ class MetricsStore {
     std::string steps_path;
   };
   Job& job_locked(const std::string& job);
+  static pb::MetricsPage fit_to_size(pb::MetricsPage page);
 
   std::string dir_;
   size_t memory_records_;

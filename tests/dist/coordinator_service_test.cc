@@ -258,6 +258,46 @@ TEST_F(Coordinator, MetricsRoundTripQueryAndPaging) {
   EXPECT_DOUBLE_EQ(s.images_per_second(), 100);
 }
 
+// 30 evaluations of 10,000 classes (about 160 KB each, 4.8 MB together) used to make every query
+// of the job fail (the page exceeded the 4 MiB message limit). Now pages are cut to fit.
+TEST_F(Coordinator, LargeEvaluationsArePagedAndBounded) {
+  start();
+  CoordinatorClient c = client();
+  ASSERT_TRUE(report(c, 0, 1, 30).ok());
+  pb::EvaluationRecord e;
+  e.set_job_id("job1");
+  for (int k = 0; k < 10000; ++k) {
+    e.add_precision(0.5);
+    e.add_recall(0.5);
+  }
+  for (int step = 1; step <= 30; ++step) {
+    e.set_step(step);
+    ASSERT_TRUE(status_of([&] { c.report_evaluation(e, 10); }).ok()) << step;
+  }
+  e.add_precision(0.5);  // 10,001 classes
+  EXPECT_EQ(status_of([&] { c.report_evaluation(e, 10); }).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  int64_t from = 1, pages = 0, records = 0, evaluations = 0;
+  for (bool more = true; more && pages < 100; ++pages) {
+    pb::MetricsQuery q;
+    q.set_job_id("job1");
+    q.set_from_step(from);
+    pb::MetricsPage page;
+    ASSERT_TRUE(status_of([&] { page = c.query_metrics(q, 10); }).ok()) << "from " << from;
+    int64_t last = 0;
+    for (const pb::StepRecord& r : page.record()) last = std::max(last, r.step());
+    for (const pb::StepRecord& r : page.record()) records += r.step() < last || !page.truncated();
+    for (const pb::EvaluationRecord& v : page.evaluation()) {
+      evaluations += v.step() < last || !page.truncated();
+    }
+    more = page.truncated();
+    from = last;
+  }
+  EXPECT_GT(pages, 1);
+  EXPECT_EQ(records, 30);
+  EXPECT_EQ(evaluations, 30);
+}
+
 TEST_F(Coordinator, WatchStreamsNewRecords) {
   start();
   CoordinatorClient c = client();
@@ -455,6 +495,65 @@ TEST_F(Coordinator, ManyJobsNeedNoFileDescriptorsOfTheirOwn) {
     ASSERT_EQ(page.record_size(), 1) << job;
     EXPECT_EQ(page.record(0).step(), job + 1);
   }
+}
+
+// Uploads that send a first chunk and then nothing: at most two at once here, and both ended
+// once the clock passes the idle limit, leaving no temporary file.
+TEST_F(Coordinator, IdleUploadsEndAndTheirNumberIsCapped) {
+  CoordinatorOptions options;
+  options.max_concurrent_uploads = 2;
+  options.upload_idle_seconds = 60;
+  start(options);
+  CoordinatorClient c = client();
+  const auto stub = stub_for(c);
+  const std::string bytes = payload(300'000, 8);
+  grpc::ClientContext contexts[2];
+  pb::CheckpointInfo infos[2];
+  std::unique_ptr<grpc::ClientWriter<pb::CheckpointChunk>> stalled[2];
+  for (int i = 0; i < 2; ++i) {
+    prepare(contexts[i], 60, c);
+    stalled[i] = stub->UploadCheckpoint(&contexts[i], &infos[i]);
+    ASSERT_TRUE(stalled[i]->Write(first_chunk(header(30 + i), bytes, bytes.substr(0, 1000))));
+  }
+  // A third is refused while both are in progress (they register as their calls start).
+  grpc::StatusCode third = grpc::StatusCode::OK;
+  for (int attempt = 0; attempt < 100 && third != grpc::StatusCode::RESOURCE_EXHAUSTED; ++attempt) {
+    third = status_of([&] {
+              c.upload(header(40 + attempt, -1, "third-" + std::to_string(attempt)), "x");
+            }).error_code();
+    if (third != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  EXPECT_EQ(third, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Idle past the limit, then a write: the server checks ten times a second, so within the 200 ms
+  // after each advance it ends the stream (a write before its check would count as activity,
+  // hence the loop).
+  pb::CheckpointChunk more;
+  more.set_data(std::string(1000, 'x'));
+  for (int i = 0; i < 2; ++i) {
+    bool open = true;
+    for (int attempt = 0; attempt < 50 && open; ++attempt) {
+      clock_.advance(61);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      open = stalled[i]->Write(more);
+    }
+    EXPECT_FALSE(open) << "upload " << i << " was not ended";
+    EXPECT_EQ(stalled[i]->Finish().error_code(), grpc::StatusCode::CANCELLED) << i;
+  }
+  const auto temporaries = [&] {
+    int n = 0;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(dir_.file("state/checkpoints/job1"))) {
+      n += entry.path().filename().string().find(".upload-") != std::string::npos;
+    }
+    return n;
+  };
+  for (int attempt = 0; attempt < 100 && temporaries() > 0; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(temporaries(), 0);
+  EXPECT_TRUE(status_of([&] { c.upload(header(50), bytes); }).ok()) << "room again";
 }
 
 TEST_F(Coordinator, UploadKilledHalfWayIsNotListed) {
