@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -229,8 +230,9 @@ grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
       InProgress(CoordinatorService& s, grpc::ServerContext* c) : service(s), context(c) {
         std::lock_guard lock(service.uploads_mutex_);
         if (static_cast<int>(service.uploads_.size()) >= service.options_.max_concurrent_uploads) {
-          throw Error::limit_exceeded(
-              fmt::format("{} uploads are in progress already", service.uploads_.size()));
+          // Unavailable, not refused: the same upload may succeed a moment later (workers retry).
+          throw Error::unavailable(fmt::format(
+              "{} uploads are in progress already; try again later", service.uploads_.size()));
         }
         service.uploads_[context] = service.clock_.now();
       }
@@ -295,10 +297,32 @@ grpc::Status CoordinatorService::WatchMetrics(grpc::ServerContext* context,
     check_token(context);
     const std::string job = request->job_id().empty() ? registry_.latest_job() : request->job_id();
     check_job(job);
+    // What one watcher may hold and send: the newest kWatchRecords records at a time (one that
+    // falls further behind skips older ones: it wants the live view), sent in messages of
+    // kWatchMessageRecords records, each evaluation in a message of its own, all well inside the
+    // 4 MiB message limit whatever batches workers report.
+    constexpr size_t kWatchRecords = 10000, kWatchMessageRecords = 1000;
     MetricsStore::Cursor cursor = metrics_.end(job);
+    uint64_t skipped = 0;
     while (!context->IsCancelled() && !stopping_) {
       pb::MetricsBatch batch;
-      if (metrics_.wait(job, cursor, &batch, 0.25) && !writer->Write(batch)) break;
+      if (!metrics_.wait(job, cursor, &batch, 0.25, kWatchRecords, &skipped)) continue;
+      bool open = true;
+      for (int at = 0; open && at < batch.record_size();
+           at += static_cast<int>(kWatchMessageRecords)) {
+        pb::MetricsBatch part;
+        part.set_job_id(batch.job_id());
+        const int end = std::min(batch.record_size(), at + static_cast<int>(kWatchMessageRecords));
+        for (int i = at; i < end; ++i) *part.add_record() = std::move(*batch.mutable_record(i));
+        open = writer->Write(part);
+      }
+      for (int i = 0; open && i < batch.evaluation_size(); ++i) {
+        pb::MetricsBatch part;
+        part.set_job_id(batch.job_id());
+        *part.add_evaluation() = std::move(*batch.mutable_evaluation(i));
+        open = writer->Write(part);
+      }
+      if (!open) break;
     }
   });
 }
@@ -419,7 +443,12 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const st
     for (int tick = 1; running_; ++tick) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       service_.expire_idle_uploads();
-      if (tick % 10 == 0) service_.sync();  // about once a second
+      if (tick % 10 == 0) {  // about once a second
+        service_.sync();
+        // glibc keeps memory freed by the server's many threads in per-thread arenas; hand it
+        // back, so that what a burst of watchers or large batches took does not stay resident.
+        malloc_trim(0);
+      }
     }
   });
 }

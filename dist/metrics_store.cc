@@ -177,7 +177,7 @@ MetricsStore::Cursor MetricsStore::end(const std::string& name) const {
 }
 
 bool MetricsStore::wait(const std::string& name, Cursor& cursor, pb::MetricsBatch* out,
-                        double timeout_seconds) const {
+                        double timeout_seconds, size_t max_records, uint64_t* skipped) const {
   std::unique_lock lock(mutex_);
   const auto newer = [&] {
     const auto it = jobs_.find(name);
@@ -189,7 +189,11 @@ bool MetricsStore::wait(const std::string& name, Cursor& cursor, pb::MetricsBatc
   }
   const Job& job = jobs_.find(name)->second;
   const uint64_t first_in_memory = job.step_count - job.recent.size();
-  for (uint64_t i = std::max(cursor.steps, first_in_memory); i < job.step_count; ++i) {
+  const uint64_t first =
+      std::max({cursor.steps, first_in_memory,
+                job.step_count - std::min<uint64_t>(job.step_count, max_records)});
+  *skipped += first - std::min(first, cursor.steps);
+  for (uint64_t i = first; i < job.step_count; ++i) {
     *out->add_record() = job.recent[i - first_in_memory];
   }
   for (uint64_t i = cursor.evaluations; i < job.evaluation_list.size(); ++i) {

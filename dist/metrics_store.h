@@ -44,10 +44,11 @@ class MetricsStore {
   };
   // A cursor at the end of the job's records (a new watcher sees only what comes next).
   Cursor end(const std::string& job) const;
-  // Waits up to `timeout_seconds` for records after `cursor`; fills `out` with them (the newest
-  // `memory_records` at most) and advances `cursor`. False on timeout.
-  bool wait(const std::string& job, Cursor& cursor, pb::MetricsBatch* out,
-            double timeout_seconds) const;
+  // Waits up to `timeout_seconds` for records after `cursor`; fills `out` with them -- the newest
+  // `max_records` step records at most (a watcher that fell further behind skips the older ones,
+  // counted in `*skipped`) -- and advances `cursor`. False on timeout.
+  bool wait(const std::string& job, Cursor& cursor, pb::MetricsBatch* out, double timeout_seconds,
+            size_t max_records, uint64_t* skipped) const;
 
   uint64_t step_records(const std::string& job) const;
   bool latest_evaluation(const std::string& job, pb::EvaluationRecord* out) const;

@@ -1,5 +1,6 @@
 // convoy coordinator: run the coordinator service until interrupted (SIGINT or SIGTERM).
 #include <fmt/format.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -23,6 +24,12 @@ void check_readable(const std::string& path, const std::string& flag) {
 }  // namespace
 
 int run_coordinator(const CoordinatorCommand& cmd) {
+  // glibc gives each busy thread a malloc arena of its own (up to 8 per core) and keeps what they
+  // freed; a server that briefly runs a thread per watcher would stay tens of MB larger after a
+  // burst of watchers. Two arenas keep it near its steady size (coordinator_job_test, 100
+  // watchers and 100,000 new records: 27 MB before, 35 MB after, of which about 8 MB are the
+  // records kept by design; 54 MB after without this).
+  mallopt(M_ARENA_MAX, 2);
   CoordinatorOptions options;
   options.state_dir = cmd.state_dir;
   std::error_code error;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/checkpoint.h"
+#include "dist/coordinator_client.h"
 #include "testing/error_of.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
@@ -49,6 +50,7 @@ class Coordinator {
     process_->kill_group();
     process_->wait_for(10);
   }
+  int pid() const { return process_->pid(); }
 
  private:
   std::string out_;
@@ -233,6 +235,99 @@ TEST_F(CoordinatorJob, AFinalCheckpointTheCoordinatorRefusesFailsTheJob) {
             std::string::npos)
       << r.err;
   EXPECT_NE(r.out.find("test accuracy"), std::string::npos) << "the report comes first";
+}
+
+// Resident memory of a process, in KiB.
+int64_t resident_kib(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+// A hostile client: 100 watchers, then two batches of 50,000 records each (3 MB apiece). Every
+// watcher gets the newest records in messages inside the 4 MiB limit (none is ended with
+// RESOURCE_EXHAUSTED), and once they are gone the coordinator's resident memory returns to within
+// 20% of where it was (plus the records it now keeps in memory).
+TEST_F(CoordinatorJob, WatchersAndLargeBatchesLeaveMemoryBounded) {
+  Coordinator coordinator(dir_, port_);
+  const CoordinatorAddress address{address_, "", ""};
+  CoordinatorClient reporter(address);
+  pb::RegisterRequest hello;
+  hello.set_job_id("flood");
+  hello.set_world_size(1);
+  reporter.register_rank(hello, 10);
+  const auto batch = [](int64_t first) {
+    pb::MetricsBatch b;
+    b.set_job_id("flood");
+    for (int64_t s = first; s < first + 50000; ++s) {
+      pb::StepRecord* r = b.add_record();
+      r->set_step(s);
+      r->set_loss(1.0 / double(s));
+      r->set_images_per_second(1000);
+      r->set_wall_time(1.7e9);
+    }
+    return b;
+  };
+  reporter.report_metrics(batch(1), 30);  // the records the coordinator keeps anyway
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const int64_t before = resident_kib(coordinator.pid());
+  ASSERT_GT(before, 0);
+
+  constexpr int kWatchers = 100;
+  std::vector<std::unique_ptr<CoordinatorClient>> clients;
+  std::vector<std::thread> watchers;
+  std::vector<int64_t> received(kWatchers, 0), last(kWatchers, 0);
+  std::vector<std::string> errors(kWatchers);
+  for (int w = 0; w < kWatchers; ++w) {
+    clients.push_back(std::make_unique<CoordinatorClient>(address));
+    watchers.emplace_back([&, w] {
+      try {
+        clients[static_cast<size_t>(w)]->watch_metrics(
+            "flood",
+            [&](const pb::MetricsBatch& b) {
+              received[static_cast<size_t>(w)] += b.record_size();
+              if (b.record_size() > 0)
+                last[static_cast<size_t>(w)] = b.record(b.record_size() - 1).step();
+            },
+            60);
+      } catch (const Error& e) {
+        errors[static_cast<size_t>(w)] = e.what();
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the watches are open
+  reporter.report_metrics(batch(50001), 30);
+  reporter.report_metrics(batch(100001), 30);
+  int64_t peak = 0;
+  for (int i = 0; i < 100; ++i) {
+    peak = std::max(peak, resident_kib(coordinator.pid()));
+    bool all = true;
+    for (int w = 0; w < kWatchers; ++w) all = all && last[static_cast<size_t>(w)] == 150000;
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (auto& c : clients) c->cancel_all();
+  for (std::thread& t : watchers) t.join();
+  for (int w = 0; w < kWatchers; ++w) {
+    EXPECT_EQ(errors[static_cast<size_t>(w)], "") << "watcher " << w;
+    EXPECT_EQ(last[static_cast<size_t>(w)], 150000) << "watcher " << w;
+    EXPECT_GE(received[static_cast<size_t>(w)], 10000) << "watcher " << w;
+  }
+  clients.clear();
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // trimmed about once a second
+  const int64_t after = resident_kib(coordinator.pid());
+  RecordProperty("resident_kib_before", std::to_string(before));
+  RecordProperty("resident_kib_peak", std::to_string(peak));
+  RecordProperty("resident_kib_after", std::to_string(after));
+  std::printf("coordinator resident memory: before %lld KiB, peak %lld KiB, after %lld KiB\n",
+              static_cast<long long>(before), static_cast<long long>(peak),
+              static_cast<long long>(after));
+  // The 100,000 new records it keeps in memory by design (the newest 100,000 per job) are
+  // allowed beside the 20%: about 10 MB.
+  EXPECT_LT(after, before * 12 / 10 + 16 * 1024);
 }
 
 }  // namespace

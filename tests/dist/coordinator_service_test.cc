@@ -515,17 +515,17 @@ TEST_F(Coordinator, IdleUploadsEndAndTheirNumberIsCapped) {
     stalled[i] = stub->UploadCheckpoint(&contexts[i], &infos[i]);
     ASSERT_TRUE(stalled[i]->Write(first_chunk(header(30 + i), bytes, bytes.substr(0, 1000))));
   }
-  // A third is refused while both are in progress (they register as their calls start).
+  // A third is turned away while both are in progress (they register as their calls start).
   grpc::StatusCode third = grpc::StatusCode::OK;
-  for (int attempt = 0; attempt < 100 && third != grpc::StatusCode::RESOURCE_EXHAUSTED; ++attempt) {
+  for (int attempt = 0; attempt < 100 && third != grpc::StatusCode::UNAVAILABLE; ++attempt) {
     third = status_of([&] {
               c.upload(header(40 + attempt, -1, "third-" + std::to_string(attempt)), "x");
             }).error_code();
-    if (third != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    if (third != grpc::StatusCode::UNAVAILABLE) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
-  EXPECT_EQ(third, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(third, grpc::StatusCode::UNAVAILABLE) << "a busy coordinator: try again later";
   // Idle past the limit, then a write: the server checks ten times a second, so within the 200 ms
   // after each advance it ends the stream (a write before its check would count as activity,
   // hence the loop).
