@@ -18,6 +18,7 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
       training_(mode == Mode::kTrain),
       ctx_(engine, training_) {
   CONVOY_CHECK(batch_size > 0);
+  check_model_fits(plan_, batch_size, training_, source);
   ctx_.set_batch_size(batch_size);
   input_ = Tensor(plain_desc(plan_.input.batch_dims(batch_size)), engine);
 

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -224,6 +226,12 @@ pb::ModelSpec load_model_spec(const std::string& name_or_path) {
     }
     throw Error::invalid_input(fmt::format("cannot read model file '{}'", name_or_path));
   }
+  std::error_code error;
+  const uint64_t size = std::filesystem::file_size(name_or_path, error);
+  if (!error && size > kMaxModelFileBytes) {
+    throw Error::limit_exceeded(fmt::format("model file '{}' has {} bytes (at most {} MiB)",
+                                            name_or_path, size, kMaxModelFileBytes >> 20));
+  }
   std::stringstream text;
   text << in.rdbuf();
   return parse_model_text(text.str(), name_or_path);
@@ -249,6 +257,10 @@ ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source) {
   }
   plan.num_classes = spec.num_classes();
   if (spec.layer().empty()) throw Error::invalid_input(source + ": the model has no layers");
+  if (spec.layer_size() > kMaxLayers) {
+    throw Error::limit_exceeded(fmt::format("{}: the model has {} layers (at most {})", source,
+                                            spec.layer_size(), kMaxLayers));
+  }
 
   std::set<std::string> names;
   SampleShape shape = plan.input;
@@ -286,6 +298,62 @@ ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source) {
         plan.layers.back().name, shape.elements(), shape.str(), plan.num_classes));
   }
   return plan;
+}
+
+namespace {
+
+// Elements of a sample shape as a double: extents from a hostile file may overflow int64.
+double elements(const SampleShape& shape) {
+  double n = double(shape.channels);
+  for (int64_t extent : shape.spatial) n *= double(extent);
+  return n;
+}
+
+// Weights of a layer: what its parameters and their gradients and optimizer state scale with.
+double weight_count(const LayerPlan& layer) {
+  const pb::LayerSpec& spec = *layer.spec;
+  if (spec.has_conv()) {
+    double kernel = 1;
+    const auto& k = spec.conv().kernel();
+    for (size_t d = 0; d < layer.in.spatial.size(); ++d) {
+      kernel *=
+          k.size() == 1 ? k[0] : (static_cast<int>(d) < k.size() ? k[static_cast<int>(d)] : 1);
+    }
+    return double(spec.conv().filters()) * double(layer.in.channels) * kernel;
+  }
+  if (spec.has_dense()) return double(spec.dense().units()) * elements(layer.in);
+  return 0;
+}
+
+}  // namespace
+
+double estimated_bytes(const LayerPlan& layer, int64_t batch_size, bool training) {
+  // Activations (and in training their gradients and a workspace) per sample; weights with their
+  // gradient and up to two optimizer moments.
+  const double activations = elements(layer.out) * double(batch_size) * 4;
+  return activations * (training ? 3 : 1) + weight_count(layer) * 4 * (training ? 4 : 1);
+}
+
+void check_model_fits(const ModelPlan& plan, int64_t batch_size, bool training,
+                      const std::string& source) {
+  const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  double total = 0, largest = 0;
+  const LayerPlan* biggest = nullptr;
+  for (const LayerPlan& layer : plan.layers) {
+    const double bytes = estimated_bytes(layer, batch_size, training);
+    total += bytes;
+    if (bytes > largest) {
+      largest = bytes;
+      biggest = &layer;
+    }
+  }
+  if (memory > 0 && total > memory) {
+    constexpr double kGiB = 1 << 30;
+    throw Error::limit_exceeded(fmt::format(
+        "{}: the model needs about {:.1f} GiB for a batch of {} (layer '{}' alone {:.1f} GiB), "
+        "more than this machine's {:.1f} GiB",
+        source, total / kGiB, batch_size, biggest->name, largest / kGiB, memory / kGiB));
+  }
 }
 
 }  // namespace convoy

@@ -24,7 +24,12 @@ pb::ModelSpec parse_model_text(const std::string& text, const std::string& sourc
 // 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.
 bool valid_layer_name(const std::string& name);
 
-// A built-in name, or a path to a .pbtxt file. Errors name the model or the file.
+// Limits on a model description: its file, and its layers.
+inline constexpr uint64_t kMaxModelFileBytes = uint64_t{16} << 20;
+inline constexpr int kMaxLayers = 10000;
+
+// A built-in name, or a path to a .pbtxt file (at most kMaxModelFileBytes). Errors name the model
+// or the file.
 pb::ModelSpec load_model_spec(const std::string& name_or_path);
 
 struct LayerPlan {
@@ -41,5 +46,13 @@ struct ModelPlan {
 
 // Validates `spec` (see above); errors start with `source`. `spec` must outlive the plan.
 ModelPlan plan_model(const pb::ModelSpec& spec, const std::string& source);
+
+// About how many bytes `layer` takes in a model built for `batch_size` (an estimate, for refusing
+// what cannot fit before oneDNN tries to allocate it).
+double estimated_bytes(const LayerPlan& layer, int64_t batch_size, bool training);
+// Throws Error (limit exceeded) naming the largest layer when the model would need more memory
+// than the machine has.
+void check_model_fits(const ModelPlan& plan, int64_t batch_size, bool training,
+                      const std::string& source);
 
 }  // namespace convoy

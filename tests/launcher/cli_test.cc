@@ -309,6 +309,30 @@ TEST_F(Cli, AFullDiskOnTheFinalSaveKeepsTheModelAndExitsOne) {
   EXPECT_GT(load_checkpoint(path).step(), 0) << path;
 }
 
+TEST_F(Cli, ModelsTooLargeForTheMachineAreRefusedBeforeBuilding) {
+  const std::string header = "input { channels: 1 spatial: [28, 28] } num_classes: 10\n";
+  const std::string huge = work_.write(
+      "huge.pbtxt", header +
+                        "layer { name: \"wide\" type: \"Conv2D\" conv { filters: 1000000000 "
+                        "kernel: 3 pad: 1 } }\n"
+                        "layer { name: \"fc\" type: \"Dense\" dense { units: 10 } }\n");
+  const std::string err =
+      expect_bad_input({"train", "--model", huge, "--data", data_.path(), "--epochs", "1"},
+                       "more than this machine's");
+  EXPECT_NE(err.find("layer 'wide'"), std::string::npos) << err;
+
+  std::string many = header;
+  for (int i = 0; i < 10001; ++i) many += "layer { type: \"ReLU\" }\n";
+  many += "layer { type: \"Dense\" dense { units: 10 } }\n";
+  expect_bad_input({"train", "--model", work_.write("many.pbtxt", many), "--data", data_.path()},
+                   "layers (at most 10000)");
+
+  expect_bad_input(
+      {"train", "--model", work_.write("big.pbtxt", header + std::string(17 << 20, ' ')), "--data",
+       data_.path()},
+      "(at most 16 MiB)");
+}
+
 TEST_F(Cli, DevicesAreNotReadAsCheckpoints) {
   expect_bad_input({"evaluate", "--checkpoint", "/dev/zero"}, "not a regular file");
 }
