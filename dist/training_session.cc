@@ -107,10 +107,18 @@ void TrainingSession::resume() {
     if (ck.model().ShortDebugString() != spec_.ShortDebugString()) {
       throw Error::invalid_input(fmt::format("{} holds a different model", origin));
     }
-    differs("a batch size of", std::to_string(ck.batch_size()),
-            std::to_string(options_.batch_size));
+    // The global batch decides which samples each step covers (dist/sharding.h): with the same
+    // one, a job continues on any number of ranks (the per-rank batch follows).
+    const int64_t theirs = int64_t{ck.batch_size()} * std::max(ck.world_size(), 1);
+    const int64_t ours = options_.batch_size * job_.size();
+    if (theirs != ours) {
+      throw Error::invalid_input(fmt::format(
+          "{} was written with a global batch of {} ({} x {} rank(s)), this run has {} ({} x {} "
+          "rank(s))",
+          origin, theirs, ck.batch_size(), ck.world_size(), ours, options_.batch_size,
+          job_.size()));
+    }
     differs("the seed", std::to_string(ck.seed()), std::to_string(options_.train.seed));
-    differs("a world size of", std::to_string(ck.world_size()), std::to_string(job_.size()));
     restore_checkpoint(ck, model_, &optimizer_, origin);
     return ck;
   });

@@ -24,6 +24,7 @@ struct TrainCommand {
   DataOptions data;
   int64_t epochs = 5;
   int64_t batch_size = 64;
+  int64_t global_batch_size = 0;  // > 0: the batch of all ranks together (per rank: this / ranks)
   double lr = 0.05;
   std::string lr_schedule = "cosine";
   double warmup_epochs = 0.0;

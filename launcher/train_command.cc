@@ -49,8 +49,20 @@ Inputs load_inputs(const TrainCommand& cmd, const Job& job) {
   return in;
 }
 
-int train_job(const TrainCommand& cmd, Job& job) {
-  const int threads = job.threads(cmd.threads);
+// The flags with --global-batch-size turned into this job's per-rank --batch-size.
+TrainCommand with_rank_batch(TrainCommand cmd, int ranks) {
+  if (cmd.global_batch_size == 0) return cmd;
+  if (cmd.global_batch_size % ranks != 0) {
+    throw Error::invalid_input(fmt::format(
+        "--global-batch-size: {} is not divisible by the {} ranks", cmd.global_batch_size, ranks));
+  }
+  cmd.batch_size = cmd.global_batch_size / ranks;
+  return cmd;
+}
+
+int train_job(const TrainCommand& flags, Job& job) {
+  const int threads = job.threads(flags.threads);
+  const TrainCommand cmd = job.agree([&] { return with_rank_batch(flags, job.size()); });
   const auto [in, options] = job.agree([&] {
     Inputs inputs = load_inputs(cmd, job);
     TrainingSessionOptions o = training_session_options(cmd, inputs.spec, inputs.train.name);

@@ -35,6 +35,13 @@ std::vector<TrainFlag> make_table() {
        .check = positive,
        .ranks_agree = true,
        .event_key = "batch_size"},
+      {.name = "--global-batch-size",
+       .help = "Samples per step of all ranks together (instead of --batch-size; the ranks must "
+               "divide it): a job can then resume on another number of ranks",
+       .field = [](TrainCommand& c) -> Ref { return &c.global_batch_size; },
+       .check = positive,
+       .show_default = false,
+       .ranks_agree = true},
       {.name = "--lr",
        .help = "Learning rate",
        .field = [](TrainCommand& c) -> Ref { return &c.lr; },

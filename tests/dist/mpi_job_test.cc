@@ -379,5 +379,50 @@ TEST_F(MpiJob, KilledRankEndsTheJob) {
   std::printf("job ended %.2f s after a rank was killed, exit code %d\n", seconds, job.exit_code());
 }
 
+// A job of 2 ranks stopped at step 40 (of 62) continues in 1 process with the same global batch:
+// sharding gives every step the same samples whatever the number of ranks, so it ends where an
+// uninterrupted 2-rank run ends, up to float rounding (sums over ranks in another order).
+TEST_F(MpiJob, AJobResumesOnAnotherNumberOfRanksWithTheSameGlobalBatch) {
+  const auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {
+        "train", "--model",   "lenet5", "--limit-train", "1000",       "--limit-test",
+        "500",   "--epochs",  "2",      "--lr-schedule", "constant",   "--global-batch-size",
+        "32",    "--threads", "1",      "--log-json",    "--progress", "none"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const CommandResult full = mpirun(2, args({"--save", dir_.file("full.ckpt")}));
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_EQ(last_json_line(full.out)["steps"], 62);
+  const std::string store = dir_.file("checkpoints");
+  const CommandResult first = mpirun(2, args({"--max-steps", "40", "--checkpoint-dir", store}));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const CommandResult rest =
+      convoy(args({"--checkpoint-dir", store, "--resume", "--save", dir_.file("resumed.ckpt")}));
+  ASSERT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_NE(rest.err.find("(epoch 2, step 40)"), std::string::npos) << rest.err;
+  EXPECT_EQ(last_json_line(rest.out)["world_size"], 1);
+  const pb::Checkpoint resumed = load_checkpoint(dir_.file("resumed.ckpt"));
+  const pb::Checkpoint reference = load_checkpoint(dir_.file("full.ckpt"));
+  EXPECT_EQ(resumed.step(), 62);
+  const double difference = max_relative_difference(resumed, reference);
+  EXPECT_LE(difference, 1e-5);
+  std::printf("2 ranks to step 40, then 1 process: max relative difference %.3g\n", difference);
+
+  // Another global batch is another trajectory: refused. A global batch the ranks cannot divide
+  // too.
+  const CommandResult other =
+      convoy(args({"--global-batch-size", "64", "--checkpoint-dir", store, "--resume"}));
+  EXPECT_EQ(other.exit_code, 2) << other.err;
+  EXPECT_NE(other.err.find("global batch of 32 (32 x 1 rank(s)), this run has 64"),
+            std::string::npos)
+      << other.err;
+  const CommandResult odd = mpirun(2, args({"--global-batch-size", "33"}));
+  EXPECT_EQ(odd.exit_code, 2) << odd.err;
+  EXPECT_NE(odd.err.find("--global-batch-size: 33 is not divisible by the 2 ranks"),
+            std::string::npos)
+      << odd.err;
+}
+
 }  // namespace
 }  // namespace convoy
