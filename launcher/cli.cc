@@ -126,6 +126,20 @@ int run_cli(int argc, char** argv) {
   // The monitor's own options (--job, --auth-token-file, --tls-ca) may also follow the action.
   for (CLI::App* action : mon->get_subcommands({})) action->fallthrough();
 
+  LaunchCommand launch;
+  CLI::App* l = app.add_subcommand(
+      "launch",
+      "Start train, evaluate or bench under mpirun: convoy launch [options] -- train ...");
+  l->add_option("-n,--np", launch.ranks, "Ranks to start (default: every slot)")
+      ->check(CLI::Range(1, 1 << 16));
+  l->add_option("--hostfile", launch.hostfile, "Open MPI hostfile: 'host slots=N' per line")
+      ->check(non_empty());
+  l->add_option("--threads", launch.threads,
+                "OpenMP threads per rank (default: a host's cores shared among its ranks)")
+      ->check(CLI::Range(1, kMaxThreads));
+  l->add_flag("--dry-run", launch.dry_run, "Print the mpirun line and exit");
+  l->add_option("command", launch.command, "The convoy command to run, after --");
+
   ModelsCommand models;
   CLI::App* m = app.add_subcommand("models", "List built-in models, or print one as .pbtxt");
   m->add_option("name", models.name, "A built-in model name");
@@ -141,7 +155,16 @@ int run_cli(int argc, char** argv) {
     return 2;
   }
   try {
-    app.parse(argc, argv);
+    // mpirun spells it "-np"; CLI11 takes only one letter after a single dash. Before the "--"
+    // that starts a launched command, read "-np" as "--np".
+    std::vector<std::string> args;
+    bool command = false;
+    for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);  // CLI11 wants them reversed
+    for (auto it = args.rbegin(); it != args.rend(); ++it) {
+      command = command || *it == "--";
+      if (!command && *it == "-np") *it = "--np";
+    }
+    app.parse(args);
   } catch (const CLI::CallForHelp& err) {
     return app.exit(err);
   } catch (const CLI::CallForAllHelp& err) {
@@ -161,6 +184,7 @@ int run_cli(int argc, char** argv) {
     if (b->parsed()) return run_bench(bench);
     if (x->parsed()) return run_export(export_cmd);
     if (m->parsed()) return run_models(models);
+    if (l->parsed()) return run_launch(launch);
     if (c->parsed()) return run_coordinator(coordinator);
     if (mon->parsed()) {
       for (CLI::App* sub : mon->get_subcommands()) monitor.action = sub->get_name();

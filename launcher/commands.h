@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace convoy {
 
@@ -108,6 +109,15 @@ struct MonitorCommand {
   int64_t from_step = 0, to_step = 0;  // metrics
 };
 int run_monitor(const MonitorCommand& cmd);
+
+struct LaunchCommand {
+  int ranks = 0;  // -np; 0: every slot
+  std::string hostfile;
+  int threads = 0;  // per rank; 0: the cores shared among a host's ranks
+  bool dry_run = false;
+  std::vector<std::string> command;  // after --: train|evaluate|bench and its flags
+};
+int run_launch(const LaunchCommand& cmd);
 
 struct ModelsCommand {
   std::string name;  // empty: list the built-in models

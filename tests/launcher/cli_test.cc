@@ -15,6 +15,7 @@ namespace convoy {
 namespace {
 
 using testing::CommandResult;
+using testing::last_json_line;
 using testing::TempDir;
 
 const testing::ConvoyRunner convoy{.threads = 1, .timeout_seconds = 120};
@@ -331,6 +332,27 @@ TEST_F(Cli, ModelsTooLargeForTheMachineAreRefusedBeforeBuilding) {
       {"train", "--model", work_.write("big.pbtxt", header + std::string(17 << 20, ' ')), "--data",
        data_.path()},
       "(at most 16 MiB)");
+}
+
+TEST_F(Cli, LaunchStartsTheJobUnderMpirunAndEndsWithItsExitCode) {
+  const CommandResult ok =
+      convoy({"launch", "-np", "2", "--", "train", "--model", "lenet5", "--data", data_.path(),
+              "--epochs", "1", "--batch-size", "16", "--log-json", "--progress", "none"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.err.rfind("convoy launch: mpirun -np 2 ", 0), 0u) << ok.err;
+  EXPECT_EQ(last_json_line(ok.out)["world_size"], 2);
+  const CommandResult bad = convoy({"launch", "--", "train", "--model", "nope"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--model: unknown model 'nope'"), std::string::npos) << bad.err;
+}
+
+TEST_F(Cli, LaunchBadInput) {
+  expect_bad_input({"launch", "-np", "0", "--", "train", "--model", "lenet5"}, "--np");
+  expect_bad_input({"launch", "--hostfile", "/nonexistent", "--", "train", "--model", "lenet5"},
+                   "--hostfile: cannot read '/nonexistent'");
+  expect_bad_input({"launch", "--hostfile", work_.write("hosts", "a slots=two\n"), "--", "train"},
+                   "--hostfile: '" + work_.file("hosts") + "' line 1");
+  expect_bad_input({"launch", "--dry-run"}, "launch runs train, evaluate or bench");
 }
 
 TEST_F(Cli, DevicesAreNotReadAsCheckpoints) {

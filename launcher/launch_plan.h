@@ -1,0 +1,41 @@
+// The mpirun command line `convoy launch` runs: a pure function of the hosts, the rank count, the
+// threads per rank and the machine's facts, so that placement is tested as a table.
+//
+//   hosts      from a hostfile as Open MPI writes it (`host slots=N`, `#` comments), or else this
+//              machine with one slot per core
+//   ranks      -np, or else every slot
+//   placement  --oversubscribe only when the ranks exceed the slots; --bind-to none when a rank
+//              runs more than one thread (Open MPI binds each rank to one core otherwise, and its
+//              threads would share it); --allow-run-as-root only as root; OMP_NUM_THREADS is
+//              exported to every rank
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace convoy {
+
+struct HostSlots {
+  std::string host;
+  int slots = 1;
+};
+
+// Parses a hostfile's text; Error (invalid input) naming `source` and the line otherwise.
+std::vector<HostSlots> parse_hostfile(const std::string& text, const std::string& source);
+
+struct LaunchRequest {
+  std::string mpirun = "mpirun";
+  std::string convoy;                // the binary every rank runs
+  std::string hostfile;              // empty: this machine only
+  std::vector<HostSlots> hosts;      // from the hostfile, or this machine
+  int ranks = 0;                     // 0: every slot
+  int threads = 0;                   // per rank; 0: the cores of a host shared among its ranks
+  int cores = 1;                     // of this machine (for the default thread count)
+  bool root = false;                 // running as root
+  std::vector<std::string> command;  // the convoy subcommand and its flags
+};
+
+// The mpirun argv; Error (invalid input) for a request that cannot run (no command, -np 0).
+std::vector<std::string> mpirun_argv(const LaunchRequest& request);
+
+}  // namespace convoy
