@@ -17,9 +17,13 @@ TrainingHooks::TrainingHooks(Options options, Model& model, Optimizer& optimizer
   position_.batch_size = static_cast<int32_t>(options_.batch_size);
   position_.world_size = options_.world_size;
   position_.dataset = options_.dataset;
+  position_.epoch = options_.start_epoch;
+  position_.step_in_epoch = options_.start_step_in_epoch;
+  position_.step = options_.start_step;
 }
 
 void TrainingHooks::on_step(const StepStats& s) {
+  stepped_ = true;
   position_.epoch = s.epoch;
   position_.step_in_epoch = s.step_in_epoch;
   position_.step = s.step;
@@ -82,7 +86,7 @@ void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
 }
 
 void TrainingHooks::checkpoint_final(double test_accuracy) {
-  if (checkpoints_sink_ != nullptr && last_checkpoint_step_ != position_.step) {
+  if (checkpoints_sink_ != nullptr && stepped_ && last_checkpoint_step_ != position_.step) {
     checkpoint(test_accuracy);
   }
 }

@@ -25,6 +25,8 @@ class TrainingHooks final : public TrainObserver {
     uint64_t seed = 0;
     std::string dataset;
     int64_t checkpoint_every = 0;  // steps; 0: only after each epoch
+    // Where a resumed run starts (its position until its first step).
+    int64_t start_epoch = 0, start_step_in_epoch = 0, start_step = 0;
   };
   // Any of the pointers may be null.
   TrainingHooks(Options options, Model& model, Optimizer& optimizer, TrainObserver* progress,
@@ -34,8 +36,8 @@ class TrainingHooks final : public TrainObserver {
   void on_epoch(const EpochStats& e) override;
 
   // Hands the sink a checkpoint of where training stands now, with `test_accuracy`, unless the
-  // last one handed over was taken at this very step (the end of training: every rank calls it,
-  // only rank 0's sink stores).
+  // last one handed over was taken at this very step or no step ran (the end of training: every
+  // rank calls it, only rank 0's sink stores).
   void checkpoint_final(double test_accuracy);
 
   // Where training stands after the last step seen (for a final checkpoint).
@@ -57,6 +59,7 @@ class TrainingHooks final : public TrainObserver {
   double checkpoint_ms_ = 0.0;
   int64_t checkpoints_ = 0;
   int64_t last_checkpoint_step_ = -1;
+  bool stepped_ = false;  // a step ran in this run (a resumed, finished job takes none)
 };
 
 }  // namespace convoy

@@ -164,7 +164,10 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
                        .batch_size = options_.batch_size,
                        .seed = options_.train.seed,
                        .dataset = train.name,
-                       .checkpoint_every = options_.checkpoint_every},
+                       .checkpoint_every = options_.checkpoint_every,
+                       .start_epoch = options_.train.start_epoch,
+                       .start_step_in_epoch = options_.train.start_step_in_epoch,
+                       .start_step = options_.train.start_step},
                       model_, optimizer_, job_.is_root() ? progress : nullptr, reporter.get(),
                       sink.get());
 

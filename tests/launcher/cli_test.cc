@@ -355,6 +355,23 @@ TEST_F(Cli, LaunchBadInput) {
   expect_bad_input({"launch", "--dry-run"}, "launch runs train, evaluate or bench");
 }
 
+// Resuming a job that already finished trains nothing: its --save and its checkpoints keep the
+// finished position (not step 0 of a fresh run).
+TEST_F(Cli, ResumingAFinishedJobKeepsItsPosition) {
+  const std::string store = work_.file("store");
+  const auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args =
+        train({"--batch-size", "16", "--checkpoint-dir", store, "--progress", "none"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return convoy(args);
+  };
+  ASSERT_EQ(run({}).exit_code, 0);
+  const CommandResult again = run({"--resume", "--save", work_.file("final.ckpt")});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(load_checkpoint(work_.file("final.ckpt")).step(), 4);
+  EXPECT_FALSE(std::filesystem::exists(store + "/step-000000000.ckpt"));
+}
+
 TEST_F(Cli, DevicesAreNotReadAsCheckpoints) {
   expect_bad_input({"evaluate", "--checkpoint", "/dev/zero"}, "not a regular file");
 }
