@@ -46,7 +46,7 @@ Trainer::Trainer(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
       stream_(stream),
       group_(group != nullptr ? *group : single_) {}
 
-LossResult Trainer::step(const Batch& batch) {
+LossResult Trainer::step(const Batch& batch, bool stop) {
   const Stopwatch start;
   model_.set_input({batch.samples.data(), batch.samples.size()});
   model_.forward(stream_);
@@ -56,12 +56,14 @@ LossResult Trainer::step(const Batch& batch) {
       model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size());
   model_.backward(stream_, [this](size_t layer) { group_.gradients_ready(layer); });
   // The job's loss and accuracy travel with the gradients (no extra collective), so every process
-  // sees the same totals and reaches the same verdict on a NaN before anyone updates.
-  std::array<double, 3> totals{local.loss * double(batch.count), double(local.correct),
-                               double(batch.count)};
+  // sees the same totals and reaches the same verdict on a NaN before anyone updates -- and on a
+  // request to stop.
+  std::array<double, 4> totals{local.loss * double(batch.count), double(local.correct),
+                               double(batch.count), stop ? 1.0 : 0.0};
   const Stopwatch communication;
   group_.finish_gradients(totals);
   last_communication_seconds_ = communication.seconds();
+  stop_agreed_ = totals[3] > 0.5;
   const LossResult result{totals[0] / totals[2], static_cast<int64_t>(std::llround(totals[1]))};
   if (!std::isfinite(result.loss)) {
     throw Error::invalid_input(
@@ -118,7 +120,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       const double lr = options.schedule.at(summary.steps, steps_per_epoch, total_steps);
       optimizer_.set_learning_rate(static_cast<float>(lr));
       set_row_keys(model_, *b, options.seed, epoch);
-      const LossResult r = step(*b);
+      const LossResult r = step(*b, options.stop_requested && options.stop_requested());
       ++summary.steps;
       ++stats.steps;
       loss_sum += r.loss;
@@ -139,6 +141,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
                            .images_per_second = double(images) / elapsed,
                            .train_seconds = summary.seconds + elapsed});
       }
+      if (stop_agreed_) break;
     }
     stats.seconds = start.seconds();
     summary.seconds += stats.seconds;
@@ -146,6 +149,10 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     stats.loss = loss_sum / double(std::max<int64_t>(stats.steps, 1));
     stats.accuracy = double(correct) / double(std::max<int64_t>(images, 1));
     stats.images_per_second = double(images) / stats.seconds;
+    if (stop_agreed_) {
+      summary.stopped = true;  // mid-epoch: no evaluation, no epoch report
+      break;
+    }
     if (test != nullptr) {
       stats.test = summary.test = evaluate(model_, stream_, *test, &group_);
       // The last update can leave non-finite parameters that no training step has seen yet.

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "core/batch_loader.h"
@@ -34,6 +35,10 @@ struct TrainOptions {
   int64_t start_step_in_epoch = 0;
   int64_t start_step = 0;
   Augmentation augmentation = {};  // of training samples
+  // Polled on every process at each step; when it says yes on any process, every process stops
+  // after that step (TrainSummary::stopped) -- a graceful preemption. The verdict travels with the
+  // step's gradients, so it costs no collective of its own.
+  std::function<bool()> stop_requested = nullptr;
 };
 
 struct StepStats {
@@ -72,6 +77,7 @@ struct TrainSummary {
   int64_t images = 0;
   double seconds = 0.0;            // training time, evaluation excluded
   std::optional<EvalResult> test;  // the evaluation after the last epoch, when a test set was given
+  bool stopped = false;            // stop_requested ended training early (no evaluation ran)
   double images_per_second() const { return seconds > 0 ? double(images) / seconds : 0.0; }
 };
 
@@ -89,8 +95,10 @@ class Trainer {
           ProcessGroup* group = nullptr);
 
   // One optimizer step on the batch's first `count` rows. Returns the mean loss over all
-  // processes' batches and the number of correct predictions among them.
-  LossResult step(const Batch& batch);
+  // processes' batches and the number of correct predictions among them. `stop`: this process
+  // asks the job to stop after this step; stop_agreed() then tells every process.
+  LossResult step(const Batch& batch, bool stop = false);
+  bool stop_agreed() const { return stop_agreed_; }
 
   // Trains on `train` as `options` say; evaluates on `test` after each epoch when given. Throws
   // Error (invalid input) when the loss becomes NaN or infinite (naming the step), or when the data
@@ -105,6 +113,7 @@ class Trainer {
   SingleProcess single_;
   ProcessGroup& group_;
   int64_t steps_ = 0;
+  bool stop_agreed_ = false;
   double last_step_seconds_ = 0.0, last_communication_seconds_ = 0.0;
 };
 

@@ -97,6 +97,10 @@ void CoordinatorClient::register_rank(const pb::RegisterRequest& request, double
   impl_->unary("register", timeout_seconds, &pb::Coordinator::Stub::Register, request);
 }
 
+void CoordinatorClient::report_restart(const pb::RestartRecord& record, double timeout_seconds) {
+  impl_->unary("report_restart", timeout_seconds, &pb::Coordinator::Stub::ReportRestart, record);
+}
+
 void CoordinatorClient::heartbeat(const pb::HeartbeatRequest& request, double timeout_seconds) {
   impl_->unary("heartbeat", timeout_seconds, &pb::Coordinator::Stub::Heartbeat, request);
 }

@@ -41,6 +41,9 @@ class CoordinatorClient {
   pb::CheckpointInfo upload(pb::CheckpointInfo header, std::string_view bytes,
                             double timeout_seconds = 600);
 
+  // Launchers.
+  void report_restart(const pb::RestartRecord& record, double timeout_seconds = 10);
+
   // Anyone with the token. An empty `job` means the most recently registered one.
   pb::JobStatus job_status(const std::string& job, double timeout_seconds = 10);
   pb::MetricsPage query_metrics(const pb::MetricsQuery& query, double timeout_seconds = 60);

@@ -210,6 +210,16 @@ grpc::Status CoordinatorService::ReportEvaluation(grpc::ServerContext* context,
   });
 }
 
+grpc::Status CoordinatorService::ReportRestart(grpc::ServerContext* context,
+                                               const pb::RestartRecord* record,
+                                               pb::ReportRestartResponse*) {
+  return answer([&] {
+    check_token(context);
+    check_job(record->job_id());
+    registry_.record_restart(*record);
+  });
+}
+
 void CoordinatorService::expire_idle_uploads() {
   std::lock_guard lock(uploads_mutex_);
   const double now = clock_.now();

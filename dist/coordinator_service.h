@@ -16,6 +16,8 @@
 //      metrics), QueryMetrics (a step range, paged), WatchMetrics (a server stream of new records
 //      as they arrive), ListCheckpoints and DownloadCheckpoint (a server stream; "latest" names the
 //      newest valid one). A resuming job downloads its latest checkpoint this way.
+//   5. A launcher (`convoy launch`) calls ReportRestart each time it starts a job again after a
+//      failure; GetJobStatus then counts the restarts (kept in memory, like registrations).
 //
 // Security and limits: with a token configured, every call of this service without
 // "authorization: Bearer <token>" fails with UNAUTHENTICATED; the standard health service stays
@@ -75,6 +77,8 @@ class CoordinatorService final : public pb::Coordinator::Service {
                              pb::ReportMetricsResponse*) override;
   grpc::Status ReportEvaluation(grpc::ServerContext*, const pb::EvaluationRecord*,
                                 pb::ReportEvaluationResponse*) override;
+  grpc::Status ReportRestart(grpc::ServerContext*, const pb::RestartRecord*,
+                             pb::ReportRestartResponse*) override;
   grpc::Status UploadCheckpoint(grpc::ServerContext*, grpc::ServerReader<pb::CheckpointChunk>*,
                                 pb::CheckpointInfo*) override;
   grpc::Status GetJobStatus(grpc::ServerContext*, const pb::JobStatusRequest*,

@@ -36,8 +36,24 @@ void JobRegistry::register_rank(const pb::RegisterRequest& request) {
   r.registration = request;
   const double now = clock_.now();
   r.last_heartbeat = now;
-  if (r.last_progress == 0) r.last_progress = now;
+  r.last_progress = now;
+  r.step = -1;
   latest_job_ = request.job_id();
+}
+
+void JobRegistry::record_restart(const pb::RestartRecord& record) {
+  if (record.host().size() > kMaxHostBytes) {
+    throw Error::invalid_input(
+        fmt::format("host name of {} bytes (at most {})", record.host().size(), kMaxHostBytes));
+  }
+  if (record.cause().size() > kMaxCauseBytes) {
+    throw Error::invalid_input(
+        fmt::format("cause of {} bytes (at most {})", record.cause().size(), kMaxCauseBytes));
+  }
+  std::lock_guard lock(mutex_);
+  Job& job = jobs_[record.job_id()];
+  ++job.restarts;
+  job.last_restart = record;
 }
 
 bool JobRegistry::heartbeat(const std::string& job, int rank, int64_t step) {
@@ -105,6 +121,8 @@ bool JobRegistry::status(const std::string& job_id, pb::JobStatus* out) const {
     }
   }
   out->set_images_per_second(images_per_second);
+  out->set_restarts(job.restarts);
+  if (job.restarts > 0) *out->mutable_last_restart() = job.last_restart;
   for (const auto& [name, unused] : jobs_) out->add_jobs(name);
   return true;
 }

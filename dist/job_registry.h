@@ -5,6 +5,9 @@
 //   stalled  heartbeats arrive, but its step has not advanced for more than `stall_after`
 //            seconds while another rank's step has advanced within that time
 //   alive    otherwise
+// A registration starts a rank afresh (a new process: its step and progress clock restart), so a
+// job restarted from a checkpoint is not taken for stalled. Launchers report restarts; the count
+// and the latest are part of the status.
 // Registrations live in memory only: after a coordinator restart, workers register again (their
 // reporters do so on reconnecting).
 #pragma once
@@ -36,6 +39,10 @@ class JobRegistry {
   bool heartbeat(const std::string& job, int rank, int64_t step);
   // Remembers the latest step record of a rank (also counts as progress).
   void observe(const std::string& job, const pb::StepRecord& record);
+  // Counts a restart of `record.job_id()` (known or not yet registered). Throws Error (invalid
+  // input) for a host longer than kMaxHostBytes or a cause longer than kMaxCauseBytes.
+  static constexpr size_t kMaxCauseBytes = 1024;
+  void record_restart(const pb::RestartRecord& record);
 
   // The status of `job` (ranks, states, throughput); `job` empty: the most recently registered.
   // Fills job_id, world_size, rank and images_per_second; false when the job is unknown. Linear
@@ -55,6 +62,8 @@ class JobRegistry {
   struct Job {
     int32_t world_size = 0;
     std::map<int, Rank> ranks;
+    int32_t restarts = 0;
+    pb::RestartRecord last_restart;
   };
   void advance(Rank& r, int64_t step, double now);
 

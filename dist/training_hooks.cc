@@ -85,7 +85,7 @@ void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
   checkpoints_sink_->submit(std::move(header), std::move(bytes));
 }
 
-void TrainingHooks::checkpoint_final(double test_accuracy) {
+void TrainingHooks::checkpoint_final(std::optional<double> test_accuracy) {
   if (checkpoints_sink_ != nullptr && stepped_ && last_checkpoint_step_ != position_.step) {
     checkpoint(test_accuracy);
   }

@@ -35,10 +35,11 @@ class TrainingHooks final : public TrainObserver {
   void on_step(const StepStats& s) override;
   void on_epoch(const EpochStats& e) override;
 
-  // Hands the sink a checkpoint of where training stands now, with `test_accuracy`, unless the
+  // Hands the sink a checkpoint of where training stands now, with `test_accuracy` (none after a
+  // preemption), unless the
   // last one handed over was taken at this very step or no step ran (the end of training: every
   // rank calls it, only rank 0's sink stores).
-  void checkpoint_final(double test_accuracy);
+  void checkpoint_final(std::optional<double> test_accuracy);
 
   // Where training stands after the last step seen (for a final checkpoint).
   const TrainingPosition& position() const { return position_; }

@@ -28,6 +28,9 @@ std::string host_name() {
 // coordinator answers (a large checkpoint may be on its way), briefly while it is away.
 constexpr double kCheckpointFlushSeconds = 300, kCheckpointFlushAwaySeconds = 10;
 constexpr double kRecordFlushSeconds = 30, kRecordFlushAwaySeconds = 5;
+// After a preemption the job must be gone within the scheduler's grace period (Kubernetes: 30 s
+// by default; convoy launch's --grace-period: 25 s): the last checkpoint gets 15 s, the records 3.
+constexpr double kPreemptedCheckpointFlushSeconds = 15, kPreemptedRecordFlushSeconds = 3;
 
 // The model with its initial parameters (the optimizer is built over them).
 Model& initialized(Model& model, uint64_t seed) {
@@ -174,20 +177,36 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
   Trainer trainer(model_, optimizer_, stream_, group ? &*group : nullptr);
   TrainSummary summary = trainer.fit(train, options_.train, &hooks, &test);
   if (job_.size() > 1) verify_identical_parameters(*job_.comm(), model_, "after training");
-  if (!summary.test) summary.test = evaluate(model_, stream_, test, group ? &*group : nullptr);
-  hooks.checkpoint_final(summary.test->confusion.accuracy());  // stopped mid-epoch (max_steps)
+  if (summary.stopped) {
+    hooks.checkpoint_final(std::nullopt);  // preempted: where it stopped, without evaluating
+  } else {
+    if (!summary.test) summary.test = evaluate(model_, stream_, test, group ? &*group : nullptr);
+    hooks.checkpoint_final(summary.test->confusion.accuracy());  // stopped mid-epoch (max_steps)
+  }
 
   const bool reachable = !reporter || reporter->stats().connected;
   const std::string store = options_.coordinator
                                 ? fmt::format("coordinator {}", options_.coordinator->target)
                                 : fmt::format("'{}'", options_.checkpoint_dir);
-  if (sink && !sink->flush(reachable ? kCheckpointFlushSeconds : kCheckpointFlushAwaySeconds)) {
+  const double checkpoint_seconds = summary.stopped ? kPreemptedCheckpointFlushSeconds
+                                    : reachable     ? kCheckpointFlushSeconds
+                                                    : kCheckpointFlushAwaySeconds;
+  const double record_seconds = summary.stopped ? kPreemptedRecordFlushSeconds
+                                : reachable     ? kRecordFlushSeconds
+                                                : kRecordFlushAwaySeconds;
+  if (sink && !sink->flush(checkpoint_seconds)) {
     unstored_ = fmt::format("the last checkpoint could not be stored at {}", store);
     warn_(unstored_);
   }
-  if (reporter && !reporter->flush(reachable ? kRecordFlushSeconds : kRecordFlushAwaySeconds)) {
+  if (reporter && !reporter->flush(record_seconds)) {
     warn_(fmt::format("{} step records could not be delivered",
                       reporter->stats().dropped + reporter->queued()));
+  }
+  if (summary.stopped) {
+    if (job_.is_root() && !sink) {
+      warn_("stopped early with no --coordinator or --checkpoint-dir: nothing to resume from");
+    }
+    return summary;
   }
   if (job_.is_root() && !options_.save_path.empty()) {
     save_final(make_checkpoint(model_, &optimizer_, hooks.position()),

@@ -75,6 +75,9 @@ class TrainingSession {
   // The final checkpoint goes to `save_path` on rank 0; if the disk fails there (an I/O error),
   // the message says where the trained model is kept instead: the coordinator or checkpoint
   // directory when they hold it, else `<temp dir>/convoy-<job>-<pid>.ckpt`.
+  // When options.train.stop_requested stops training (summary.stopped: a preemption), the
+  // position reached is stored as a checkpoint (at most 15 s of waiting), nothing is evaluated and
+  // `save_path` is not written: the run is to be resumed.
   TrainSummary run(const Dataset& train, const Dataset& test, TrainObserver* progress);
 
   // After run(): throws Error (unavailable) when the last checkpoint could not be stored at the

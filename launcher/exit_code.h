@@ -9,4 +9,9 @@ namespace convoy {
 
 int exit_code(ErrorKind kind);
 
+// A training job that stopped gracefully on SIGTERM, SIGINT or SIGUSR1 after storing a checkpoint
+// to resume from: 128 + SIGTERM, as a shell reports a process that SIGTERM ended. Schedulers treat
+// 128-255 as retryable (Kubernetes' MPIJob `ExitCode` restart policy; 1-127 are permanent).
+inline constexpr int kExitPreempted = 143;
+
 }  // namespace convoy

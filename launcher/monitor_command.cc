@@ -74,6 +74,12 @@ std::string status_text(const pb::JobStatus& s) {
     out += fmt::format("latest evaluation: epoch {} (step {}): test accuracy {:.4f}, loss {:.4f}\n",
                        e.epoch() + 1, e.step(), e.test_accuracy(), e.test_loss());
   }
+  if (s.restarts() > 0) {
+    const pb::RestartRecord& r = s.last_restart();
+    out += fmt::format("restarts: {} (latest: {}{})\n", s.restarts(),
+                       r.rank() >= 0 ? fmt::format("rank {} on {}: ", r.rank(), r.host()) : "",
+                       r.cause());
+  }
   out += fmt::format("{:>4}  {:<16} {:>8}  {:<7} {:>8} {:>9} {:>8} {:>8} {:>9}\n", "rank", "host",
                      "pid", "state", "step", "heartbeat", "loss", "accuracy", "images/s");
   for (const pb::RankStatus& r : s.rank()) {

@@ -1,13 +1,18 @@
 // convoy train: parse and check the flags, load the data, hand the run to a TrainingSession
 // (dist/training_session.h), print the start line, progress and the final report.
 #include <fmt/format.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "dist/metrics_store.h"
 #include "dist/training_session.h"
 #include "launcher/command_support.h"
+#include "launcher/exit_code.h"
 #include "launcher/progress.h"
 #include "launcher/report.h"
 #include "launcher/run_job.h"
@@ -16,6 +21,29 @@
 namespace convoy {
 
 namespace {
+
+// Set by the first SIGTERM, SIGINT or SIGUSR1 (what mpirun forwards to every rank); the next one
+// ends the process as usual.
+std::atomic<bool> stop_requested{false};
+
+void request_stop(int signal) {
+  stop_requested.store(true);
+  std::signal(signal, SIG_DFL);
+}
+
+// Under `convoy launch`, let the launcher's gdb take stack traces of this rank if it hangs (where
+// the kernel lets a process trace only its descendants, which ranks, children of mpirun, are not).
+void allow_launcher_to_trace() {
+  const char* launcher = std::getenv("CONVOY_LAUNCHER_PID");
+  if (launcher == nullptr) return;
+  const long pid = std::strtol(launcher, nullptr, 10);
+  if (pid > 1) ::prctl(PR_SET_PTRACER, static_cast<unsigned long>(pid), 0, 0, 0);
+}
+
+void stop_gracefully_on_signals() {
+  static_assert(std::atomic<bool>::is_always_lock_free);
+  for (const int s : {SIGTERM, SIGINT, SIGUSR1}) std::signal(s, request_stop);
+}
 
 struct Inputs {
   pb::ModelSpec spec;
@@ -38,11 +66,7 @@ Inputs load_inputs(const TrainCommand& cmd, const Job& job) {
   if (!cmd.coordinator.empty() && !cmd.checkpoint_dir.empty()) {
     throw Error::invalid_input("--checkpoint-dir: not with --coordinator, which stores them");
   }
-  if (!cmd.job_id.empty() && !valid_job_id(cmd.job_id)) {
-    throw Error::invalid_input(
-        fmt::format("--job-id: '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')",
-                    cmd.job_id));
-  }
+  if (!cmd.job_id.empty()) check_job_id(cmd.job_id);
   in.train = load_split(cmd.data, Split::kTrain, plan, cmd.model);
   in.test = load_split(cmd.data, Split::kTest, plan, cmd.model);
   for_flag("--batch-size", [&] { check_batch_fits(cmd.batch_size * job.size(), in.train); });
@@ -66,6 +90,7 @@ int train_job(const TrainCommand& flags, Job& job) {
   const auto [in, options] = job.agree([&] {
     Inputs inputs = load_inputs(cmd, job);
     TrainingSessionOptions o = training_session_options(cmd, inputs.spec, inputs.train.name);
+    o.train.stop_requested = [] { return stop_requested.load(); };
     return std::pair(std::move(inputs), std::move(o));
   });
   if (job.comm() != nullptr) {
@@ -108,6 +133,16 @@ int train_job(const TrainCommand& flags, Job& job) {
        .quiet = cmd.progress == "none",
        .epochs = cmd.epochs});
   const TrainSummary summary = session.run(in.train, in.test, &progress);
+  if (summary.stopped) {
+    session.check_stored();
+    if (job.is_root()) {
+      notice(fmt::format("stopped by a signal after step {}{}", summary.steps,
+                         cmd.coordinator.empty() && cmd.checkpoint_dir.empty()
+                             ? ""
+                             : "; its checkpoint is stored: --resume continues from it"));
+    }
+    return kExitPreempted;
+  }
   if (!job.is_root()) return 0;
   print_final_report(*summary.test, in.test.class_names, &summary, job.size(), cmd.log_json);
   if (!cmd.save.empty() && !cmd.log_json) fmt::print("checkpoint saved to {}\n", cmd.save);
@@ -118,6 +153,8 @@ int train_job(const TrainCommand& flags, Job& job) {
 }  // namespace
 
 int run_train(const TrainCommand& cmd) {
+  stop_gracefully_on_signals();
+  allow_launcher_to_trace();
   return run_job([&](Job& job) { return train_job(cmd, job); });
 }
 

@@ -201,6 +201,42 @@ TEST_F(Coordinator, RegistrationsAreBoundedAndASmallerRestartForgetsRanks) {
   EXPECT_EQ(s.rank(1).rank(), 1);
 }
 
+// A job its launcher started again: each registration starts the rank afresh (a resumed run's
+// steps are below the old ones, and are progress all the same), and the restarts are counted.
+TEST_F(Coordinator, ARestartedJobIsNotStalledAndItsRestartsAreCounted) {
+  start();
+  CoordinatorClient c = client();
+  ASSERT_TRUE(register_rank(c, 0).ok());
+  ASSERT_TRUE(heartbeat(c, 0, 500).ok());
+  EXPECT_EQ(status(c).restarts(), 0);
+  EXPECT_FALSE(status(c).has_last_restart());
+  pb::RestartRecord restart;
+  restart.set_job_id("job1");
+  restart.set_restart(1);
+  restart.set_rank(0);
+  restart.set_host("host0");
+  restart.set_cause("killed by signal 9 (Killed)");
+  c.report_restart(restart);
+  clock_.advance(100);
+  ASSERT_TRUE(register_rank(c, 0).ok());  // the new process, resuming at step 475
+  ASSERT_TRUE(heartbeat(c, 0, 475).ok());
+  clock_.advance(5);
+  pb::JobStatus s = status(c);
+  EXPECT_EQ(s.rank(0).step(), 475);
+  EXPECT_NEAR(s.rank(0).seconds_since_progress(), 5, 1e-6);
+  EXPECT_EQ(s.restarts(), 1);
+  EXPECT_EQ(s.last_restart().cause(), "killed by signal 9 (Killed)");
+  restart.set_restart(2);
+  restart.set_cause(std::string(2000, 'x'));
+  EXPECT_EQ(status_of([&] { c.report_restart(restart); }).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  restart.set_job_id("../escape");
+  restart.set_cause("x");
+  EXPECT_EQ(status_of([&] { c.report_restart(restart); }).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(c).restarts(), 1);
+}
+
 // Stall detection with many ranks: one stuck rank among 1,000 that move is the only one stalled.
 TEST_F(Coordinator, OneStuckRankAmongManyIsTheOnlyStall) {
   start();
