@@ -13,6 +13,8 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev
   # MPI, gRPC, Protocol Buffers
   libopenmpi-dev openmpi-bin
+  # convoy launch: stack traces of hung ranks
+  gdb
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc grpc-proto
   libprotobuf-dev protobuf-compiler
   # libraries that save hand-written code

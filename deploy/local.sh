@@ -3,7 +3,9 @@
 # configures and builds into build/, then runs what was asked for.
 #
 #   deploy/local.sh train [convoy train flags...]   train fashion_cnn on Fashion-MNIST with 2 MPI
-#                                                   ranks (CONVOY_RANKS) and print the report
+#                                                   ranks (CONVOY_RANKS) under `convoy launch`
+#                                                   (restarts, checkpoints in ./convoy-state; run
+#                                                   again to continue) and print the report
 #   deploy/local.sh test                            run the whole test suite (what CI runs)
 #   deploy/local.sh build                           only install and build
 set -euo pipefail
@@ -32,13 +34,8 @@ cmake --build "$build" -j "$jobs"
 
 case "$mode" in
   train)
-    ranks="${CONVOY_RANKS:-2}"
-    mpi=(-np "$ranks")
-    if [[ $(id -u) -eq 0 ]]; then mpi+=(--allow-run-as-root); fi
-    if [[ $(nproc) -lt $ranks ]]; then mpi+=(--oversubscribe); fi
-    progress=()
-    if [[ -t 2 ]]; then progress=(--progress bar); fi  # ranks never see the terminal themselves
-    exec mpirun "${mpi[@]}" "$build/launcher/convoy" train --model fashion_cnn "${progress[@]}" "$@"
+    exec "$build/launcher/convoy" launch -np "${CONVOY_RANKS:-2}" -- \
+      train --model fashion_cnn --checkpoint-every 200 "$@"
     ;;
   test)
     cd "$build"

@@ -26,11 +26,7 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", "convoy 0.1.0");
 
   TrainCommand train;
-  CLI::App* t = app.add_subcommand("train", "Train a model and report test metrics");
-  t->add_option("--model", train.model, "Built-in model name or a .pbtxt file")->required();
-  add_data_flags(t, train.data);
-  add_threads_flag(t, train.threads);
-  add_train_flags(*t, train);
+  CLI::App* t = add_train_command(app, train);
 
   EvaluateCommand evaluate;
   CLI::App* e = app.add_subcommand("evaluate", "Evaluate a checkpoint on the test set");
@@ -132,12 +128,46 @@ int run_cli(int argc, char** argv) {
       "Start train, evaluate or bench under mpirun: convoy launch [options] -- train ...");
   l->add_option("-n,--np", launch.ranks, "Ranks to start (default: every slot)")
       ->check(CLI::Range(1, 1 << 16));
-  l->add_option("--hostfile", launch.hostfile, "Open MPI hostfile: 'host slots=N' per line")
-      ->check(non_empty());
+  CLI::Option* hostfile =
+      l->add_option("--hostfile", launch.hostfile, "Open MPI hostfile: 'host slots=N' per line")
+          ->check(non_empty());
+  l->add_option("--host-discovery-script", launch.discovery_script,
+                "Command printing 'host:slots' per line; run before every start")
+      ->check(non_empty())
+      ->excludes(hostfile);
   l->add_option("--threads", launch.threads,
                 "OpenMP threads per rank (default: a host's cores shared among its ranks)")
       ->check(CLI::Range(1, kMaxThreads));
   l->add_flag("--dry-run", launch.dry_run, "Print the mpirun line and exit");
+  l->add_option("--max-restarts", launch.max_restarts,
+                "Times the job is started again after a failure (for the whole job)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  l->add_option("--min-np", launch.min_ranks,
+                "Restart on fewer ranks, down to this many, when hosts are lost (needs train's "
+                "--global-batch-size)")
+      ->check(CLI::Range(1, 1 << 16));
+  l->add_option("--hang-timeout", launch.hang_timeout,
+                "Seconds a rank may go without a heartbeat, or the job without a step, before it "
+                "counts as hung (stack traces are taken and the job restarted)")
+      ->check(positive_number())
+      ->capture_default_str();
+  l->add_option("--backoff", launch.backoff,
+                "Seconds before the first restart; doubles for each further one, up to 30")
+      ->check(CLI::Range(0.0, 30.0))
+      ->capture_default_str();
+  l->add_option("--grace-period", launch.grace_period,
+                "Seconds from SIGTERM or SIGINT until the job is ended at once")
+      ->check(positive_number())
+      ->capture_default_str();
+  l->add_option("--coordinator", launch.coordinator,
+                "host:port of a coordinator (default: one embedded in the launcher)")
+      ->check(non_empty());
+  l->add_option("--state-dir", launch.state_dir,
+                "The embedded coordinator's checkpoints and metrics, and stack traces of hangs")
+      ->check(non_empty())
+      ->capture_default_str();
+  l->add_flag("--fresh", launch.fresh, "Start the job over instead of resuming it");
   l->add_option("command", launch.command, "The convoy command to run, after --");
 
   ModelsCommand models;
@@ -172,9 +202,7 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::CallForVersion& err) {
     return app.exit(err);
   } catch (const CLI::ParseError& err) {
-    std::string message = err.what();
-    std::replace(message.begin(), message.end(), '\n', ' ');
-    fmt::print(stderr, "convoy: {} (see convoy --help)\n", message);
+    fmt::print(stderr, "convoy: {} (see convoy --help)\n", one_line(err));
     return 2;
   }
 

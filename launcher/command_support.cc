@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/npy_dataset.h"
 #include "core/read_file.h"
+#include "dist/metrics_store.h"
 
 namespace convoy {
 
@@ -72,6 +73,24 @@ void check_writable(const std::string& path, const std::string& flag) {
   }
   if (std::filesystem::is_directory(path)) {
     throw Error::invalid_input(fmt::format("{}: '{}' is a directory", flag, path));
+  }
+}
+
+void check_job_id(const std::string& job_id) {
+  if (!valid_job_id(job_id)) {
+    throw Error::invalid_input(fmt::format(
+        "--job-id: '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')", job_id));
+  }
+}
+
+void prepare_state_dir(const std::string& dir, const std::string& flag) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error || !std::filesystem::is_directory(dir)) {
+    throw Error::invalid_input(fmt::format("{}: cannot create '{}'", flag, dir));
+  }
+  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    throw Error::invalid_input(fmt::format("{}: '{}' is not writable", flag, dir));
   }
 }
 

@@ -40,4 +40,11 @@ CoordinatorAddress coordinator_address(const std::string& target, const std::str
 // writable.
 void check_writable(const std::string& path, const std::string& flag);
 
+// Throws Error (invalid input) naming --job-id when `job_id` is not a valid job id.
+void check_job_id(const std::string& job_id);
+
+// Creates the directory `dir` if needed; Error (invalid input) naming `flag` when it cannot be
+// created or written.
+void prepare_state_dir(const std::string& dir, const std::string& flag);
+
 }  // namespace convoy

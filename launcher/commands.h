@@ -113,9 +113,18 @@ int run_monitor(const MonitorCommand& cmd);
 struct LaunchCommand {
   int ranks = 0;  // -np; 0: every slot
   std::string hostfile;
-  int threads = 0;  // per rank; 0: the cores shared among a host's ranks
+  std::string discovery_script;  // prints `host:slots` lines; run before every start
+  int threads = 0;               // per rank; 0: the cores shared among a host's ranks
   bool dry_run = false;
-  std::vector<std::string> command;  // after --: train|evaluate|bench and its flags
+  int max_restarts = 3;      // for the whole job
+  int min_ranks = 0;         // --min-np: start with fewer ranks than -np when hosts are lost
+  double hang_timeout = 60;  // seconds without heartbeat or step before a rank counts as hung
+  double grace_period = 25;  // seconds from SIGTERM to the end
+  double backoff = 1;        // seconds before the first restart; doubles, up to 30
+  std::string coordinator;   // host:port; empty: an embedded one on 127.0.0.1
+  std::string state_dir = "convoy-state";  // the embedded coordinator's state, stack traces
+  bool fresh = false;                      // start over instead of resuming
+  std::vector<std::string> command;        // after --: train|evaluate|bench and its flags
 };
 int run_launch(const LaunchCommand& cmd);
 

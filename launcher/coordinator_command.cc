@@ -33,14 +33,7 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   mallopt(M_ARENA_MAX, 1);
   CoordinatorOptions options;
   options.state_dir = cmd.state_dir;
-  std::error_code error;
-  std::filesystem::create_directories(cmd.state_dir, error);
-  if (error || !std::filesystem::is_directory(cmd.state_dir)) {
-    throw Error::invalid_input(fmt::format("--state-dir: cannot create '{}'", cmd.state_dir));
-  }
-  if (::access(cmd.state_dir.c_str(), R_OK | W_OK | X_OK) != 0) {
-    throw Error::invalid_input(fmt::format("--state-dir: '{}' is not writable", cmd.state_dir));
-  }
+  prepare_state_dir(cmd.state_dir, "--state-dir");
   if (!cmd.auth_token_file.empty()) {
     options.auth_token =
         for_flag("--auth-token-file", [&] { return read_token_file(cmd.auth_token_file); });

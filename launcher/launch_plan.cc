@@ -37,6 +37,42 @@ std::vector<HostSlots> parse_hostfile(const std::string& text, const std::string
   return hosts;
 }
 
+std::vector<HostSlots> parse_discovered_hosts(const std::string& text, const std::string& source) {
+  std::vector<HostSlots> hosts;
+  std::istringstream lines(text);
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    line = line.substr(0, line.find('#'));
+    const size_t begin = line.find_first_not_of(" \t\r");
+    if (begin == std::string::npos) continue;
+    line = line.substr(begin, line.find_last_not_of(" \t\r") + 1 - begin);
+    const size_t colon = line.find(':');
+    HostSlots h{line.substr(0, colon), 1};
+    const bool name_ok = !h.host.empty() && h.host.size() <= 255 &&
+                         h.host.find_first_of(" \t,=") == std::string::npos;
+    bool slots_ok = true;
+    if (colon != std::string::npos) {
+      const char* first = line.data() + colon + 1;
+      const char* last = line.data() + line.size();
+      slots_ok = std::from_chars(first, last, h.slots).ptr == last && first != last && h.slots >= 1;
+    }
+    if (!name_ok || !slots_ok) {
+      throw Error::invalid_input(
+          fmt::format("{} line {}: expected 'host:slots' (slots >= 1), got '{}'", source, number,
+                      line.substr(0, 80)));
+    }
+    hosts.push_back(h);
+  }
+  if (hosts.empty()) throw Error::invalid_input(fmt::format("{} printed no host", source));
+  return hosts;
+}
+
+int total_slots(const std::vector<HostSlots>& hosts) {
+  int slots = 0;
+  for (const HostSlots& h : hosts) slots += h.slots;
+  return slots;
+}
+
 std::vector<std::string> mpirun_argv(const LaunchRequest& request) {
   if (request.command.empty() ||
       (request.command[0] != "train" && request.command[0] != "evaluate" &&
@@ -44,8 +80,7 @@ std::vector<std::string> mpirun_argv(const LaunchRequest& request) {
     throw Error::invalid_input(
         "launch runs train, evaluate or bench: convoy launch [options] -- train --model ...");
   }
-  int slots = 0;
-  for (const HostSlots& h : request.hosts) slots += h.slots;
+  const int slots = total_slots(request.hosts);
   const int ranks = request.ranks > 0 ? request.ranks : slots;
   if (ranks < 1) throw Error::invalid_input("no ranks to start");
   // Ranks per host as Open MPI fills them (by slot); the busiest host decides the threads.
@@ -54,11 +89,22 @@ std::vector<std::string> mpirun_argv(const LaunchRequest& request) {
   const int threads =
       request.threads > 0 ? request.threads : std::max(1, request.cores / std::max(1, per_host));
   std::vector<std::string> argv = {request.mpirun, "-np", std::to_string(ranks)};
-  if (!request.hostfile.empty()) argv.insert(argv.end(), {"--hostfile", request.hostfile});
+  if (!request.hostfile.empty()) {
+    argv.insert(argv.end(), {"--hostfile", request.hostfile});
+  } else if (request.list_hosts) {
+    std::string list;
+    for (const HostSlots& h : request.hosts) {
+      list += fmt::format("{}{}:{}", list.empty() ? "" : ",", h.host, h.slots);
+    }
+    argv.insert(argv.end(), {"--host", list});
+  }
   if (ranks > slots) argv.push_back("--oversubscribe");
   if (threads > 1) argv.insert(argv.end(), {"--bind-to", "none"});
   if (request.root) argv.push_back("--allow-run-as-root");
-  argv.insert(argv.end(), {"-x", fmt::format("OMP_NUM_THREADS={}", threads), request.convoy});
+  if (request.tag_output) argv.push_back("--tag-output");
+  argv.insert(argv.end(), {"-x", fmt::format("OMP_NUM_THREADS={}", threads)});
+  for (const std::string& e : request.exports) argv.insert(argv.end(), {"-x", e});
+  argv.push_back(request.convoy);
   argv.insert(argv.end(), request.command.begin(), request.command.end());
   // The ranks' own thread count, unless the command sets one.
   if (std::find(request.command.begin(), request.command.end(), "--threads") ==

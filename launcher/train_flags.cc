@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/crc32.h"
+#include "core/error.h"
 #include "launcher/cli_options.h"
 #include "launcher/command_support.h"
 
@@ -214,6 +217,36 @@ std::string text(const Ref& ref) {
 const std::vector<TrainFlag>& train_flags() {
   static const std::vector<TrainFlag> table = make_table();
   return table;
+}
+
+CLI::App* add_train_command(CLI::App& app, TrainCommand& cmd) {
+  CLI::App* t = app.add_subcommand("train", "Train a model and report test metrics");
+  t->add_option("--model", cmd.model, "Built-in model name or a .pbtxt file")->required();
+  add_data_flags(t, cmd.data);
+  add_threads_flag(t, cmd.threads);
+  add_train_flags(*t, cmd);
+  return t;
+}
+
+std::string one_line(const CLI::ParseError& error) {
+  std::string message = error.what();
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  return message;
+}
+
+TrainCommand parse_train_args(const std::vector<std::string>& args) {
+  CLI::App app("convoy", "convoy");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  TrainCommand cmd;
+  add_train_command(app, cmd);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  reversed.push_back("train");
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    throw Error::invalid_input(fmt::format("train: {}", one_line(e)));
+  }
+  return cmd;
 }
 
 void add_train_flags(CLI::App& app, TrainCommand& cmd) {

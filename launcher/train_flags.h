@@ -36,6 +36,13 @@ const std::vector<TrainFlag>& train_flags();
 
 // Registers every flag of the table on `app`, writing into `cmd`.
 void add_train_flags(CLI::App& app, TrainCommand& cmd);
+// The `train` subcommand of `app`: --model, the data, thread and training flags.
+CLI::App* add_train_command(CLI::App& app, TrainCommand& cmd);
+// Parses train's flags (what follows `train` on a command line) as `convoy train` would; Error
+// (invalid input) with CLI11's message otherwise. For launchers that check before they start.
+TrainCommand parse_train_args(const std::vector<std::string>& args);
+// A CLI11 parse error's message on one line.
+std::string one_line(const CLI::ParseError& error);
 // Everything the ranks must agree on: the version, the model (with a CRC of its spec), the data
 // set's name and sizes, and the table's flags marked ranks_agree, by flag name with their values.
 JobFingerprint train_fingerprint(const TrainCommand& cmd, const pb::ModelSpec& spec,

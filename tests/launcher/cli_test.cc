@@ -335,11 +335,12 @@ TEST_F(Cli, ModelsTooLargeForTheMachineAreRefusedBeforeBuilding) {
 }
 
 TEST_F(Cli, LaunchStartsTheJobUnderMpirunAndEndsWithItsExitCode) {
-  const CommandResult ok =
-      convoy({"launch", "-np", "2", "--", "train", "--model", "lenet5", "--data", data_.path(),
-              "--epochs", "1", "--batch-size", "16", "--log-json", "--progress", "none"});
+  const CommandResult ok = convoy({"launch", "-np", "2", "--state-dir", work_.file("state"), "--",
+                                   "train", "--model", "lenet5", "--data", data_.path(), "--epochs",
+                                   "1", "--batch-size", "16", "--log-json", "--progress", "none"});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_EQ(ok.err.rfind("convoy launch: mpirun -np 2 ", 0), 0u) << ok.err;
+  EXPECT_NE(ok.err.find("\nconvoy launch: mpirun -np 2 "), std::string::npos) << ok.err;
+  EXPECT_NE(ok.err.find("convoy monitor 127.0.0.1:"), std::string::npos) << ok.err;
   EXPECT_EQ(last_json_line(ok.out)["world_size"], 2);
   const CommandResult bad = convoy({"launch", "--", "train", "--model", "nope"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
@@ -353,6 +354,41 @@ TEST_F(Cli, LaunchBadInput) {
   expect_bad_input({"launch", "--hostfile", work_.write("hosts", "a slots=two\n"), "--", "train"},
                    "--hostfile: '" + work_.file("hosts") + "' line 1");
   expect_bad_input({"launch", "--dry-run"}, "launch runs train, evaluate or bench");
+  expect_bad_input({"launch", "--host-discovery-script", "echo broken >&2; exit 3", "--", "train",
+                    "--model", "lenet5"},
+                   "--host-discovery-script: 'echo broken >&2; exit 3' exited with code 3: broken");
+  expect_bad_input(
+      {"launch", "--host-discovery-script", "echo node-a:x", "--", "train", "--model", "lenet5"},
+      "--host-discovery-script: output of 'echo node-a:x' line 1: expected 'host:slots'");
+  expect_bad_input({"launch", "--host-discovery-script", "true", "--", "train", "--model", "x"},
+                   "output of 'true' printed no host");
+  expect_bad_input({"launch", "--hostfile", work_.write("h", "a\n"), "--host-discovery-script",
+                    "true", "--", "train", "--model", "lenet5"},
+                   "excludes");
+  expect_bad_input({"launch", "--max-restarts", "-1", "--", "train", "--model", "lenet5"},
+                   "--max-restarts");
+  expect_bad_input({"launch", "--hang-timeout", "0", "--", "train", "--model", "lenet5"},
+                   "--hang-timeout");
+  expect_bad_input({"launch", "--", "train", "--model", "lenet5", "--epochs", "x"},
+                   "train: --epochs");
+  expect_bad_input({"launch", "--min-np", "1", "--", "train", "--model", "lenet5"},
+                   "--min-np: a job that may restart on fewer ranks needs train's "
+                   "--global-batch-size");
+  expect_bad_input({"launch", "--", "train", "--model", "lenet5", "--checkpoint-dir", "d"},
+                   "--checkpoint-dir: convoy launch keeps");
+  expect_bad_input({"launch", "--fresh", "--", "train", "--model", "lenet5", "--resume"},
+                   "--fresh: not with train's --resume");
+}
+
+// Bad input found by the ranks ends the job with exit code 2 at once: it is never restarted.
+TEST_F(Cli, LaunchNeverRestartsAJobThatFoundBadInput) {
+  const CommandResult r = convoy({"launch", "-np", "2", "--state-dir", work_.file("state"), "--",
+                                  "train", "--model", "lenet5", "--data", work_.file("nothing")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.find("restart"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("mpirun noticed"), std::string::npos) << r.err;  // no mpirun banner
+  EXPECT_EQ(r.err.find("-----"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[rank 0] convoy: --data: "), std::string::npos) << r.err;
 }
 
 // Resuming a job that already finished trains nothing: its --save and its checkpoints keep the

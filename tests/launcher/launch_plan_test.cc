@@ -81,6 +81,39 @@ TEST(LaunchPlan, HostfilesAsOpenMpiWritesThem) {
   EXPECT_EQ(error_of([] { parse_hostfile("# nothing\n\n", "hf"); }), "'hf' names no host");
 }
 
+TEST(LaunchPlan, DiscoveredHostsAsHorovodScriptsPrintThem) {
+  const std::vector<HostSlots> hosts =
+      parse_discovered_hosts("node-a:4\n\n# spare\nnode-b:2  \r\nnode-c\n", "script");
+  ASSERT_EQ(hosts.size(), 3u);
+  EXPECT_EQ(hosts[0].host, "node-a");
+  EXPECT_EQ(hosts[0].slots, 4);
+  EXPECT_EQ(hosts[1].host, "node-b");
+  EXPECT_EQ(hosts[1].slots, 2);
+  EXPECT_EQ(hosts[2].slots, 1);
+  EXPECT_EQ(total_slots(hosts), 7);
+  EXPECT_EQ(error_of([] { parse_discovered_hosts("a:2\nb:x\n", "script"); }),
+            "script line 2: expected 'host:slots' (slots >= 1), got 'b:x'");
+  EXPECT_EQ(error_of([] { parse_discovered_hosts("a:0\n", "script"); }),
+            "script line 1: expected 'host:slots' (slots >= 1), got 'a:0'");
+  EXPECT_EQ(error_of([] { parse_discovered_hosts("two words:1\n", "script"); }),
+            "script line 1: expected 'host:slots' (slots >= 1), got 'two words:1'");
+  EXPECT_EQ(error_of([] { parse_discovered_hosts("\n# none\n", "script"); }),
+            "script printed no host");
+
+  // Discovered hosts go to mpirun as --host, with their slots.
+  LaunchRequest r;
+  r.hosts = hosts;
+  r.list_hosts = true;
+  r.tag_output = true;
+  r.exports = {"A=1"};
+  r.command = {"train", "--model", "lenet5"};
+  const std::vector<std::string> argv = mpirun_argv(r);
+  EXPECT_EQ(after(argv, "--host"), "node-a:4,node-b:2,node-c:1");
+  EXPECT_EQ(after(argv, "-np"), "7");
+  EXPECT_TRUE(has(argv, "--tag-output"));
+  EXPECT_TRUE(has(argv, "A=1"));
+}
+
 TEST(LaunchPlan, OnlyTrainEvaluateAndBenchAreLaunched) {
   LaunchRequest r;
   r.hosts = {{"localhost", 2}};

@@ -189,6 +189,14 @@ bool ChildProcess::wait_for(double seconds) {
 }
 
 void ChildProcess::kill_group() {
+  // Descendants may have process groups of their own (convoy launch starts mpirun in one, and
+  // mpirun its ranks): stop the whole tree first, so none can start more, then kill it.
+  std::vector<int> tree = {pid_};
+  for (size_t i = 0; i < tree.size(); ++i) {
+    ::kill(tree[i], SIGSTOP);
+    for (const int child : child_pids(tree[i])) tree.push_back(child);
+  }
+  for (const int pid : tree) ::kill(pid, SIGKILL);
   ::kill(-pid_, SIGKILL);
 }
 

@@ -35,7 +35,7 @@ class ChildProcess {
   bool wait_for(double seconds);
   int exit_code() const { return exit_code_; }
   int signal() const { return signal_; }
-  // SIGKILL to the whole process group.
+  // SIGKILL to the whole process group and every descendant, whatever its group.
   void kill_group();
 
  private:
