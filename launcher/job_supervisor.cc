@@ -88,10 +88,13 @@ int JobSupervisor::run() {
     if (outcome.exit_code == 0 || outcome.exit_code == 2 || outcome.exit_code == kExitPreempted) {
       return outcome.exit_code;  // done; bad input (never retried); preempted by someone else
     }
-    const RankFailure failure =
+    RankFailure failure =
         hang_ ? *hang_
               : outcome.failure.value_or(RankFailure{
                     -1, "", fmt::format("mpirun exited with code {}", outcome.exit_code)});
+    if (failure.host.empty() && ranks_.count(failure.rank) != 0) {
+      failure.host = ranks_[failure.rank].host;  // as the rank registered at the coordinator
+    }
     if (!hang_ && !outcome.failure) {
       for (const std::string& line : outcome.mpirun_lines) say("mpirun: " + line);
     }

@@ -102,6 +102,10 @@ std::vector<std::string> mpirun_argv(const LaunchRequest& request) {
   if (threads > 1) argv.insert(argv.end(), {"--bind-to", "none"});
   if (request.root) argv.push_back("--allow-run-as-root");
   if (request.tag_output) argv.push_back("--tag-output");
+  // When a rank dies, mpirun ends the others with SIGTERM and waits a second before SIGKILL
+  // (twice over: 2.0 s measured). Those ranks are blocked in a collective that cannot complete;
+  // ending them at once brings the restart 2 s closer (0.03 s measured).
+  argv.insert(argv.end(), {"--mca", "odls_base_sigkill_timeout", "0"});
   argv.insert(argv.end(), {"-x", fmt::format("OMP_NUM_THREADS={}", threads)});
   for (const std::string& e : request.exports) argv.insert(argv.end(), {"-x", e});
   argv.push_back(request.convoy);

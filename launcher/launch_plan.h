@@ -8,7 +8,7 @@
 //   placement  --oversubscribe only when the ranks exceed the slots; --bind-to none when a rank
 //              runs more than one thread (Open MPI binds each rank to one core otherwise, and its
 //              threads would share it); --allow-run-as-root only as root; OMP_NUM_THREADS is
-//              exported to every rank
+//              exported to every rank; the ranks of a failed job are ended at once
 #pragma once
 
 #include <string>

@@ -148,7 +148,7 @@ TEST_F(Launch, AStoppedRankIsTracedKilledAndTheJobFinishesBitwiseEqual) {
   const std::string expected = reference();
   const std::string save = work_.file("hang.ckpt");
   const auto launcher =
-      start(command(work_.file("state"), save, {"-np", "2", "--hang-timeout", "2"}));
+      start(command(work_.file("state"), save, {"-np", "2", "--hang-timeout", "4"}));
   ASSERT_TRUE(reach(pick_step(100, 300)));
   jitter();
   const int victim = pick_rank();
@@ -159,7 +159,7 @@ TEST_F(Launch, AStoppedRankIsTracedKilledAndTheJobFinishesBitwiseEqual) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(
       err, m,
-      std::regex(fmt::format("rank {} on \\S+ hung: no heartbeat for over 2 s; stack "
+      std::regex(fmt::format("rank {} on \\S+ hung: no heartbeat for over 4 s; stack "
                              "traces in (\\S+); restart 1 of 3",
                              victim))))
       << err;
