@@ -4,11 +4,12 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -42,43 +43,83 @@ std::string shell_quoted(const std::vector<std::string>& argv) {
   return line;
 }
 
-SpawnedChild spawn_piped(const std::vector<std::string>& argv) {
-  int out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
-    const Error e = Error::io(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-    close_both(out);
-    close_both(err);
-    throw e;
+namespace {
+
+// argv[0] as execve wants it: a path, searched on PATH when it has no '/'. Done before fork, since
+// the child may only make async-signal-safe calls.
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (size_t begin = 0; begin <= dirs.size();) {
+    size_t end = dirs.find(':', begin);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string dir = end > begin ? dirs.substr(begin, end - begin) : ".";
+    const std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    begin = end + 1;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (const int s : {SIGTERM, SIGINT, SIGUSR1, SIGPIPE, SIGCHLD}) sigaddset(&defaults, s);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  throw Error::io(fmt::format("cannot run {}: not found on PATH", name));
+}
+
+}  // namespace
+
+SpawnedChild spawn_piped(const std::vector<std::string>& argv) {
+  const std::string program = find_program(argv[0]);
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = -1;
-  const int failed = ::posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, exec_failed[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 ||
+      ::pipe2(exec_failed, O_CLOEXEC) != 0) {
+    const Error e = Error::io(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+    close_both(out);
+    close_both(err);
+    close_both(exec_failed);
+    throw e;
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // The child: async-signal-safe calls only (the launcher has other threads).
+    ::setpgid(0, 0);
+    // Dies with the launcher, even by SIGKILL: mpirun then ends its ranks.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(127);
+    struct sigaction defaults {};
+    defaults.sa_handler = SIG_DFL;
+    for (const int s : {SIGTERM, SIGINT, SIGUSR1, SIGPIPE, SIGCHLD}) {
+      ::sigaction(s, &defaults, nullptr);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    ::execve(program.c_str(), args.data(), environ);
+    const int error = errno;
+    [[maybe_unused]] const ssize_t written = ::write(exec_failed[1], &error, sizeof error);
+    ::_exit(127);
+  }
+  const int fork_error = errno;
   ::close(out[1]);
   ::close(err[1]);
-  if (failed != 0) {
+  ::close(exec_failed[1]);
+  int error = pid < 0 ? fork_error : 0;
+  if (pid > 0) {
+    ssize_t n;
+    while ((n = ::read(exec_failed[0], &error, sizeof error)) < 0 && errno == EINTR) {
+    }
+    if (n <= 0) error = 0;  // closed by a successful exec
+  }
+  ::close(exec_failed[0]);
+  if (error != 0) {
     ::close(out[0]);
     ::close(err[0]);
-    throw Error::io(fmt::format("cannot run {}: {}", argv[0], std::strerror(failed)));
+    if (pid > 0) wait_exit_code(pid);
+    throw Error::io(fmt::format("cannot run {}: {}", argv[0], std::strerror(error)));
   }
+  ::setpgid(pid, pid);  // also here, so that signals to the group work at once
   ::fcntl(out[0], F_SETFL, O_NONBLOCK);
   ::fcntl(err[0], F_SETFL, O_NONBLOCK);
   return {pid, out[0], err[0]};

@@ -3,8 +3,10 @@
 // Each child runs in a process group of its own, so that a terminal's Ctrl-C (sent to the
 // foreground group) reaches only the launcher, which decides what the job gets; and with the
 // default signal mask and dispositions, whatever the launcher blocks. Its stdout and stderr come
-// back on pipes. posix_spawn rather than fork: the launcher runs the embedded coordinator's
-// threads, and a forked copy of a threaded process may only call async-signal-safe functions.
+// back on pipes. It gets SIGTERM when the launcher dies, even by SIGKILL (PR_SET_PDEATHSIG): mpirun
+// then ends its ranks, and no job trains on without its launcher. (posix_spawn cannot ask for
+// that; after fork the child makes only async-signal-safe calls, as the launcher runs the embedded
+// coordinator's threads.)
 #pragma once
 
 #include <sys/types.h>

@@ -83,7 +83,16 @@ JobSupervisor::~JobSupervisor() {
 int JobSupervisor::run() {
   note_ranks_of_earlier_starts();
   for (int restart = 0;; ++restart) {
-    const Outcome outcome = run_once(attempt_(restart));
+    Outcome outcome;
+    try {
+      outcome = run_once(attempt_(restart));
+    } catch (const Error& e) {
+      // Too few hosts for a restart (--min-np) may change: a failed start, retried like others.
+      if (restart == 0 || e.kind() != ErrorKind::kUnavailable) throw;
+      stopping_ = false;
+      hang_.reset();
+      outcome = {1, RankFailure{-1, "", e.what()}, {}};
+    }
     if (stopping_) return outcome.exit_code == 0 ? 0 : kExitPreempted;
     if (outcome.exit_code == 0 || outcome.exit_code == 2 || outcome.exit_code == kExitPreempted) {
       return outcome.exit_code;  // done; bad input (never retried); preempted by someone else
@@ -97,6 +106,10 @@ int JobSupervisor::run() {
     }
     if (!hang_ && !outcome.failure) {
       for (const std::string& line : outcome.mpirun_lines) say("mpirun: " + line);
+    }
+    if (options_.once) {
+      say(describe(failure));
+      return 1;
     }
     if (restart >= options_.max_restarts) {
       say(fmt::format("{}; no restarts left (--max-restarts {})", describe(failure),

@@ -44,6 +44,7 @@ struct SupervisorOptions {
   double first_backoff = 1;  // seconds before the first restart; doubles, up to max_backoff
   double max_backoff = 30;
   std::string trace_dir = "";  // where stack traces of hung ranks are written
+  bool once = false;           // never restarted (evaluate, bench)
 };
 
 class JobSupervisor {

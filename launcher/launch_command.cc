@@ -120,8 +120,8 @@ int launch_once(const LaunchCommand& cmd, std::vector<HostSlots> hosts) {
   }
   block_stop_signals();
   JobSupervisor supervisor(
-      {.job_id = cmd.command[0], .max_restarts = 0, .trace_dir = ""}, [&](int) { return argv; },
-      nullptr);
+      {.job_id = cmd.command[0], .max_restarts = 0, .trace_dir = "", .once = true},
+      [&](int) { return argv; }, nullptr);
   return supervisor.run();
 }
 

@@ -221,6 +221,25 @@ TEST_F(Launch, AHostLostForGoodContinuesOnFewerRanksWithinTolerance) {
   }
 }
 
+// A launcher killed outright (SIGKILL: no chance to clean up) takes its job with it.
+TEST_F(Launch, NoRankOutlivesAKilledLauncher) {
+  const auto launcher = start(command(work_.file("state"), work_.file("x.ckpt"), {"-np", "2"}));
+  ASSERT_TRUE(reach(50));
+  const std::map<int, int> ranks = rank_pids(launcher->pid());
+  ASSERT_EQ(ranks.size(), 2u);
+  ::kill(launcher->pid(), SIGKILL);
+  ASSERT_TRUE(launcher->wait_for(10));
+  const auto alive = [](int pid) {
+    const std::string stat = slurp(fmt::format("/proc/{}/stat", pid));
+    return !stat.empty() && stat.find(") Z") == std::string::npos;  // zombies are gone
+  };
+  for (int i = 0; i < 3000 && (alive(ranks.at(0)) || alive(ranks.at(1))); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(alive(ranks.at(0)));
+  EXPECT_FALSE(alive(ranks.at(1)));
+}
+
 // With a coordinator of its own (--coordinator), the launcher records each restart there, and
 // `convoy monitor status` shows the count and the cause.
 TEST_F(Launch, RestartsAreRecordedAtTheCoordinator) {
