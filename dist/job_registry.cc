@@ -35,6 +35,7 @@ void JobRegistry::register_rank(const pb::RegisterRequest& request) {
   Rank& r = job.ranks[request.rank()];
   r.registration = request;
   const double now = clock_.now();
+  r.registered = now;
   r.last_heartbeat = now;
   r.last_progress = now;
   r.step = -1;
@@ -108,6 +109,7 @@ bool JobRegistry::status(const std::string& job_id, pb::JobStatus* out) const {
     s->set_step(r.step);
     s->set_seconds_since_heartbeat(now - r.last_heartbeat);
     s->set_seconds_since_progress(now - r.last_progress);
+    s->set_seconds_since_registration(now - r.registered);
     *s->mutable_latest() = r.latest;
     // Stalled: stuck for a while although some other rank moved recently (past this one).
     const bool others_moved = (rank == best_rank ? second : best) > r.step;

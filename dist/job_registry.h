@@ -54,6 +54,7 @@ class JobRegistry {
  private:
   struct Rank {
     pb::RegisterRequest registration;
+    double registered = 0;
     double last_heartbeat = 0;
     double last_progress = 0;
     int64_t step = -1;

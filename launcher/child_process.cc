@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "core/error.h"
 #include "core/stopwatch.h"
@@ -139,30 +140,41 @@ ScriptResult run_to_end(const std::vector<std::string>& argv, double timeout_sec
   std::string* sinks[2] = {&result.out, &result.err};
   pollfd fds[2] = {{child.out, POLLIN, 0}, {child.err, POLLIN, 0}};
   const Stopwatch clock;
-  int open = 2;
-  while (open > 0) {
+  std::optional<int> exit_code;
+  // Until both pipes close -- or the program has ended and what it wrote is read: a background
+  // process it left may hold the pipes open.
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
     const double left = timeout_seconds - clock.seconds();
     if (left <= 0) {
       result.timed_out = true;
       ::kill(-child.pid, SIGKILL);
       break;
     }
-    if (::poll(fds, 2, static_cast<int>(left * 1000) + 1) < 0 && errno != EINTR) break;
+    const int ready = ::poll(fds, 2, static_cast<int>(std::min(left, 0.05) * 1000) + 1);
+    if (ready < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       char buffer[4096];
       const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
       if (n > 0) {
-        if (sinks[i]->size() < kMaxCapturedBytes) sinks[i]->append(buffer, static_cast<size_t>(n));
+        if (sinks[i]->size() + static_cast<size_t>(n) > kMaxCapturedBytes) {
+          result.truncated = true;
+        } else {
+          sinks[i]->append(buffer, static_cast<size_t>(n));
+        }
       } else if (n == 0 || errno != EAGAIN) {
         fds[i].fd = -1;
-        --open;
       }
+    }
+    if (ready == 0 && exit_code) break;  // ended, and nothing more to read
+    int status = 0;
+    if (!exit_code && ::waitpid(child.pid, &status, WNOHANG) == child.pid) {
+      exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
   }
   ::close(child.out);
   ::close(child.err);
-  result.exit_code = wait_exit_code(child.pid);
+  result.exit_code = exit_code ? *exit_code : wait_exit_code(child.pid);
   return result;
 }
 

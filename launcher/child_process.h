@@ -36,10 +36,12 @@ struct ScriptResult {
   std::string out;
   std::string err;
   bool timed_out = false;  // killed (with its whole process group) after the timeout
+  bool truncated = false;  // printed more than the 1 MiB kept of each stream
 };
 
 // Runs argv to its end, or kills it after `timeout_seconds`, and returns what it printed (each
-// stream up to 1 MiB; the rest is dropped).
+// stream up to 1 MiB; the rest is dropped). It has ended when it exited and its pipes are drained,
+// even if a background process it started still holds them.
 ScriptResult run_to_end(const std::vector<std::string>& argv, double timeout_seconds);
 
 }  // namespace convoy

@@ -154,7 +154,7 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   l->add_option("--backoff", launch.backoff,
                 "Seconds before the first restart; doubles for each further one, up to 30")
-      ->check(CLI::Range(0.0, 30.0))
+      ->check(non_negative_number() & CLI::Range(0.0, 30.0))
       ->capture_default_str();
   l->add_option("--grace-period", launch.grace_period,
                 "Seconds from SIGTERM or SIGINT until the job is ended at once")
@@ -193,6 +193,7 @@ int run_cli(int argc, char** argv) {
     for (auto it = args.rbegin(); it != args.rend(); ++it) {
       command = command || *it == "--";
       if (!command && *it == "-np") *it = "--np";
+      if (!command && it->rfind("-np=", 0) == 0) *it = "-" + *it;  // -np=2 -> --np=2
     }
     app.parse(args);
   } catch (const CLI::CallForHelp& err) {

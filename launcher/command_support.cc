@@ -1,6 +1,8 @@
 #include "launcher/command_support.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -81,6 +83,32 @@ void check_job_id(const std::string& job_id) {
     throw Error::invalid_input(fmt::format(
         "--job-id: '{}' is not allowed (1-64 of [A-Za-z0-9._-], not starting with '.')", job_id));
   }
+}
+
+Error state_dir_error(const std::filesystem::filesystem_error& e, const std::string& flag) {
+  return Error::invalid_input(
+      fmt::format("{}: '{}': {}", flag, e.path1().string(), e.code().message()));
+}
+
+StateDirLock::StateDirLock(const std::string& dir, const std::string& flag) {
+  const std::string path = (std::filesystem::path(dir) / "LOCK").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error::from_errno(errno, fmt::format("{}: cannot open '{}'", flag, path));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char owner[32] = {};
+    const ssize_t n = ::pread(fd_, owner, sizeof owner - 1, 0);
+    ::close(fd_);
+    throw Error::invalid_input(fmt::format("{}: '{}' is in use by another convoy process{}", flag,
+                                           dir, n > 0 ? fmt::format(" (pid {})", owner) : ""));
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) == 0) {
+    [[maybe_unused]] const ssize_t written = ::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+}
+
+StateDirLock::~StateDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
 void prepare_state_dir(const std::string& dir, const std::string& flag) {

@@ -3,6 +3,7 @@
 // before spending time on work.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -46,5 +47,23 @@ void check_job_id(const std::string& job_id);
 // Creates the directory `dir` if needed; Error (invalid input) naming `flag` when it cannot be
 // created or written.
 void prepare_state_dir(const std::string& dir, const std::string& flag);
+
+// A file-system error met while opening a state directory (a file where a directory belongs), as
+// an Error (invalid input) naming `flag`.
+Error state_dir_error(const std::filesystem::filesystem_error& e, const std::string& flag);
+
+// An exclusive lock on a state directory (flock on <dir>/LOCK, which holds the owner's pid), held
+// while the object lives, so that two coordinators never share one. Error (invalid input) naming
+// `flag` when another process holds it.
+class StateDirLock {
+ public:
+  StateDirLock(const std::string& dir, const std::string& flag);
+  ~StateDirLock();
+  StateDirLock(const StateDirLock&) = delete;
+  StateDirLock& operator=(const StateDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace convoy

@@ -34,6 +34,7 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   CoordinatorOptions options;
   options.state_dir = cmd.state_dir;
   prepare_state_dir(cmd.state_dir, "--state-dir");
+  const StateDirLock lock(cmd.state_dir, "--state-dir");
   if (!cmd.auth_token_file.empty()) {
     options.auth_token =
         for_flag("--auth-token-file", [&] { return read_token_file(cmd.auth_token_file); });
@@ -68,6 +69,8 @@ int run_coordinator(const CoordinatorCommand& cmd) {
     // wrong with its input is the address; anything else is the machine's (exit code 1).
     if (e.kind() == ErrorKind::kInvalidInput) throw e.with_context("--listen");
     throw;
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw state_dir_error(e, "--state-dir");  // e.g. a file where a directory belongs
   }
   fmt::print("convoy coordinator listening on port {} ({}{}), state in {}\n", server->port(),
              options.tls_cert_file.empty() ? "plaintext" : "TLS",

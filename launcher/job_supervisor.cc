@@ -15,6 +15,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "core/error.h"
 #include "core/stopwatch.h"
@@ -29,6 +31,7 @@ constexpr double kStatusPeriodSeconds = 1.0;
 constexpr double kKillAfterTermSeconds = 3.0;  // mpirun's own clean-up before SIGKILL
 constexpr double kDrainSeconds = 2.0;          // output still arriving after mpirun ended
 constexpr double kGdbSeconds = 30.0;
+constexpr double kResendSeconds = 1.0;  // SIGUSR1 again, for ranks that were still starting
 
 void say(const std::string& message) {
   fmt::print(stderr, "convoy launch: {}\n", message);
@@ -53,6 +56,48 @@ std::string utc_stamp() {
   char text[32];
   std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
   return text;
+}
+
+// True when `pid` is a process this launcher started (through mpirun): its environment carries
+// CONVOY_LAUNCHER_PID=<our pid>. Guards every kill and trace against reused pids.
+bool started_by_us(pid_t pid) {
+  if (pid <= 0) return false;
+  std::ifstream in(fmt::format("/proc/{}/environ", pid), std::ios::binary);
+  const std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return environ.find(fmt::format("CONVOY_LAUNCHER_PID={}", ::getpid()) + '\0') !=
+         std::string::npos;
+}
+
+// Our ranks on this machine, rank -> pid: the processes below mpirun with an Open MPI rank.
+std::map<int, pid_t> local_ranks(pid_t mpirun) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) continue;
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state = 0;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    if (state != 'Z') children[parent].push_back(std::stoi(name));
+  }
+  std::map<int, pid_t> ranks;
+  std::vector<pid_t> todo = {mpirun};
+  while (!todo.empty()) {
+    const pid_t pid = todo.back();
+    todo.pop_back();
+    for (const pid_t child : children[pid]) todo.push_back(child);
+    if (pid == mpirun || !started_by_us(pid)) continue;
+    std::ifstream in(fmt::format("/proc/{}/environ", pid), std::ios::binary);
+    std::string var;
+    while (std::getline(in, var, '\0')) {
+      if (var.rfind("OMPI_COMM_WORLD_RANK=", 0) == 0) ranks[std::stoi(var.substr(21))] = pid;
+    }
+  }
+  return ranks;
 }
 
 std::string describe(const RankFailure& f) {
@@ -81,21 +126,28 @@ JobSupervisor::~JobSupervisor() {
 }
 
 int JobSupervisor::run() {
-  note_ranks_of_earlier_starts();
   for (int restart = 0;; ++restart) {
+    if (signalled()) return kExitPreempted;  // e.g. while the hosts were being found
     Outcome outcome;
     try {
       outcome = run_once(attempt_(restart));
     } catch (const Error& e) {
-      // Too few hosts for a restart (--min-np) may change: a failed start, retried like others.
-      if (restart == 0 || e.kind() != ErrorKind::kUnavailable) throw;
+      // The first start's problems are the user's to fix; later, a discovery script that fails
+      // once or hosts missing for a while (--min-np) are failures to retry like others.
+      if (restart == 0) throw;
       stopping_ = false;
       hang_.reset();
-      outcome = {1, RankFailure{-1, "", e.what()}, {}};
+      outcome = {1, RankFailure{-1, "", fmt::format("could not start: {}", e.what())}, {}};
     }
+    kill_ranks_left();
     if (stopping_) return outcome.exit_code == 0 ? 0 : kExitPreempted;
-    if (outcome.exit_code == 0 || outcome.exit_code == 2 || outcome.exit_code == kExitPreempted) {
-      return outcome.exit_code;  // done; bad input (never retried); preempted by someone else
+    if (outcome.exit_code == kExitPreempted && !hang_) {
+      say("the ranks stopped on a signal of their own (exit code 143, preempted): not starting "
+          "them again here; a scheduler may");
+      return kExitPreempted;
+    }
+    if (outcome.exit_code == 0 || outcome.exit_code == 2) {
+      return outcome.exit_code;  // done; bad input (never retried)
     }
     RankFailure failure =
         hang_ ? *hang_
@@ -105,7 +157,10 @@ int JobSupervisor::run() {
       failure.host = ranks_[failure.rank].host;  // as the rank registered at the coordinator
     }
     if (!hang_ && !outcome.failure) {
-      for (const std::string& line : outcome.mpirun_lines) say("mpirun: " + line);
+      constexpr size_t kShown = 10;
+      const std::vector<std::string>& lines = outcome.mpirun_lines;
+      for (size_t i = 0; i < std::min(lines.size(), kShown); ++i) say("mpirun: " + lines[i]);
+      if (lines.size() > kShown) say(fmt::format("mpirun: ({} more lines)", lines.size() - kShown));
     }
     if (options_.once) {
       say(describe(failure));
@@ -134,19 +189,15 @@ int JobSupervisor::run() {
         say(fmt::format("could not record the restart at the coordinator: {}", e.what()));
       }
     }
-    for (const auto& [rank, seen] : ranks_) earlier_pids_.insert(seen.pid);
     if (!wait_backoff(backoff)) return kExitPreempted;
   }
 }
 
-void JobSupervisor::note_ranks_of_earlier_starts() {
-  if (coordinator_ == nullptr) return;
-  try {
-    const pb::JobStatus status = coordinator_->job_status(options_.job_id, 5);
-    for (const pb::RankStatus& r : status.rank()) earlier_pids_.insert(static_cast<pid_t>(r.pid()));
-  } catch (const Error&) {
-    // A job the coordinator does not know yet has no earlier ranks.
-  }
+bool JobSupervisor::signalled() {
+  signalfd_siginfo info{};
+  if (::read(signals_, &info, sizeof info) != sizeof info) return false;
+  say(fmt::format("{}: not starting the job", ::strsignal(static_cast<int>(info.ssi_signo))));
+  return true;
 }
 
 bool JobSupervisor::wait_backoff(double seconds) {
@@ -154,23 +205,17 @@ bool JobSupervisor::wait_backoff(double seconds) {
   const Stopwatch clock;
   while (clock.seconds() < seconds) {
     const int left_ms = static_cast<int>((seconds - clock.seconds()) * 1000) + 1;
-    if (::poll(&fd, 1, left_ms) > 0) {
-      signalfd_siginfo info{};
-      if (::read(signals_, &info, sizeof info) == sizeof info) {
-        say(fmt::format("{}: not starting the job again", ::strsignal(int(info.ssi_signo))));
-        return false;
-      }
-    }
+    if (::poll(&fd, 1, left_ms) > 0 && signalled()) return false;
   }
   return true;
 }
 
-JobSupervisor::Outcome JobSupervisor::run_once(const std::vector<std::string>& argv) {
-  say(shell_quoted(argv));
+JobSupervisor::Outcome JobSupervisor::run_once(const JobStart& start) {
+  say(shell_quoted(start.argv));
   stopping_ = hard_stopped_ = hang_handled_ = false;
   hang_.reset();
   ranks_.clear();
-  const SpawnedChild child = spawn_piped(argv);
+  const SpawnedChild child = spawn_piped(start.argv);
   MpirunOutput output([](std::string_view line) { write_all(stdout, line); },
                       [](std::string_view line) { write_all(stderr, line); });
   pollfd fds[3] = {{child.out, POLLIN, 0}, {child.err, POLLIN, 0}, {signals_, POLLIN, 0}};
@@ -192,7 +237,7 @@ JobSupervisor::Outcome JobSupervisor::run_once(const std::vector<std::string>& a
         fds[i].fd = -1;
       }
     }
-    if (fds[2].revents != 0) on_signal(child.pid);
+    if (fds[2].revents != 0) on_signal(child.pid, !exit_code);
     const double now = clock.seconds();
     if (!exit_code) {
       int status = 0;
@@ -203,20 +248,28 @@ JobSupervisor::Outcome JobSupervisor::run_once(const std::vector<std::string>& a
     }
     if (exit_code && ((fds[0].fd < 0 && fds[1].fd < 0) || now - exited_at > kDrainSeconds)) break;
     if (exit_code) continue;
-    if (stopping_ && !hard_stopped_ && wall_seconds() > stop_deadline_) {
+    const double wall = wall_seconds();
+    if (stopping_ && !hard_stopped_ && !options_.once && wall >= next_resend_) {
+      ::kill(child.pid, SIGUSR1);
+      next_resend_ = wall + kResendSeconds;
+    }
+    if (stopping_ && !hard_stopped_ && wall > stop_deadline_) {
       say(fmt::format("the grace period ({:g} s) is over: ending the job now",
                       options_.grace_period));
       hard_stopped_ = true;
       ::kill(child.pid, SIGTERM);
-      kill_deadline_ = wall_seconds() + kKillAfterTermSeconds;
+      kill_deadline_ = wall + kKillAfterTermSeconds;
     }
-    if (hard_stopped_ && wall_seconds() > kill_deadline_) {
+    if (hard_stopped_ && wall > kill_deadline_) {
       ::kill(-child.pid, SIGKILL);
-      kill_local_ranks();
+      kill_ranks_left();
     }
-    if (coordinator_ != nullptr && !stopping_ && !hang_handled_ && now >= next_check) {
+    if (now >= next_check) {
       next_check = now + kStatusPeriodSeconds;
-      check_hang(child.pid, now);
+      note_local_ranks(child.pid);
+      if (coordinator_ != nullptr && !stopping_ && !hang_handled_) {
+        check_hang(child.pid, start.ranks, now);
+      }
     }
   }
   output.finish();
@@ -226,39 +279,49 @@ JobSupervisor::Outcome JobSupervisor::run_once(const std::vector<std::string>& a
   return {*exit_code, output.failure(), output.own_lines()};
 }
 
-void JobSupervisor::on_signal(pid_t mpirun) {
+void JobSupervisor::on_signal(pid_t mpirun, bool running) {
   signalfd_siginfo info{};
   while (::read(signals_, &info, sizeof info) == sizeof info) {
     const char* name = ::strsignal(static_cast<int>(info.ssi_signo));
-    if (!stopping_) {
+    if (!stopping_ && !options_.once) {
       stopping_ = true;
       stop_deadline_ = wall_seconds() + options_.grace_period;
+      next_resend_ = 0;  // SIGUSR1 now, from the loop
       say(
           fmt::format("{}: the ranks stop after their current step and store a checkpoint (at "
                       "most {:g} s; a second signal ends them at once)",
                       name, options_.grace_period));
-      ::kill(mpirun, SIGUSR1);  // mpirun forwards SIGUSR1 to every rank
     } else if (!hard_stopped_) {
-      say(fmt::format("{} again: ending the job now", name));
-      hard_stopped_ = true;
-      ::kill(mpirun, SIGTERM);
+      say(fmt::format("{}: ending the job now", name));
+      stopping_ = hard_stopped_ = true;
+      if (running) ::kill(mpirun, SIGTERM);  // never a pid already reaped
       kill_deadline_ = wall_seconds() + kKillAfterTermSeconds;
     }
   }
 }
 
-void JobSupervisor::check_hang(pid_t mpirun, double since_start) {
+void JobSupervisor::note_local_ranks(pid_t mpirun) {
+  for (const auto& [rank, pid] : local_ranks(mpirun)) {
+    RankSeen& seen = ranks_[rank];
+    if (seen.pid == 0) seen = {host_, pid};
+  }
+}
+
+void JobSupervisor::check_hang(pid_t mpirun, int ranks, double since_start) {
+  const double limit = options_.hang_timeout;
   pb::JobStatus status;
   try {
     status = coordinator_->job_status(options_.job_id, 2);
   } catch (const Error&) {
-    return;  // not registered yet, or the coordinator is busy: ask again in a second
+    // Not registered yet (judged below once the limit has passed), or busy: ask again.
   }
-  const double limit = options_.hang_timeout;
   std::vector<int> silent, stalled, all;
+  std::vector<bool> registered(static_cast<size_t>(std::max(ranks, 0)), false);
   bool all_still = true;
   for (const pb::RankStatus& r : status.rank()) {
-    if (earlier_pids_.count(static_cast<pid_t>(r.pid())) != 0) continue;  // not yet registered
+    // Only processes of this start: registered after it began (pids may repeat across starts).
+    if (r.seconds_since_registration() >= since_start || r.rank() >= ranks) continue;
+    registered[static_cast<size_t>(r.rank())] = true;
     ranks_[r.rank()] = {r.host(), static_cast<pid_t>(r.pid())};
     all.push_back(r.rank());
     if (r.seconds_since_heartbeat() > limit) silent.push_back(r.rank());
@@ -267,13 +330,21 @@ void JobSupervisor::check_hang(pid_t mpirun, double since_start) {
     }
     all_still = all_still && r.seconds_since_progress() > limit;
   }
-  const bool everyone = static_cast<int>(all.size()) == status.world_size();
+  std::vector<int> unregistered;
+  for (int r = 0; r < ranks; ++r) {
+    if (!registered[static_cast<size_t>(r)]) unregistered.push_back(r);
+  }
   if (!silent.empty()) {
     stop_hung(mpirun, silent, fmt::format("hung: no heartbeat for over {:g} s", limit));
   } else if (!stalled.empty()) {
     stop_hung(mpirun, stalled,
               fmt::format("hung: no step for over {:g} s while other ranks moved", limit));
-  } else if (everyone && all_still && since_start > limit) {
+  } else if (!unregistered.empty() && since_start > limit) {
+    stop_hung(mpirun, unregistered,
+              fmt::format("hung: not registered with the coordinator {:g} s after the start "
+                          "(stuck while starting?)",
+                          limit));
+  } else if (unregistered.empty() && all_still && since_start > limit) {
     stop_hung(mpirun, all,
               fmt::format("hung: no rank took a step for over {:g} s (a collective that never "
                           "completes?)",
@@ -294,10 +365,11 @@ void JobSupervisor::stop_hung(pid_t mpirun, const std::vector<int>& ranks,
   bool all_local = true;
   for (const int rank : ranks) {
     const RankSeen& r = ranks_[rank];
-    traces << "\n=== rank " << rank << " on " << r.host << ", pid " << r.pid << " ===\n";
-    if (r.host != host_ || r.pid <= 0) {
+    traces << "\n=== rank " << rank << " on " << (r.host.empty() ? "?" : r.host) << ", pid "
+           << r.pid << " ===\n";
+    if (r.host != host_ || !started_by_us(r.pid)) {
       all_local = false;
-      traces << "(on another host: only ranks on " << host_ << " can be traced from here)\n";
+      traces << "(not a process of this launcher on " << host_ << ": not traced)\n";
       continue;
     }
     try {
@@ -310,24 +382,35 @@ void JobSupervisor::stop_hung(pid_t mpirun, const std::vector<int>& ranks,
     }
   }
   traces.close();
+  const std::string where = traces.good()
+                                ? fmt::format("stack traces in {}", path)
+                                : fmt::format("stack traces could not be written to {}", path);
   RankFailure failure{ranks.size() == 1 ? ranks[0] : -1,
                       ranks.size() == 1 ? ranks_[ranks[0]].host : "",
-                      fmt::format("{}; stack traces in {}", reason, path)};
-  if (ranks.size() > 1) {
-    failure.cause = fmt::format("{} ranks {}", ranks.size(), failure.cause);
-  }
+                      fmt::format("{}; {}", reason, where)};
+  if (ranks.size() > 1) failure.cause = fmt::format("{} ranks {}", ranks.size(), failure.cause);
   hang_ = failure;
   // SIGKILL works on a stopped process too; mpirun then ends the others.
   for (const int rank : ranks) {
     const RankSeen& r = ranks_[rank];
-    if (r.host == host_ && r.pid > 0) ::kill(r.pid, SIGKILL);
+    if (r.host == host_ && started_by_us(r.pid)) ::kill(r.pid, SIGKILL);
   }
   if (!all_local) ::kill(mpirun, SIGTERM);
 }
 
-void JobSupervisor::kill_local_ranks() {
+void JobSupervisor::kill_ranks_left() {
+  // mpirun normally takes its ranks with it; if it died abnormally (killed, out of memory), its
+  // ranks may live on: end them before another start trains beside them.
+  std::vector<pid_t> left;
   for (const auto& [rank, r] : ranks_) {
-    if (r.host == host_ && r.pid > 0) ::kill(r.pid, SIGKILL);
+    if (r.host == host_ && started_by_us(r.pid)) {
+      ::kill(r.pid, SIGKILL);
+      left.push_back(r.pid);
+    }
+  }
+  for (int i = 0; i < 500 && !left.empty(); ++i) {
+    std::erase_if(left, [](pid_t pid) { return !started_by_us(pid); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 

@@ -11,17 +11,22 @@
 //              exported to every rank; the ranks of a failed job are ended at once
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace convoy {
+
+// The most slots a host may offer (and so the most ranks of a job: the coordinator's limit).
+inline constexpr int kMaxSlots = 4096;
 
 struct HostSlots {
   std::string host;
   int slots = 1;
 };
 
-// Parses a hostfile's text; Error (invalid input) naming `source` and the line otherwise.
+// Parses a hostfile's text (`slots=N`, and Open MPI's `max_slots=N`, which is accepted and not
+// used); Error (invalid input) naming `source` and the line otherwise.
 std::vector<HostSlots> parse_hostfile(const std::string& text, const std::string& source);
 
 struct LaunchRequest {
@@ -42,6 +47,9 @@ struct LaunchRequest {
 // Parses a host discovery script's output: `host:slots` (or `host`, one slot) per line; blank
 // lines and `#` comments are skipped. Error (invalid input) naming `source` and the line otherwise.
 std::vector<HostSlots> parse_discovered_hosts(const std::string& text, const std::string& source);
+
+// The thread count the command gives its ranks (`--threads N` or `--threads=N`), if any.
+std::optional<int> command_threads(const std::vector<std::string>& command);
 
 // The slots of all hosts together.
 int total_slots(const std::vector<HostSlots>& hosts);

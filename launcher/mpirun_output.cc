@@ -14,6 +14,10 @@ void MpirunOutput::feed(int pipe, std::string_view bytes) {
     line(std::string_view(partial).substr(start, end - start));
   }
   partial.erase(0, start);
+  if (partial.size() > kMaxLineBytes) {
+    line(partial);
+    partial.clear();
+  }
 }
 
 void MpirunOutput::finish() {
@@ -21,21 +25,45 @@ void MpirunOutput::finish() {
     if (!partial.empty()) line(partial);
     partial.clear();
   }
+  for (auto& [source, text] : rank_partial_) {
+    if (!text.empty()) rank_text(source.first, source.second, "", true);
+  }
 }
 
 void MpirunOutput::line(std::string_view text) {
-  static const std::regex tagged(R"(^\[\d+,(\d+)\]<(stdout|stderr)>:)");
-  std::cmatch m;
-  if (std::regex_search(text.data(), text.data() + text.size(), m, tagged)) {
-    const int rank = std::stoi(m[1].str());
-    const std::string_view rest = text.substr(static_cast<size_t>(m.length(0)));
-    if (m[2] == "stdout" && rank == 0) {
-      out_(fmt::format("{}\n", rest));
-    } else {
-      (m[2] == "stdout" ? out_ : err_)(fmt::format("[rank {}] {}\n", rank, rest));
-    }
+  static const std::regex tag(R"(\[\d+,(\d+)\]<(stdout|stderr)>:)");
+  using Iterator = std::regex_iterator<std::string_view::const_iterator>;
+  const Iterator end;
+  Iterator it(text.begin(), text.end(), tag);
+  if (it == end) {
+    own_line(text);
     return;
   }
+  if (it->position(0) > 0) own_line(text.substr(0, static_cast<size_t>(it->position(0))));
+  while (it != end) {
+    const int rank = std::stoi((*it)[1].str());
+    const bool is_stdout = (*it)[2] == "stdout";
+    const size_t from = static_cast<size_t>(it->position(0) + it->length(0));
+    const Iterator next = std::next(it);
+    const size_t to = next == end ? text.size() : static_cast<size_t>(next->position(0));
+    rank_text(rank, is_stdout, text.substr(from, to - from), next == end);
+    it = next;
+  }
+}
+
+void MpirunOutput::rank_text(int rank, bool is_stdout, std::string_view text, bool ends_line) {
+  std::string& partial = rank_partial_[{rank, is_stdout}];
+  partial.append(text);
+  if (!ends_line && partial.size() <= kMaxLineBytes) return;
+  if (is_stdout && rank == 0) {
+    out_(fmt::format("{}\n", partial));
+  } else {
+    (is_stdout ? out_ : err_)(fmt::format("[rank {}] {}\n", rank, partial));
+  }
+  partial.clear();
+}
+
+void MpirunOutput::own_line(std::string_view text) {
   // Ignored: the note mpirun prints when it forwards the launcher's SIGUSR1 to the ranks.
   if (text.rfind("mpirun: Forwarding signal", 0) == 0) return;
   if (own_.size() < kMaxOwnLines) own_.emplace_back(text);

@@ -6,10 +6,13 @@
 //   anything else          mpirun's own messages (multi-line banners about a failed rank): kept,
 //                          not printed, and read for the failure they report -- the launcher says
 //                          it in one line instead
-// Bytes arrive in arbitrary pieces from the two pipes; lines are put together per pipe.
+// Bytes arrive in arbitrary pieces from the two pipes. mpirun tags every piece a rank wrote, also
+// one that continues a line (a progress bar's partial writes): a tag in the middle of mpirun's line
+// switches to that rank's text, and each rank's lines are put together on their own.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,10 +45,14 @@ class MpirunOutput {
 
  private:
   void line(std::string_view text);
+  void rank_text(int rank, bool is_stdout, std::string_view text, bool ends_line);
+  void own_line(std::string_view text);
   void read_failure(std::string_view text);
 
+  static constexpr size_t kMaxLineBytes = size_t{1} << 20;  // longer lines are cut here
   Write out_, err_;
   std::string partial_[2];
+  std::map<std::pair<int, bool>, std::string> rank_partial_;  // (rank, stdout?) -> unfinished
   std::vector<std::string> own_;
   std::optional<RankFailure> failure_;
   int exited_rank_ = -1;  // "Process name: [[J,1],R]" seen; "Exit code: C" follows

@@ -22,13 +22,14 @@ namespace convoy {
 
 namespace {
 
-// Set by the first SIGTERM, SIGINT or SIGUSR1 (what mpirun forwards to every rank); the next one
-// ends the process as usual.
+// Set by SIGTERM, SIGINT or SIGUSR1 (what convoy launch has mpirun forward to every rank). A
+// second SIGTERM or SIGINT ends the process as usual; SIGUSR1 may come again (the launcher repeats
+// it until the ranks stop).
 std::atomic<bool> stop_requested{false};
 
 void request_stop(int signal) {
   stop_requested.store(true);
-  std::signal(signal, SIG_DFL);
+  if (signal != SIGUSR1) std::signal(signal, SIG_DFL);
 }
 
 // Under `convoy launch`, let the launcher's gdb take stack traces of this rank if it hangs (where

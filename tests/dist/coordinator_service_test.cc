@@ -224,6 +224,7 @@ TEST_F(Coordinator, ARestartedJobIsNotStalledAndItsRestartsAreCounted) {
   pb::JobStatus s = status(c);
   EXPECT_EQ(s.rank(0).step(), 475);
   EXPECT_NEAR(s.rank(0).seconds_since_progress(), 5, 1e-6);
+  EXPECT_NEAR(s.rank(0).seconds_since_registration(), 5, 1e-6);
   EXPECT_EQ(s.restarts(), 1);
   EXPECT_EQ(s.last_restart().cause(), "killed by signal 9 (Killed)");
   restart.set_restart(2);

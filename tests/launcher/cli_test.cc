@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <regex>
+#include <thread>
 
 #include "core/checkpoint.h"
 #include "testing/idx_files.h"
@@ -378,6 +380,55 @@ TEST_F(Cli, LaunchBadInput) {
                    "--checkpoint-dir: convoy launch keeps");
   expect_bad_input({"launch", "--fresh", "--", "train", "--model", "lenet5", "--resume"},
                    "--fresh: not with train's --resume");
+  expect_bad_input({"launch", "--hostfile", "/dev/zero", "--", "train", "--model", "lenet5"},
+                   "--hostfile: '/dev/zero' is not a regular file");
+  expect_bad_input({"launch", "--host-discovery-script", "yes localhost | head -c 1100000", "--",
+                    "train", "--model", "lenet5"},
+                   "printed more than 1 MiB");
+  expect_bad_input({"launch", "--backoff", "nan", "--", "train", "--model", "lenet5"}, "--backoff");
+  expect_bad_input({"launch", "--", "train", "--model", "lenet5", "--progress", "bar"},
+                   "--progress bar: not under convoy launch");
+  expect_bad_input({"launch", "--min-np", "1", "--", "bench", "--model", "lenet5"},
+                   "--min-np: only for train");
+  const std::string file = work_.write("not-a-dir", "x");
+  expect_bad_input({"launch", "--state-dir", file + "/sub", "--", "train", "--model", "lenet5"},
+                   "--state-dir");
+}
+
+// --fresh starts the job over and keeps the earlier run, as a job of its own; a state directory
+// in use by another coordinator is refused.
+TEST_F(Cli, LaunchFreshKeepsTheEarlierRunAndAStateDirHasOneOwner) {
+  const std::vector<std::string> job = {"--",           "train",      "--model",    "lenet5",
+                                        "--data",       data_.path(), "--epochs",   "1",
+                                        "--batch-size", "16",         "--progress", "none"};
+  const auto launch = [&](std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"launch", "-np", "2", "--state-dir", work_.file("state")});
+    flags.insert(flags.end(), job.begin(), job.end());
+    return convoy(flags);
+  };
+  ASSERT_EQ(launch({}).exit_code, 0);
+  const CommandResult again = launch({});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("resuming job 'lenet5'"), std::string::npos) << again.err;
+  const CommandResult fresh = launch({"--fresh"});
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_EQ(fresh.err.find("resuming job"), std::string::npos) << fresh.err;
+  std::smatch kept;
+  ASSERT_TRUE(std::regex_search(fresh.err, kept,
+                                std::regex("the earlier run of 'lenet5' is kept as job '([^']+)'")))
+      << fresh.err;
+  EXPECT_TRUE(std::filesystem::exists(work_.file("state") + "/checkpoints/" + kept[1].str()));
+  EXPECT_TRUE(std::filesystem::exists(work_.file("state") + "/checkpoints/lenet5"));
+
+  testing::ChildProcess coordinator({testing::convoy_binary(), "coordinator", "--listen",
+                                     "127.0.0.1:0", "--state-dir", work_.file("state")},
+                                    work_.file("c.out"), work_.file("c.err"));
+  for (int i = 0; i < 400 && testing::read_file(work_.file("c.out")).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  std::vector<std::string> args = {"launch", "--state-dir", work_.file("state")};
+  args.insert(args.end(), job.begin(), job.end());
+  expect_bad_input(args, "--state-dir: '" + work_.file("state") + "' is in use by another convoy");
 }
 
 // Bad input found by the ranks ends the job with exit code 2 at once: it is never restarted.

@@ -75,9 +75,15 @@ TEST(LaunchPlan, HostfilesAsOpenMpiWritesThem) {
   EXPECT_EQ(hosts[1].slots, 2);
   EXPECT_EQ(hosts[2].slots, 1);
   EXPECT_EQ(error_of([] { parse_hostfile("a slots=0\n", "hf"); }),
-            "'hf' line 1: expected 'host slots=N' (N >= 1), got 'slots=0'");
+            "'hf' line 1: expected 'host slots=N' (N from 1 to 4096), got 'slots=0'");
   EXPECT_EQ(error_of([] { parse_hostfile("a\nb cores=2\n", "hf"); }),
-            "'hf' line 2: expected 'host slots=N' (N >= 1), got 'cores=2'");
+            "'hf' line 2: expected 'host slots=N' (N from 1 to 4096), got 'cores=2'");
+  EXPECT_EQ(error_of([] { parse_hostfile("a slots=99999999999\n", "hf"); }),
+            "'hf' line 1: expected 'host slots=N' (N from 1 to 4096), got 'slots=99999999999'");
+  EXPECT_EQ(error_of([] { parse_hostfile("-np slots=2\n", "hf"); }),
+            "'hf' line 1: '-np' is not a host name");
+  // Open MPI's max_slots is accepted (and not used).
+  EXPECT_EQ(parse_hostfile("a slots=2 max_slots=4\n", "hf")[0].slots, 2);
   EXPECT_EQ(error_of([] { parse_hostfile("# nothing\n\n", "hf"); }), "'hf' names no host");
 }
 
@@ -92,11 +98,13 @@ TEST(LaunchPlan, DiscoveredHostsAsHorovodScriptsPrintThem) {
   EXPECT_EQ(hosts[2].slots, 1);
   EXPECT_EQ(total_slots(hosts), 7);
   EXPECT_EQ(error_of([] { parse_discovered_hosts("a:2\nb:x\n", "script"); }),
-            "script line 2: expected 'host:slots' (slots >= 1), got 'b:x'");
+            "script line 2: expected 'host:slots' (slots from 1 to 4096), got 'b:x'");
   EXPECT_EQ(error_of([] { parse_discovered_hosts("a:0\n", "script"); }),
-            "script line 1: expected 'host:slots' (slots >= 1), got 'a:0'");
+            "script line 1: expected 'host:slots' (slots from 1 to 4096), got 'a:0'");
   EXPECT_EQ(error_of([] { parse_discovered_hosts("two words:1\n", "script"); }),
-            "script line 1: expected 'host:slots' (slots >= 1), got 'two words:1'");
+            "script line 1: expected 'host:slots' (slots from 1 to 4096), got 'two words:1'");
+  EXPECT_EQ(error_of([] { parse_discovered_hosts("a:99999999999\n", "script"); }),
+            "script line 1: expected 'host:slots' (slots from 1 to 4096), got 'a:99999999999'");
   EXPECT_EQ(error_of([] { parse_discovered_hosts("\n# none\n", "script"); }),
             "script printed no host");
 
@@ -112,6 +120,22 @@ TEST(LaunchPlan, DiscoveredHostsAsHorovodScriptsPrintThem) {
   EXPECT_EQ(after(argv, "-np"), "7");
   EXPECT_TRUE(has(argv, "--tag-output"));
   EXPECT_TRUE(has(argv, "A=1"));
+}
+
+TEST(LaunchPlan, TheCommandsOwnThreadCountDecidesPlacement) {
+  LaunchRequest r;
+  r.hosts = {{"localhost", 2}};
+  r.ranks = 2;
+  r.threads = 1;
+  for (const auto& threads :
+       std::vector<std::vector<std::string>>{{"--threads", "2"}, {"--threads=2"}}) {
+    r.command = {"train", "--model", "lenet5"};
+    r.command.insert(r.command.end(), threads.begin(), threads.end());
+    const std::vector<std::string> argv = mpirun_argv(r);
+    EXPECT_EQ(after(argv, "-x"), "OMP_NUM_THREADS=2");
+    EXPECT_EQ(after(argv, "--bind-to"), "none");
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), "--threads"), threads.size() == 2 ? 1 : 0);
+  }
 }
 
 TEST(LaunchPlan, OnlyTrainEvaluateAndBenchAreLaunched) {

@@ -221,6 +221,48 @@ TEST_F(Launch, AHostLostForGoodContinuesOnFewerRanksWithinTolerance) {
   }
 }
 
+// A rank stopped before it registers with the coordinator (while starting) is found all the same.
+TEST_F(Launch, ARankStuckWhileStartingIsFound) {
+  const auto launcher = start(command(work_.file("state"), work_.file("x.ckpt"),
+                                      {"-np", "2", "--hang-timeout", "4", "--max-restarts", "1"}));
+  std::map<int, int> ranks;
+  for (int i = 0; i < 20000 && ranks.size() < 2; ++i) {
+    ranks = rank_pids(launcher->pid());
+    if (ranks.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(ranks.size(), 2u);
+  ::kill(ranks.at(1), SIGSTOP);
+  ASSERT_TRUE(launcher->wait_for(300));
+  const std::string err = slurp(work_.file("err"));
+  EXPECT_EQ(launcher->exit_code(), 0) << err;
+  // Rank 0 waits for rank 1 before registering too: both count as stuck.
+  EXPECT_NE(err.find("hung: not registered with the coordinator 4 s after the start"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("restart 1 of 1"), std::string::npos) << err;
+}
+
+// A discovery script that fails at a restart is a failed start, retried after the backoff.
+TEST_F(Launch, ADiscoveryScriptFailingAtARestartIsRetried) {
+  // Hosts on the first call, a failure on the second, hosts again after that.
+  const std::string count = work_.file("calls");
+  const std::string script = fmt::format(
+      "n=$(cat {0} 2>/dev/null || echo 0); echo $((n + 1)) > {0}; "
+      "if [ \"$n\" = 1 ]; then echo 'no hosts today' >&2; exit 1; fi; echo localhost:2",
+      count);
+  const auto launcher = start(
+      command(work_.file("state"), work_.file("x.ckpt"), {"--host-discovery-script", script}));
+  ASSERT_TRUE(reach(pick_step(50, 300)));
+  ::kill(rank_pids(launcher->pid()).at(pick_rank()), SIGKILL);
+  ASSERT_TRUE(launcher->wait_for(300));
+  const std::string err = slurp(work_.file("err"));
+  EXPECT_EQ(launcher->exit_code(), 0) << err;
+  EXPECT_NE(err.find("could not start: --host-discovery-script: "), std::string::npos) << err;
+  EXPECT_NE(err.find("exited with code 1: no hosts today; restart 2 of 3"), std::string::npos)
+      << err;
+  EXPECT_EQ(load_checkpoint(work_.file("x.ckpt")).step(), kSteps);
+}
+
 // A launcher killed outright (SIGKILL: no chance to clean up) takes its job with it.
 TEST_F(Launch, NoRankOutlivesAKilledLauncher) {
   const auto launcher = start(command(work_.file("state"), work_.file("x.ckpt"), {"-np", "2"}));

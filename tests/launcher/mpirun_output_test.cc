@@ -28,6 +28,18 @@ TEST(MpirunOutput, RankZerosStdoutIsUnchangedAndEveryOtherLineSaysItsRank) {
   EXPECT_FALSE(s.output.failure());
 }
 
+// mpirun tags every piece a rank writes: a line written in pieces (a progress bar) carries tags in
+// its middle, possibly with another rank's piece in between.
+TEST(MpirunOutput, LinesWrittenInPiecesArePutTogetherPerRank) {
+  Sorted s;
+  s.output.feed(1, "[1,0]<stderr>:epoch 1: 10%[1,1]<stderr>:rank 1 says hi\n");
+  s.output.feed(1, "[1,0]<stderr>: 20%[1,0]<stderr>: done\n");
+  s.output.feed(0, "[1,0]<stdout>:{\"a\":[1,0]<stdout>:1}\n");
+  s.output.finish();
+  EXPECT_EQ(s.err, "[rank 1] rank 1 says hi\n[rank 0] epoch 1: 10% 20% done\n");
+  EXPECT_EQ(s.out, "{\"a\":1}\n");
+}
+
 TEST(MpirunOutput, AKilledRankIsOneFailureWithRankHostAndSignal) {
   Sorted s;
   s.output.feed(1,
