@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "dist/metrics_store.h"
 #include "dist/training_session.h"
@@ -27,11 +28,6 @@ namespace {
 // it until the ranks stop).
 std::atomic<bool> stop_requested{false};
 
-void request_stop(int signal) {
-  stop_requested.store(true);
-  if (signal != SIGUSR1) std::signal(signal, SIG_DFL);
-}
-
 // Under `convoy launch`, let the launcher's gdb take stack traces of this rank if it hangs (where
 // the kernel lets a process trace only its descendants, which ranks, children of mpirun, are not).
 void allow_launcher_to_trace() {
@@ -41,9 +37,35 @@ void allow_launcher_to_trace() {
   if (pid > 1) ::prctl(PR_SET_PTRACER, static_cast<unsigned long>(pid), 0, 0, 0);
 }
 
+// The signals are blocked in every thread (before any starts, so all inherit the mask) and taken
+// by one thread of their own with sigwait. Not a signal handler: a handler runs on whatever
+// thread the signal interrupts, and some of oneDNN's JIT kernels point the stack pointer into a
+// heap buffer -- the kernel then writes the signal frame (several KB with AVX-512 or AMX state)
+// below that buffer, over the heap (seen as "corrupted size vs. prev_size" in a rank that got
+// SIGUSR1 mid-step).
 void stop_gracefully_on_signals() {
-  static_assert(std::atomic<bool>::is_always_lock_free);
-  for (const int s : {SIGTERM, SIGINT, SIGUSR1}) std::signal(s, request_stop);
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (const int s : {SIGTERM, SIGINT, SIGUSR1}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([signals] {
+    for (bool stopping = false;;) {
+      int signal = 0;
+      if (sigwait(&signals, &signal) != 0) return;
+      if (signal != SIGUSR1 && stopping) {
+        // The second SIGTERM or SIGINT: end as the signal would have ended the process.
+        std::signal(signal, SIG_DFL);
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, signal);
+        pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+        ::raise(signal);
+        return;
+      }
+      stopping = stopping || signal != SIGUSR1;
+      stop_requested.store(true);
+    }
+  }).detach();
 }
 
 struct Inputs {
