@@ -5,23 +5,26 @@
 // For every overlay in deploy/k8s/overlays/: render it with `kubectl kustomize` (in a scratch
 // copy, with the token and TLS files an operator would create), then
 //   - lint the committed YAML and the rendered YAML with yamllint;
-//   - validate core objects with the kubernetes-models package (the Kubernetes API schemas of
-//     their kinds) and the MPIJob with ajv against the CRD's openAPIV3Schema
-//     (../shared/schemas or CONVOY_MPIJOB_CRD), unknown fields being errors there as the API
-//     server's strict field validation makes them (object schemas get additionalProperties:
-//     false unless they preserve unknown fields); pod templates of core kinds are checked the
-//     same strict way against the PodTemplateSpec schema the CRD embeds;
+//   - validate every object with ajv, unknown fields being errors as the API server's strict
+//     field validation makes them (object schemas get additionalProperties: false unless they
+//     preserve unknown fields): core objects against the Kubernetes API schemas the
+//     kubernetes-models package ships, the MPIJob against the CRD's openAPIV3Schema (vendored
+//     here from mpi-operator, Apache-2.0; or CONVOY_MPIJOB_CRD); pod templates of core kinds
+//     also against the PodTemplateSpec schema the CRD embeds;
 //   - cross-check what no schema does: probe and Service ports are ports the containers declare;
 //     every Secret, ConfigMap and PersistentVolumeClaim referenced is in the overlay; images are
 //     the one deploy/image/build.sh builds; every convoy command line is accepted by this build's
 //     convoy (launch --dry-run; the coordinator started on 127.0.0.1 and stopped).
+// --self-test also breaks the small overlay in known ways and requires each to be caught.
 // Prints one line per overlay and exits 1 with every problem found, one per line.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 import Ajv from "ajv";
+import addFormats from "ajv-formats";
 import YAML from "yaml";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -61,6 +64,29 @@ const validateMpiJob = ajv.compile(mpijobSchema);
 const validatePodTemplate = ajv.compile(
   mpijobSchema.properties.spec.properties.mpiReplicaSpecs.additionalProperties.properties.template);
 
+// Core kinds: kubernetes-models' schemas (generated from the Kubernetes API's OpenAPI), made strict
+// the same way and validated with ajv. The package registers each schema through
+// @kubernetes-models/validate's register(); that module is replaced (before kubernetes-models
+// loads) by one that keeps the schemas in a strict ajv of our own, with the package's formats.
+const require = createRequire(import.meta.url);
+const coreAjv = new Ajv({ strict: false, strictTypes: false, allErrors: true, logger: false });
+addFormats(coreAjv);
+coreAjv.addFormat("byte", { type: "string", validate: /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/ });
+coreAjv.addFormat("quantity", { type: "string", validate: /^[+-]?(?:\d+|\d+\.\d+|\d+\.|\.\d+)(?:[KMGTPE]i|[YZEPTGMkhdcmunpfazy]|da|[eE][+-]?\d+)?$/ });
+for (const f of ["int32", "int64", "double", "float", "string"]) coreAjv.addFormat(f, true);
+require.cache[require.resolve("@kubernetes-models/validate")] = {
+  id: "strict-validate", loaded: true,
+  exports: {
+    register(id, schema) { if (!coreAjv.getSchema(id)) coreAjv.addSchema(strict(schema), id); },
+    validate(id, data) {
+      if (!coreAjv.validate(id, data)) {
+        throw new Error(coreAjv.errors.filter((e) => e.keyword !== "oneOf" && !(e.keyword === "type" && e.params.type === "null"))
+          .map((e) => `${e.instancePath} ${e.message}${e.params.additionalProperty ? ` '${e.params.additionalProperty}'` : ""}`).join("; "));
+      }
+    },
+  },
+};
+
 async function validateCore(object) {
   if (object.kind === "Secret" && object.data) {
     // kustomize wraps long base64 values over lines; the API server's decoder skips the newlines
@@ -72,7 +98,7 @@ async function validateCore(object) {
     ? object.apiVersion.split("/")
     : ["", object.apiVersion];
   const module = `kubernetes-models/${group ? group + "/" : ""}${version}/${object.kind}`;
-  const { [object.kind]: Model } = await import(module);
+  const { [object.kind]: Model } = require(module);
   new Model(object).validate();
 }
 
@@ -200,6 +226,9 @@ async function mutationsAreCaught(where, objects, scratch) {
   const mutations = {
     "an unknown field in an MPIJob container": (os) => { worker(os).containers[0].imagee = "x"; },
     "an unknown field in a Deployment's pod": (os) => { coordinator(os).containerz = []; },
+    "an unknown field in a Service": (os) => { find(os, "Service").spec.portz = []; },
+    "an unknown field in a Deployment's spec": (os) => { find(os, "Deployment").spec.replicaz = 2; },
+    "an unknown field in a volume claim": (os) => { find(os, "PersistentVolumeClaim").spec.size = "1Gi"; },
     "a wrong type in the MPIJob": (os) => { find(os, "MPIJob").spec.slotsPerWorker = "two"; },
     "a wrong type in a Service": (os) => { find(os, "Service").spec.ports[0].port = "grpc"; },
     "a probe on an undeclared port": (os) => { coordinator(os).containers[0].readinessProbe.grpc.port = 7071; },
