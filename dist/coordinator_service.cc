@@ -152,26 +152,25 @@ CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
   return *store;
 }
 
-namespace {
-
 // Runs a call's body: an Error it throws becomes the call's status, through the one mapping in
-// dist/grpc_status.h.
+// dist/grpc_status.h; the call is counted by method and status code (for /metrics).
 template <typename F>
-grpc::Status answer(F&& body) {
+grpc::Status CoordinatorService::answer(const char* method, F&& body) {
+  grpc::Status status = grpc::Status::OK;
   try {
     body();
-    return grpc::Status::OK;
   } catch (const Error& e) {
-    return to_status(e);
+    status = to_status(e);
   }
+  std::lock_guard lock(calls_mutex_);
+  ++calls_[{method, status.error_code()}];
+  return status;
 }
-
-}  // namespace
 
 grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
                                           const pb::RegisterRequest* request,
                                           pb::RegisterResponse*) {
-  return answer([&] {
+  return answer("Register", [&] {
     check_token(context);
     check_job(request->job_id());
     registry_.register_rank(*request);
@@ -181,7 +180,7 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
                                            const pb::HeartbeatRequest* request,
                                            pb::HeartbeatResponse*) {
-  return answer([&] {
+  return answer("Heartbeat", [&] {
     check_token(context);
     if (!registry_.heartbeat(request->job_id(), request->rank(), request->step())) {
       throw Error::not_found("rank not registered: call Register first");
@@ -192,7 +191,7 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
 grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
                                                const pb::MetricsBatch* batch,
                                                pb::ReportMetricsResponse*) {
-  return answer([&] {
+  return answer("ReportMetrics", [&] {
     check_token(context);
     check_job(batch->job_id());
     metrics_.append(batch->job_id(), {batch->record().begin(), batch->record().end()});
@@ -203,7 +202,7 @@ grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
 grpc::Status CoordinatorService::ReportEvaluation(grpc::ServerContext* context,
                                                   const pb::EvaluationRecord* record,
                                                   pb::ReportEvaluationResponse*) {
-  return answer([&] {
+  return answer("ReportEvaluation", [&] {
     check_token(context);
     check_job(record->job_id());
     metrics_.append(record->job_id(), *record);
@@ -213,7 +212,7 @@ grpc::Status CoordinatorService::ReportEvaluation(grpc::ServerContext* context,
 grpc::Status CoordinatorService::ReportRestart(grpc::ServerContext* context,
                                                const pb::RestartRecord* record,
                                                pb::ReportRestartResponse*) {
-  return answer([&] {
+  return answer("ReportRestart", [&] {
     check_token(context);
     check_job(record->job_id());
     registry_.record_restart(*record);
@@ -231,7 +230,7 @@ void CoordinatorService::expire_idle_uploads() {
 grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
                                                   grpc::ServerReader<pb::CheckpointChunk>* reader,
                                                   pb::CheckpointInfo* info) {
-  return answer([&] {
+  return answer("UploadCheckpoint", [&] {
     check_token(context);
     // Registered while it runs, so that expire_idle_uploads() can end it.
     struct InProgress {
@@ -278,22 +277,45 @@ grpc::Status CoordinatorService::UploadCheckpoint(grpc::ServerContext* context,
 grpc::Status CoordinatorService::GetJobStatus(grpc::ServerContext* context,
                                               const pb::JobStatusRequest* request,
                                               pb::JobStatus* status) {
-  return answer([&] {
+  return answer("GetJobStatus", [&] {
     check_token(context);
-    if (!registry_.status(request->job_id(), status)) {
+    if (!job_status(request->job_id(), status)) {
       throw Error::not_found(request->job_id().empty()
                                  ? "no job has registered yet"
                                  : fmt::format("no job '{}'", request->job_id()));
     }
-    status->set_records(static_cast<int64_t>(metrics_.step_records(status->job_id())));
-    metrics_.latest_evaluation(status->job_id(), status->mutable_latest_evaluation());
   });
+}
+
+bool CoordinatorService::job_status(const std::string& job, pb::JobStatus* status) {
+  if (!registry_.status(job, status)) return false;
+  status->set_records(static_cast<int64_t>(metrics_.step_records(status->job_id())));
+  metrics_.latest_evaluation(status->job_id(), status->mutable_latest_evaluation());
+  return true;
+}
+
+CoordinatorSnapshot CoordinatorService::snapshot() {
+  CoordinatorSnapshot snapshot;
+  for (const std::string& job : registry_.jobs()) {
+    CoordinatorSnapshot::Job j;
+    if (!job_status(job, &j.status)) continue;
+    j.status.clear_jobs();
+    for (const pb::CheckpointInfo& c : checkpoints(job).list()) {
+      if (c.corrupt()) continue;
+      ++j.checkpoints;
+      j.checkpoint_bytes += c.size();
+    }
+    snapshot.jobs.push_back(std::move(j));
+  }
+  std::lock_guard lock(calls_mutex_);
+  snapshot.calls = calls_;
+  return snapshot;
 }
 
 grpc::Status CoordinatorService::QueryMetrics(grpc::ServerContext* context,
                                               const pb::MetricsQuery* query,
                                               pb::MetricsPage* page) {
-  return answer([&] {
+  return answer("QueryMetrics", [&] {
     check_token(context);
     check_job(query->job_id());
     *page = metrics_.query(*query, options_.max_query_records);
@@ -303,7 +325,7 @@ grpc::Status CoordinatorService::QueryMetrics(grpc::ServerContext* context,
 grpc::Status CoordinatorService::WatchMetrics(grpc::ServerContext* context,
                                               const pb::WatchRequest* request,
                                               grpc::ServerWriter<pb::MetricsBatch>* writer) {
-  return answer([&] {
+  return answer("WatchMetrics", [&] {
     check_token(context);
     const std::string job = request->job_id().empty() ? registry_.latest_job() : request->job_id();
     check_job(job);
@@ -340,7 +362,7 @@ grpc::Status CoordinatorService::WatchMetrics(grpc::ServerContext* context,
 grpc::Status CoordinatorService::ListCheckpoints(grpc::ServerContext* context,
                                                  const pb::ListCheckpointsRequest* request,
                                                  pb::CheckpointList* list) {
-  return answer([&] {
+  return answer("ListCheckpoints", [&] {
     check_token(context);
     check_job(request->job_id());
     for (const pb::CheckpointInfo& c : checkpoints(request->job_id()).list()) {
@@ -384,7 +406,7 @@ std::string sha256_of(int fd) {
 grpc::Status CoordinatorService::DownloadCheckpoint(
     grpc::ServerContext* context, const pb::DownloadRequest* request,
     grpc::ServerWriter<pb::CheckpointChunk>* writer) {
-  return answer([&] {
+  return answer("DownloadCheckpoint", [&] {
     check_token(context);
     check_job(request->job_id());
     CheckpointStore& store = checkpoints(request->job_id());

@@ -45,6 +45,7 @@
 #include "dist/clock.h"
 #include "dist/job_registry.h"
 #include "dist/metrics_store.h"
+#include "dist/prometheus_metrics.h"
 #include "proto/coordinator.grpc.pb.h"
 
 namespace convoy {
@@ -100,7 +101,15 @@ class CoordinatorService final : public pb::Coordinator::Service {
   // Unblocks streaming calls so that a shutdown does not wait for watchers.
   void stop() { stopping_ = true; }
 
+  // What /metrics reports (dist/prometheus_metrics.h): every job's status, its stored
+  // checkpoints, and the calls answered so far by method and status code.
+  CoordinatorSnapshot snapshot();
+
  private:
+  template <typename F>
+  grpc::Status answer(const char* method, F&& body);
+  // The status GetJobStatus answers; false for an unknown job.
+  bool job_status(const std::string& job, pb::JobStatus* status);
   // Throw Error (unauthenticated, invalid input).
   void check_token(grpc::ServerContext* context) const;
   void check_job(const std::string& job) const;
@@ -115,6 +124,8 @@ class CoordinatorService final : public pb::Coordinator::Service {
   std::atomic<bool> stopping_{false};
   std::mutex uploads_mutex_;
   std::map<grpc::ServerContext*, double> uploads_;  // in progress: when each last sent data
+  std::mutex calls_mutex_;
+  std::map<std::pair<std::string, int>, uint64_t> calls_;
 };
 
 // The service with health checking and server reflection on a listening port.
@@ -127,6 +138,7 @@ class CoordinatorServer {
   ~CoordinatorServer();
 
   int port() const { return port_; }
+  CoordinatorService& service() { return service_; }
   void wait() { server_->Wait(); }
   void shutdown();
 

@@ -71,6 +71,9 @@ int run_cli(int argc, char** argv) {
       ->required();
   c->add_option("--state-dir", coordinator.state_dir, "Where metrics and checkpoints are kept")
       ->required();
+  c->add_option("--http-listen", coordinator.http_listen,
+                "host:port for HTTP: /healthz and Prometheus /metrics (port 0: any free port)")
+      ->check(non_empty());
   c->add_option("--auth-token-file", coordinator.auth_token_file,
                 "File holding the bearer token every call must carry");
   c->add_option("--tls-cert", coordinator.tls_cert, "PEM certificate (with --tls-key: TLS)");

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/read_file.h"
+#include "dist/coordinator_http.h"
 #include "dist/coordinator_service.h"
 #include "launcher/command_support.h"
 #include "launcher/commands.h"
@@ -72,9 +73,20 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   } catch (const std::filesystem::filesystem_error& e) {
     throw state_dir_error(e, "--state-dir");  // e.g. a file where a directory belongs
   }
-  fmt::print("convoy coordinator listening on port {} ({}{}), state in {}\n", server->port(),
+  std::unique_ptr<CoordinatorHttp> http;
+  if (!cmd.http_listen.empty()) {
+    http = for_flag("--http-listen", [&] {
+      return std::make_unique<CoordinatorHttp>(
+          server->service(), CoordinatorHttpOptions{.listen = cmd.http_listen,
+                                                    .auth_token = options.auth_token,
+                                                    .tls_cert_file = options.tls_cert_file,
+                                                    .tls_key_file = options.tls_key_file});
+    });
+  }
+  fmt::print("convoy coordinator listening on port {} ({}{}){}, state in {}\n", server->port(),
              options.tls_cert_file.empty() ? "plaintext" : "TLS",
-             options.auth_token.empty() ? "" : ", token required", cmd.state_dir);
+             options.auth_token.empty() ? "" : ", token required",
+             http ? fmt::format(", HTTP on port {}", http->port()) : "", cmd.state_dir);
   std::fflush(stdout);
   std::thread stopper([&] {
     int signal = 0;
@@ -82,6 +94,7 @@ int run_coordinator(const CoordinatorCommand& cmd) {
     server->shutdown();
   });
   server->wait();
+  http.reset();
   stopper.join();
   return 0;
 }

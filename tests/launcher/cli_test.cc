@@ -256,6 +256,12 @@ TEST_F(Cli, CoordinatorAndCheckpointFlags) {
   expect_bad_input(
       {"coordinator", "--listen", "127.0.0.1:0", "--state-dir", work_.path(), "--tls-cert", "x"},
       "--tls-cert and --tls-key go together");
+  expect_bad_input({"coordinator", "--listen", "127.0.0.1:0", "--state-dir", work_.file("s1"),
+                    "--http-listen", "nonsense"},
+                   "--http-listen: expected host:port, got 'nonsense'");
+  expect_bad_input({"coordinator", "--listen", "127.0.0.1:0", "--state-dir", work_.file("s2"),
+                    "--http-listen", "192.0.2.1:0"},
+                   "--http-listen: cannot listen on '192.0.2.1:0'");
   expect_bad_input({"monitor", "127.0.0.1:1", "metrics", "--out", "/nonexistent/d/m.csv"}, "--out");
 }
 
