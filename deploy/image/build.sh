@@ -84,12 +84,28 @@ if [[ ! -s "$rootfs" ]]; then
 fi
 "${podman[@]}" import --quiet "$rootfs" localhost/convoy-base:bookworm >/dev/null
 
+# The packages holding the libraries the binary loads, as this machine resolves them.
+# (dpkg knows a library by the path its package installed, /lib or /usr/lib: both are asked.)
+runtime_packages=""
+for lib in $(ldd "$binary" | awk '/=> \//{print $3}'); do
+  package=""
+  for path in "$lib" "$(readlink -f "$lib")" "${lib/#\/usr\/lib\//\/lib\/}" "${lib/#\/lib\//\/usr\/lib\/}"; do
+    package=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1) && [[ -n "$package" ]] && break
+  done
+  if [[ -z "$package" ]]; then
+    echo "build.sh: no Debian package holds $lib, which $binary needs" >&2
+    exit 1
+  fi
+  runtime_packages+="$package "
+done
+runtime_packages=$(tr ' ' '\n' <<<"$runtime_packages" | sort -u | tr '\n' ' ')
+
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp "$root/deploy/image/Containerfile" "$root/deploy/image/sshd_config" "$context/"
 cp "$binary" "$context/convoy"
 "${podman[@]}" build --quiet --isolation chroot --layers=false -f "$context/Containerfile" \
-  -t "$image" "$context" >/dev/null
+  --build-arg "RUNTIME_PACKAGES=$runtime_packages" -t "$image" "$context" >/dev/null
 
 # Every library resolves, and the binary runs, inside the image.
 run=("${podman[@]}" run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
