@@ -208,6 +208,28 @@ async function main() {
       path.join(scratch, "token-file"), "--job", "lenet5", "status"]);
   } catch (e) { problems.push(`convoy monitor status failed: ${e.stderr}`); }
   if (!/restarts: 1 \(latest: /.test(status)) problems.push("convoy monitor status shows no restart");
+  // The coordinator pod's HTTP port, as Prometheus and probes see it from outside the pod.
+  const httpPort = service.spec.ports.find((p) => p.name === "http")?.port;
+  if (httpPort) {
+    const get = (route, auth) => inHub(["/usr/bin/python3", "-c", [
+      "import sys, urllib.request",
+      "request = urllib.request.Request(sys.argv[1])",
+      "if len(sys.argv) > 2: request.add_header('Authorization', 'Bearer ' + sys.argv[2])",
+      "try:",
+      "    print(urllib.request.urlopen(request, timeout=5).read().decode())",
+      "except urllib.error.HTTPError as e:",
+      "    print('HTTP', e.code)"].join("\n"),
+      `http://${pods.coordinator.address}:${httpPort}${route}`, ...(auth ? [token.trim()] : [])]);
+    if (get("/healthz").trim() !== "ok") problems.push("/healthz of the coordinator pod is not ok");
+    if (!get("/metrics").includes("HTTP 401")) problems.push("/metrics answered without the token");
+    const metrics = get("/metrics", true);
+    const step = metrics.match(/convoy_training_step\{job_id="lenet5"\} (\d+)/);
+    if (!step || (final && Number(step[1]) !== JSON.parse(final).steps)) {
+      problems.push(`/metrics of the coordinator pod does not show the job's steps: ${metrics.slice(0, 300)}`);
+    } else {
+      say(`coordinator pod's /metrics: convoy_training_step{job_id="lenet5"} ${step[1]}; /healthz ok`);
+    }
+  }
   console.log(err.split("\n").filter((l) => l.startsWith("convoy launch:")).join("\n"));
   console.log(status.trim());
   if (final) console.log(`final: test accuracy ${JSON.parse(final).test_accuracy}, ${JSON.parse(final).steps} steps`);

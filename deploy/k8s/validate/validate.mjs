@@ -173,6 +173,7 @@ async function checkCommand(where, command, scratch) {
     // listens.
     const swap = (flag, value) => { const i = argv.indexOf(flag); if (i >= 0) argv[i + 1] = value; };
     swap("--listen", "127.0.0.1:0");
+    swap("--http-listen", "127.0.0.1:0");
     swap("--state-dir", path.join(scratch, "state"));
     swap("--auth-token-file", path.join(scratch, "token"));
     swap("--tls-cert", path.join(scratch, "tls.crt"));
