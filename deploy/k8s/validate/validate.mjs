@@ -233,7 +233,7 @@ async function mutationsAreCaught(where, objects, scratch) {
     "a wrong type in the MPIJob": (os) => { find(os, "MPIJob").spec.slotsPerWorker = "two"; },
     "a wrong type in a Service": (os) => { find(os, "Service").spec.ports[0].port = "grpc"; },
     "a probe on an undeclared port": (os) => { coordinator(os).containers[0].readinessProbe.grpc.port = 7071; },
-    "a Service targeting an undeclared port": (os) => { find(os, "Service").spec.ports[0].targetPort = "http"; },
+    "a Service targeting an undeclared port": (os) => { find(os, "Service").spec.ports[0].targetPort = "no-such-port"; },
     "a Secret the overlay lacks": (os) => { os.splice(os.indexOf(find(os, "Secret")), 1); },
     "a claim the overlay lacks": (os) => { os.splice(os.indexOf(find(os, "PersistentVolumeClaim")), 1); },
     "another image": (os) => { worker(os).containers[0].image = "convoy:latest"; },
