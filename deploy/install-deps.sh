@@ -3,8 +3,8 @@
 # are already installed are skipped, and nothing is downloaded when all of them are present.
 #
 #   deploy/install-deps.sh          build + test dependencies and the Fashion-MNIST data set, and the
-#                                   npm packages the manifest validation uses (deploy/k8s/validate,
-#                                   from its package-lock.json)
+#                                   npm packages the manifest validation and the browser test use
+#                                   (deploy/k8s/validate, tests/browser; from their package-lock.json)
 #   deploy/install-deps.sh --bench  also PyTorch, for the side-by-side benchmarks in tests/bench/
 #   deploy/install-deps.sh --image  also mmdebstrap, podman and skopeo, for deploy/image/build.sh
 set -euo pipefail
@@ -25,8 +25,10 @@ packages=(
   libssl-dev openssl libcpp-httplib-dev
   # the coordinator's /metrics checked with the real Prometheus (promtool, prometheus)
   prometheus
-  # data, and Python used by tests to read what convoy writes
-  dataset-fashion-mnist python3-numpy python3-grpcio
+  # data, and Python used by tests to read what convoy writes (TensorBoard files: crcmod, protobuf)
+  dataset-fashion-mnist python3-numpy python3-grpcio python3-crcmod python3-protobuf
+  # the dashboard tested in a real browser (driven by playwright-core from tests/browser)
+  chromium
   # the Kubernetes manifests' checks (kubectl and Node.js come with the machine)
   yamllint openssl
 )
@@ -41,17 +43,21 @@ for arg in "$@"; do
   esac
 done
 
-# The manifest validation's npm packages, exactly as locked; again only when the lock changed.
-validate="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/k8s/validate"
+# The npm packages of the manifest validation and the browser test, exactly as locked; again only
+# when a lock changed.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 npm_ci() {
   if ! command -v npm >/dev/null 2>&1; then
-    echo "install-deps.sh: npm is missing (Node.js 20 with npm is needed for deploy/k8s/validate)" >&2
+    echo "install-deps.sh: npm is missing (Node.js 20 with npm is needed for deploy/k8s/validate" \
+      "and tests/browser)" >&2
     exit 1
   fi
-  if ! cmp -s "$validate/package-lock.json" "$validate/node_modules/.installed-lock.json"; then
-    (cd "$validate" && npm ci --no-audit --no-fund --loglevel=error &&
-      cp package-lock.json node_modules/.installed-lock.json)
-  fi
+  for dir in "$root/deploy/k8s/validate" "$root/tests/browser"; do
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error &&
+        cp package-lock.json node_modules/.installed-lock.json)
+    fi
+  done
 }
 
 missing=()

@@ -208,6 +208,10 @@ void CoordinatorReporter::send_loop() {
       request.set_job_id(identity_.job_id());
       request.set_rank(identity_.rank());
       request.set_step(step);
+      {
+        std::lock_guard lock(mutex_);
+        request.set_records_dropped(stats_.dropped);
+      }
       try {
         client_.heartbeat(request, options_.rpc_timeout_seconds);
         last_heartbeat = Clock::now();

@@ -85,6 +85,11 @@ CoordinatorService::CoordinatorService(const CoordinatorOptions& options, const 
       registry_(clock, options.stall_after_seconds, options.gone_after_seconds),
       metrics_((std::filesystem::path(options.state_dir) / "metrics").string(),
                options.memory_records) {
+  if (!options.tensorboard_dir.empty()) {
+    tensorboard_ = std::make_unique<TensorBoardWriter>(
+        options.tensorboard_dir,
+        [](const std::string& m) { fmt::print(stderr, "convoy coordinator: {}\n", m); });
+  }
   // Open (and so re-verify) every job's checkpoints now, not at the first request.
   const std::filesystem::path root = std::filesystem::path(options.state_dir) / "checkpoints";
   std::filesystem::create_directories(root);
@@ -174,6 +179,7 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
     check_token(context);
     check_job(request->job_id());
     registry_.register_rank(*request);
+    if (tensorboard_) tensorboard_->registered(*request);
   });
 }
 
@@ -182,7 +188,7 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
                                            pb::HeartbeatResponse*) {
   return answer("Heartbeat", [&] {
     check_token(context);
-    if (!registry_.heartbeat(request->job_id(), request->rank(), request->step())) {
+    if (!registry_.heartbeat(*request)) {
       throw Error::not_found("rank not registered: call Register first");
     }
   });
@@ -196,6 +202,15 @@ grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
     check_job(batch->job_id());
     metrics_.append(batch->job_id(), {batch->record().begin(), batch->record().end()});
     for (const pb::StepRecord& r : batch->record()) registry_.observe(batch->job_id(), r);
+    if (tensorboard_) {
+      tensorboard_->steps(batch->job_id(), {batch->record().begin(), batch->record().end()});
+    }
+    std::lock_guard lock(calls_mutex_);
+    auto& [step, allreduce] = timings_[batch->job_id()];
+    for (const pb::StepRecord& r : batch->record()) {
+      step.observe(r.step_seconds());
+      allreduce.observe(r.allreduce_seconds());
+    }
   });
 }
 
@@ -206,6 +221,7 @@ grpc::Status CoordinatorService::ReportEvaluation(grpc::ServerContext* context,
     check_token(context);
     check_job(record->job_id());
     metrics_.append(record->job_id(), *record);
+    if (tensorboard_) tensorboard_->evaluation(record->job_id(), *record);
   });
 }
 
@@ -308,6 +324,11 @@ CoordinatorSnapshot CoordinatorService::snapshot() {
     snapshot.jobs.push_back(std::move(j));
   }
   std::lock_guard lock(calls_mutex_);
+  for (CoordinatorSnapshot::Job& j : snapshot.jobs) {
+    if (const auto t = timings_.find(j.status.job_id()); t != timings_.end()) {
+      std::tie(j.step_seconds, j.allreduce_seconds) = t->second;
+    }
+  }
   snapshot.calls = calls_;
   return snapshot;
 }
@@ -359,34 +380,46 @@ grpc::Status CoordinatorService::WatchMetrics(grpc::ServerContext* context,
   });
 }
 
+std::vector<pb::CheckpointInfo> CoordinatorService::list_checkpoints(const std::string& job) {
+  check_job(job);
+  return checkpoints(job).list();
+}
+
 grpc::Status CoordinatorService::ListCheckpoints(grpc::ServerContext* context,
                                                  const pb::ListCheckpointsRequest* request,
                                                  pb::CheckpointList* list) {
   return answer("ListCheckpoints", [&] {
     check_token(context);
     check_job(request->job_id());
-    for (const pb::CheckpointInfo& c : checkpoints(request->job_id()).list()) {
+    for (const pb::CheckpointInfo& c : list_checkpoints(request->job_id())) {
       *list->add_checkpoint() = c;
     }
   });
 }
 
+grpc::Status CoordinatorService::DownloadCheckpoint(
+    grpc::ServerContext* context, const pb::DownloadRequest* request,
+    grpc::ServerWriter<pb::CheckpointChunk>* writer) {
+  return answer("DownloadCheckpoint", [&] {
+    check_token(context);
+    const std::unique_ptr<OpenCheckpoint> file =
+        open_checkpoint(request->job_id(), request->name());
+    pb::CheckpointChunk chunk;
+    *chunk.mutable_header() = file->info;
+    std::string buffer(kChunkBytes, '\0');
+    uint64_t at = 0;
+    do {  // the header goes out even with no data
+      const size_t n = file->read(at, buffer.data(), buffer.size());
+      at += n;
+      chunk.set_data(buffer.data(), n);
+      if (!writer->Write(chunk)) throw Error::unavailable("download abandoned");
+      chunk.clear_header();
+      if (n == 0) break;
+    } while (at < file->info.size());
+  });
+}
+
 namespace {
-
-// An open checkpoint file, closed when it goes.
-class OpenFile {
- public:
-  explicit OpenFile(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
-  ~OpenFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  OpenFile(const OpenFile&) = delete;
-  OpenFile& operator=(const OpenFile&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // The SHA-256 of everything the descriptor reads from offset 0.
 std::string sha256_of(int fd) {
@@ -403,45 +436,42 @@ std::string sha256_of(int fd) {
 
 }  // namespace
 
-grpc::Status CoordinatorService::DownloadCheckpoint(
-    grpc::ServerContext* context, const pb::DownloadRequest* request,
-    grpc::ServerWriter<pb::CheckpointChunk>* writer) {
-  return answer("DownloadCheckpoint", [&] {
-    check_token(context);
-    check_job(request->job_id());
-    CheckpointStore& store = checkpoints(request->job_id());
-    // Verified as it is served: a file damaged since the store opened is marked corrupt and, for
-    // "latest", the newest one still intact is served instead. Opened once: retention may delete
-    // the file meanwhile, the open descriptor still reads it.
-    for (;;) {
-      const pb::CheckpointInfo info = store.find(request->name());
-      const OpenFile file(store.path(info.name()));
-      if (file.fd() < 0) throw Error::not_found("checkpoint file vanished");
-      if (sha256_of(file.fd()) != info.sha256()) {
-        fmt::print(stderr,
-                   "convoy coordinator: job {}: checkpoint '{}' changed on disk; listed as "
-                   "corrupt, not served\n",
-                   request->job_id(), info.name());
-        store.mark_corrupt(info.name());
-        continue;  // find() now refuses it, or finds the next newest
-      }
-      pb::CheckpointChunk chunk;
-      *chunk.mutable_header() = info;
-      chunk.mutable_header()->set_job_id(request->job_id());
-      std::string buffer(kChunkBytes, '\0');
-      off_t at = 0;
-      do {  // the header goes out even with no data
-        const ssize_t n = ::pread(file.fd(), buffer.data(), buffer.size(), at);
-        if (n < 0) throw Error::io(fmt::format("cannot read '{}'", store.path(info.name())));
-        at += n;
-        chunk.set_data(buffer.data(), static_cast<size_t>(n));
-        if (!writer->Write(chunk)) throw Error::unavailable("download abandoned");
-        chunk.clear_header();
-        if (n == 0) break;
-      } while (static_cast<uint64_t>(at) < info.size());
-      return;
+OpenCheckpoint::OpenCheckpoint(const std::string& path)
+    : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+
+OpenCheckpoint::~OpenCheckpoint() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+size_t OpenCheckpoint::read(uint64_t offset, char* out, size_t bytes) const {
+  const ssize_t n = ::pread(fd_, out, bytes, static_cast<off_t>(offset));
+  if (n < 0) throw Error::io(fmt::format("cannot read '{}'", path_));
+  return static_cast<size_t>(n);
+}
+
+std::unique_ptr<OpenCheckpoint> CoordinatorService::open_checkpoint(const std::string& job,
+                                                                    const std::string& name) {
+  check_job(job);
+  CheckpointStore& store = checkpoints(job);
+  // Verified as it is served: a file damaged since the store opened is marked corrupt and, for
+  // "latest", the newest one still intact is served instead. Opened once: retention may delete
+  // the file meanwhile, the open descriptor still reads it.
+  for (;;) {
+    pb::CheckpointInfo info = store.find(name);
+    auto file = std::make_unique<OpenCheckpoint>(store.path(info.name()));
+    if (file->fd_ < 0) throw Error::not_found("checkpoint file vanished");
+    if (sha256_of(file->fd_) != info.sha256()) {
+      fmt::print(stderr,
+                 "convoy coordinator: job {}: checkpoint '{}' changed on disk; listed as "
+                 "corrupt, not served\n",
+                 job, info.name());
+      store.mark_corrupt(info.name());
+      continue;  // find() now refuses it, or finds the next newest
     }
-  });
+    file->info = std::move(info);
+    file->info.set_job_id(job);
+    return file;
+  }
 }
 
 CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const std::string& listen,

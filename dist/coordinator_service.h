@@ -46,12 +46,14 @@
 #include "dist/job_registry.h"
 #include "dist/metrics_store.h"
 #include "dist/prometheus_metrics.h"
+#include "dist/tensorboard_writer.h"
 #include "proto/coordinator.grpc.pb.h"
 
 namespace convoy {
 
 struct CoordinatorOptions {
   std::string state_dir;
+  std::string tensorboard_dir;  // empty: no TensorBoard event files (dist/tensorboard_writer.h)
   std::string auth_token;                   // empty: no authentication
   std::string tls_cert_file, tls_key_file;  // both empty: plaintext
   double stall_after_seconds = 60;
@@ -64,6 +66,25 @@ struct CoordinatorOptions {
   // uploads and stalls cannot exhaust the coordinator.
   double upload_idle_seconds = 60;
   int max_concurrent_uploads = 16;
+};
+
+// A stored checkpoint opened for serving (CoordinatorService::open_checkpoint): its listing and
+// an open descriptor, which reads the file even if retention deletes it meanwhile.
+class OpenCheckpoint {
+ public:
+  explicit OpenCheckpoint(const std::string& path);
+  ~OpenCheckpoint();
+  OpenCheckpoint(const OpenCheckpoint&) = delete;
+  OpenCheckpoint& operator=(const OpenCheckpoint&) = delete;
+  // Up to `bytes` from `offset`; 0 at the end. Throws Error (I/O).
+  size_t read(uint64_t offset, char* out, size_t bytes) const;
+
+  pb::CheckpointInfo info;
+
+ private:
+  friend class CoordinatorService;
+  std::string path_;
+  int fd_;
 };
 
 class CoordinatorService final : public pb::Coordinator::Service {
@@ -94,7 +115,10 @@ class CoordinatorService final : public pb::Coordinator::Service {
                                   grpc::ServerWriter<pb::CheckpointChunk>*) override;
 
   // Durability: flush metrics to disk (the server calls this about once a second).
-  void sync() { metrics_.sync(); }
+  void sync() {
+    metrics_.sync();
+    if (tensorboard_) tensorboard_->sync();
+  }
   // Ends uploads idle for longer than upload_idle_seconds (the server calls this ten times a
   // second).
   void expire_idle_uploads();
@@ -105,11 +129,20 @@ class CoordinatorService final : public pb::Coordinator::Service {
   // checkpoints, and the calls answered so far by method and status code.
   CoordinatorSnapshot snapshot();
 
+  // For the dashboard (dist/coordinator_http.h), which checks the token itself:
+  // The status GetJobStatus answers; false for an unknown job ("" : the latest).
+  bool job_status(const std::string& job, pb::JobStatus* status);
+  std::vector<std::string> jobs() const { return registry_.jobs(); }
+  const MetricsStore& metrics() const { return metrics_; }
+  std::vector<pb::CheckpointInfo> list_checkpoints(const std::string& job);
+  // The checkpoint `name` ("latest": the newest valid) of `job`, verified against its SHA-256
+  // first (a damaged file is marked corrupt and never served). Throws Error (invalid input,
+  // not found, I/O).
+  std::unique_ptr<OpenCheckpoint> open_checkpoint(const std::string& job, const std::string& name);
+
  private:
   template <typename F>
   grpc::Status answer(const char* method, F&& body);
-  // The status GetJobStatus answers; false for an unknown job.
-  bool job_status(const std::string& job, pb::JobStatus* status);
   // Throw Error (unauthenticated, invalid input).
   void check_token(grpc::ServerContext* context) const;
   void check_job(const std::string& job) const;
@@ -119,6 +152,7 @@ class CoordinatorService final : public pb::Coordinator::Service {
   const Clock& clock_;
   JobRegistry registry_;
   MetricsStore metrics_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
   std::mutex stores_mutex_;
   std::map<std::string, std::unique_ptr<CheckpointStore>> stores_;
   std::atomic<bool> stopping_{false};
@@ -126,6 +160,8 @@ class CoordinatorService final : public pb::Coordinator::Service {
   std::map<grpc::ServerContext*, double> uploads_;  // in progress: when each last sent data
   std::mutex calls_mutex_;
   std::map<std::pair<std::string, int>, uint64_t> calls_;
+  std::map<std::string, std::pair<SecondsHistogram, SecondsHistogram>>
+      timings_;  // step, all-reduce
 };
 
 // The service with health checking and server reflection on a listening port.

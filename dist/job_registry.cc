@@ -28,6 +28,12 @@ void JobRegistry::register_rank(const pb::RegisterRequest& request) {
     throw Error::invalid_input(
         fmt::format("host name of {} bytes (at most {})", request.host().size(), kMaxHostBytes));
   }
+  size_t command_bytes = 0;
+  for (const std::string& arg : request.command_line()) command_bytes += arg.size() + 1;
+  if (command_bytes > kMaxCommandLineBytes) {
+    throw Error::invalid_input(
+        fmt::format("command line of {} bytes (at most {})", command_bytes, kMaxCommandLineBytes));
+  }
   std::lock_guard lock(mutex_);
   Job& job = jobs_[request.job_id()];
   job.world_size = request.world_size();
@@ -57,13 +63,14 @@ void JobRegistry::record_restart(const pb::RestartRecord& record) {
   job.last_restart = record;
 }
 
-bool JobRegistry::heartbeat(const std::string& job, int rank, int64_t step) {
+bool JobRegistry::heartbeat(const pb::HeartbeatRequest& request) {
   std::lock_guard lock(mutex_);
-  const auto j = jobs_.find(job);
+  const auto j = jobs_.find(request.job_id());
   if (j == jobs_.end()) return false;
-  const auto r = j->second.ranks.find(rank);
+  const auto r = j->second.ranks.find(request.rank());
   if (r == j->second.ranks.end()) return false;
-  advance(r->second, step, clock_.now());
+  r->second.records_dropped = request.records_dropped();
+  advance(r->second, request.step(), clock_.now());
   return true;
 }
 
@@ -110,6 +117,7 @@ bool JobRegistry::status(const std::string& job_id, pb::JobStatus* out) const {
     s->set_seconds_since_heartbeat(now - r.last_heartbeat);
     s->set_seconds_since_progress(now - r.last_progress);
     s->set_seconds_since_registration(now - r.registered);
+    s->set_records_dropped(r.records_dropped);
     *s->mutable_latest() = r.latest;
     // Stalled: stuck for a while although some other rank moved recently (past this one).
     const bool others_moved = (rank == best_rank ? second : best) > r.step;
@@ -123,6 +131,9 @@ bool JobRegistry::status(const std::string& job_id, pb::JobStatus* out) const {
     }
   }
   out->set_images_per_second(images_per_second);
+  if (const auto root = job.ranks.find(0); root != job.ranks.end()) {
+    *out->mutable_command_line() = root->second.registration.command_line();
+  }
   out->set_restarts(job.restarts);
   if (job.restarts > 0) *out->mutable_last_restart() = job.last_restart;
   for (const auto& [name, unused] : jobs_) out->add_jobs(name);

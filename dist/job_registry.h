@@ -30,13 +30,15 @@ class JobRegistry {
   // Limits on what one job may register, so that memory and status calls stay small.
   static constexpr int32_t kMaxWorldSize = 4096;
   static constexpr size_t kMaxHostBytes = 255;
+  static constexpr size_t kMaxCommandLineBytes = 64 << 10;
 
   // Throws Error (invalid input) for a world size outside [1, kMaxWorldSize], a rank outside
-  // [0, world size) or a host name longer than kMaxHostBytes. A registration with a smaller world
+  // [0, world size), a host name longer than kMaxHostBytes or a command line longer than
+  // kMaxCommandLineBytes. A registration with a smaller world
   // size than before forgets the ranks at or above it (the job was restarted smaller).
   void register_rank(const pb::RegisterRequest& request);
   // False when the rank never registered (the caller should ask it to).
-  bool heartbeat(const std::string& job, int rank, int64_t step);
+  bool heartbeat(const pb::HeartbeatRequest& request);
   // Remembers the latest step record of a rank (also counts as progress).
   void observe(const std::string& job, const pb::StepRecord& record);
   // Counts a restart of `record.job_id()` (known or not yet registered). Throws Error (invalid
@@ -45,8 +47,8 @@ class JobRegistry {
   void record_restart(const pb::RestartRecord& record);
 
   // The status of `job` (ranks, states, throughput); `job` empty: the most recently registered.
-  // Fills job_id, world_size, rank and images_per_second; false when the job is unknown. Linear
-  // in the job's ranks.
+  // Fills job_id, world_size, rank, images_per_second, restarts and command_line; false when the
+  // job is unknown. Linear in the job's ranks.
   bool status(const std::string& job, pb::JobStatus* out) const;
   std::vector<std::string> jobs() const;
   std::string latest_job() const;
@@ -58,6 +60,7 @@ class JobRegistry {
     double last_heartbeat = 0;
     double last_progress = 0;
     int64_t step = -1;
+    uint64_t records_dropped = 0;
     pb::StepRecord latest;
   };
   struct Job {

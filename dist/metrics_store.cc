@@ -45,6 +45,7 @@ MetricsStore::Job& MetricsStore::job_locked(const std::string& name) {
   job.steps = std::make_unique<RecordLog>(job.steps_path, [&](std::string_view bytes) {
     pb::StepRecord r;
     if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
+    job.series.add(r);
     job.recent.push_back(std::move(r));
     if (job.recent.size() > memory_records_) job.recent.pop_front();
     ++job.step_count;
@@ -67,6 +68,7 @@ void MetricsStore::append(const std::string& name, const std::vector<pb::StepRec
     Job& job = job_locked(name);
     job.steps->append(bytes);
     for (const pb::StepRecord& r : records) {
+      job.series.add(r);
       job.recent.push_back(r);
       if (job.recent.size() > memory_records_) job.recent.pop_front();
     }
@@ -78,6 +80,12 @@ void MetricsStore::append(const std::string& name, const std::vector<pb::StepRec
 void MetricsStore::append(const std::string& name, const pb::EvaluationRecord& evaluation) {
   if (evaluation.precision_size() > kMaxClasses || evaluation.recall_size() > kMaxClasses) {
     throw Error::invalid_input(fmt::format("an evaluation of more than {} classes", kMaxClasses));
+  }
+  const int64_t classes = evaluation.precision_size();
+  if (evaluation.confusion_size() != 0 && evaluation.confusion_size() != classes * classes) {
+    throw Error::invalid_input(
+        fmt::format("a confusion matrix of {} counts for {} classes (expected none or {})",
+                    evaluation.confusion_size(), classes, classes * classes));
   }
   {
     std::lock_guard lock(mutex_);
@@ -208,6 +216,18 @@ uint64_t MetricsStore::step_records(const std::string& name) const {
   std::lock_guard lock(mutex_);
   const auto it = jobs_.find(name);
   return it == jobs_.end() ? 0 : it->second.step_count;
+}
+
+std::vector<StepSeries::Point> MetricsStore::series(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  const auto it = jobs_.find(name);
+  return it == jobs_.end() ? std::vector<StepSeries::Point>{} : it->second.series.points();
+}
+
+std::vector<pb::EvaluationRecord> MetricsStore::evaluations(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  const auto it = jobs_.find(name);
+  return it == jobs_.end() ? std::vector<pb::EvaluationRecord>{} : it->second.evaluation_list;
 }
 
 bool MetricsStore::latest_evaluation(const std::string& name, pb::EvaluationRecord* out) const {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dist/record_log.h"
+#include "dist/step_series.h"
 #include "proto/coordinator.pb.h"
 
 namespace convoy {
@@ -28,7 +29,8 @@ class MetricsStore {
   MetricsStore(std::string dir, size_t memory_records);
 
   void append(const std::string& job, const std::vector<pb::StepRecord>& records);
-  // Throws Error (invalid input) for an evaluation with more than kMaxClasses values per list.
+  // Throws Error (invalid input) for an evaluation with more than kMaxClasses values per list, or
+  // a confusion matrix that is neither empty nor classes x classes.
   void append(const std::string& job, const pb::EvaluationRecord& evaluation);
 
   // Step records with from_step <= step <= to_step (0: no bound) in arrival order, at most
@@ -51,6 +53,10 @@ class MetricsStore {
             size_t max_records, uint64_t* skipped) const;
 
   uint64_t step_records(const std::string& job) const;
+  // For charts: the job's step records reduced to at most StepSeries::kMaxPoints points, and every
+  // evaluation. Empty for an unknown job.
+  std::vector<StepSeries::Point> series(const std::string& job) const;
+  std::vector<pb::EvaluationRecord> evaluations(const std::string& job) const;
   bool latest_evaluation(const std::string& job, pb::EvaluationRecord* out) const;
   // Makes every append so far durable.
   void sync();
@@ -60,6 +66,7 @@ class MetricsStore {
     std::unique_ptr<RecordLog> steps, evaluations;
     std::deque<pb::StepRecord> recent;                  // the last records, at most memory_records
     uint64_t step_count = 0;                            // records ever stored
+    StepSeries series;                                  // every record, for charts
     std::vector<pb::EvaluationRecord> evaluation_list;  // few: one per epoch
     std::string steps_path;
   };

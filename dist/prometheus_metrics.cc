@@ -47,8 +47,8 @@ class Family {
       : out_(out), name_(name) {
     out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   }
-  void sample(const std::string& labels, double value) {
-    out_ += fmt::format("{}{{{}}} {}\n", name_, labels, value);
+  void sample(const std::string& labels, double value, const char* suffix = "") {
+    out_ += fmt::format("{}{}{{{}}} {}\n", name_, suffix, labels, value);
   }
 
  private:
@@ -66,6 +66,13 @@ std::string rank_labels(const pb::JobStatus& s, const pb::RankStatus& r) {
 
 }  // namespace
 
+void SecondsHistogram::observe(double seconds) {
+  const auto bucket = std::lower_bound(kBounds.begin(), kBounds.end(), seconds);
+  if (bucket != kBounds.end()) ++counts[static_cast<size_t>(bucket - kBounds.begin())];
+  ++count;
+  sum += seconds;
+}
+
 std::string prometheus_metrics(const CoordinatorSnapshot& snapshot, double now) {
   std::string out;
   const auto per_job = [&](const char* name, const char* type, const char* help, auto value,
@@ -75,8 +82,9 @@ std::string prometheus_metrics(const CoordinatorSnapshot& snapshot, double now) 
       if (present == nullptr || present(j)) f.sample(job_label(j.status), value(j));
     }
   };
-  const auto per_rank = [&](const char* name, const char* help, auto value) {
-    Family f(out, name, "gauge", help);
+  const auto per_rank = [&](const char* name, const char* help, auto value,
+                            const char* type = "gauge") {
+    Family f(out, name, type, help);
     for (const CoordinatorSnapshot::Job& j : snapshot.jobs) {
       for (const pb::RankStatus& r : j.status.rank()) f.sample(rank_labels(j.status, r), value(r));
     }
@@ -121,12 +129,37 @@ std::string prometheus_metrics(const CoordinatorSnapshot& snapshot, double now) 
   per_job("convoy_restarts_total", "counter", "Restarts launchers reported for the job",
           [](const auto& j) { return double(j.status.restarts()); });
 
+  const auto histogram = [&](const char* name, const char* help, auto of) {
+    Family f(out, name, "histogram", help);
+    for (const CoordinatorSnapshot::Job& j : snapshot.jobs) {
+      const SecondsHistogram& h = of(j);
+      const std::string label = job_label(j.status);
+      uint64_t cumulative = 0;
+      for (size_t b = 0; b < h.kBounds.size(); ++b) {
+        cumulative += h.counts[b];
+        f.sample(fmt::format("{},le=\"{}\"", label, h.kBounds[b]), double(cumulative), "_bucket");
+      }
+      f.sample(label + ",le=\"+Inf\"", double(h.count), "_bucket");
+      f.sample(label, h.sum, "_sum");
+      f.sample(label, double(h.count), "_count");
+    }
+  };
+  histogram("convoy_step_duration_seconds", "Duration of training steps, every rank's",
+            [](const auto& j) -> const SecondsHistogram& { return j.step_seconds; });
+  histogram("convoy_allreduce_wait_seconds",
+            "Time training steps waited for the gradient all-reduce, every rank's",
+            [](const auto& j) -> const SecondsHistogram& { return j.allreduce_seconds; });
+
   per_rank("convoy_images_per_second", "Training throughput of the rank (its latest record)",
            [](const pb::RankStatus& r) { return r.latest().images_per_second(); });
   per_rank("convoy_last_step_seconds", "Duration of the rank's latest step",
            [](const pb::RankStatus& r) { return r.latest().step_seconds(); });
   per_rank("convoy_last_allreduce_seconds", "Time the rank's latest step waited in all-reduce",
            [](const pb::RankStatus& r) { return r.latest().allreduce_seconds(); });
+  per_rank(
+      "convoy_records_dropped_total",
+      "Step records the rank dropped while the coordinator was away",
+      [](const pb::RankStatus& r) { return double(r.records_dropped()); }, "counter");
   per_rank("convoy_rank_last_heartbeat_timestamp_seconds",
            "When the rank's latest heartbeat arrived (Unix time)",
            [&](const pb::RankStatus& r) { return now - r.seconds_since_heartbeat(); });

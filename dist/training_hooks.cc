@@ -40,6 +40,8 @@ void TrainingHooks::on_step(const StepStats& s) {
     r.set_step_seconds(s.step_seconds);
     r.set_allreduce_seconds(s.communication_seconds);
     r.set_wall_time(wall_seconds());
+    r.set_learning_rate(s.learning_rate);
+    r.set_total_steps(s.total_steps);
     reporter_->record_step(r);
   }
   if (checkpoints_sink_ != nullptr && options_.checkpoint_every > 0 &&
@@ -62,6 +64,7 @@ void TrainingHooks::on_epoch(const EpochStats& e) {
       r.add_precision(e.test->confusion.precision(c));
       r.add_recall(e.test->confusion.recall(c));
     }
+    for (const int64_t count : e.test->confusion.counts()) r.add_confusion(count);
     r.set_wall_time(wall_seconds());
     reporter_->record_evaluation(r);
   }

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/checkpoint.h"
 #include "dist/checkpoint_sink.h"
 #include "dist/checkpoint_source.h"
 #include "dist/coordinator_reporter.h"
 #include "dist/data_parallel.h"
+#include "dist/job_registry.h"
 #include "dist/metrics_store.h"
 #include "dist/replica_sync.h"
 #include "dist/training_hooks.h"
@@ -22,6 +24,20 @@ std::string host_name() {
   char name[256] = {};
   ::gethostname(name, sizeof name - 1);
   return name;
+}
+
+// This process's argv, for the dashboard: /proc/self/cmdline holds it exactly as started (no
+// plumbing from the CLI needed), arguments separated by NUL. Cut at the coordinator's limit.
+std::vector<std::string> command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  size_t bytes = 0;
+  for (std::string arg; std::getline(in, arg, '\0');) {
+    bytes += arg.size() + 1;
+    if (bytes > JobRegistry::kMaxCommandLineBytes) break;
+    args.push_back(std::move(arg));
+  }
+  return args;
 }
 
 // How long the end of a run waits for queued records and checkpoints: generously while the
@@ -148,6 +164,7 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
     identity.set_world_size(job_.size());
     identity.set_host(host_name());
     identity.set_pid(::getpid());
+    for (std::string& arg : command_line()) identity.add_command_line(std::move(arg));
     reporter = std::make_unique<CoordinatorReporter>(*options_.coordinator, identity,
                                                      CoordinatorReporter::Options{}, warn_);
   }

@@ -72,7 +72,11 @@ int run_cli(int argc, char** argv) {
   c->add_option("--state-dir", coordinator.state_dir, "Where metrics and checkpoints are kept")
       ->required();
   c->add_option("--http-listen", coordinator.http_listen,
-                "host:port for HTTP: /healthz and Prometheus /metrics (port 0: any free port)")
+                "host:port for HTTP: the dashboard, /healthz and Prometheus /metrics (port 0: any "
+                "free port)")
+      ->check(non_empty());
+  c->add_option("--tensorboard-dir", coordinator.tensorboard_dir,
+                "Write TensorBoard event files here, a run (subdirectory) per job")
       ->check(non_empty());
   c->add_option("--auth-token-file", coordinator.auth_token_file,
                 "File holding the bearer token every call must carry");

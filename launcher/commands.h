@@ -86,8 +86,9 @@ int run_export(const ExportCommand& cmd);
 
 struct CoordinatorCommand {
   std::string listen;  // host:port; port 0 picks a free one
-  std::string http_listen;  // host:port for /healthz and /metrics; empty: no HTTP
+  std::string http_listen;  // host:port for /healthz, /metrics and the dashboard; empty: no HTTP
   std::string state_dir;
+  std::string tensorboard_dir;  // TensorBoard event files, a run per job; empty: none
   std::string auth_token_file;
   std::string tls_cert, tls_key;
   double stall_after = 60;

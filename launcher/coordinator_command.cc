@@ -47,6 +47,10 @@ int run_coordinator(const CoordinatorCommand& cmd) {
     check_readable(cmd.tls_cert, "--tls-cert");
     check_readable(cmd.tls_key, "--tls-key");
   }
+  if (!cmd.tensorboard_dir.empty()) {
+    prepare_state_dir(cmd.tensorboard_dir, "--tensorboard-dir");
+    options.tensorboard_dir = cmd.tensorboard_dir;
+  }
   options.tls_cert_file = cmd.tls_cert;
   options.tls_key_file = cmd.tls_key;
   options.stall_after_seconds = cmd.stall_after;

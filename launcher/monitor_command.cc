@@ -206,7 +206,7 @@ int metrics(CoordinatorClient& client, const MonitorCommand& cmd) {
   const std::string job = cmd.job.empty() ? job_status(client, cmd).job_id() : cmd.job;
   std::string csv =
       "rank,step,epoch,loss,accuracy,images_per_second,step_seconds,allreduce_seconds,"
-      "wall_time\n";
+      "wall_time,learning_rate\n";
   int64_t from = cmd.from_step, rows = 0;
   for (bool more = true; more;) {
     pb::MetricsQuery query;
@@ -223,9 +223,9 @@ int metrics(CoordinatorClient& client, const MonitorCommand& cmd) {
     }
     for (const pb::StepRecord& r : page.record()) {
       if (more && r.step() >= last) continue;
-      csv += fmt::format("{},{},{},{},{},{},{},{},{:.3f}\n", r.rank(), r.step(), r.epoch() + 1,
+      csv += fmt::format("{},{},{},{},{},{},{},{},{:.3f},{}\n", r.rank(), r.step(), r.epoch() + 1,
                          r.loss(), r.accuracy(), r.images_per_second(), r.step_seconds(),
-                         r.allreduce_seconds(), r.wall_time());
+                         r.allreduce_seconds(), r.wall_time(), r.learning_rate());
       ++rows;
     }
     from = last;

@@ -10,6 +10,7 @@
 #include <regex>
 #include <thread>
 
+#include "dist/prometheus_metrics.h"
 #include "testing/error_of.h"
 #include "testing/run_command.h"
 #include "testing/temp_dir.h"
@@ -24,6 +25,36 @@ constexpr const char* kToken = "a-token-for-the-test";
 std::string field(const std::string& text, const std::string& pattern) {
   std::smatch m;
   return std::regex_search(text, m, std::regex(pattern)) ? m[1].str() : "";
+}
+
+// The exposition of known values, line by line: histogram buckets are cumulative and end in +Inf,
+// counters end in _total, label values are escaped.
+TEST(CoordinatorMetrics, ExpositionOfKnownValues) {
+  CoordinatorSnapshot snapshot;
+  CoordinatorSnapshot::Job& job = snapshot.jobs.emplace_back();
+  job.status.set_job_id("a\"b");
+  pb::RankStatus* rank = job.status.add_rank();
+  rank->set_rank(1);
+  rank->set_host("h");
+  rank->set_records_dropped(7);
+  for (const double s : {0.0005, 0.003, 0.003, 0.7, 100.0}) job.step_seconds.observe(s);
+  const std::string text = prometheus_metrics(snapshot, 1000);
+  for (const char* line : {
+           "# TYPE convoy_step_duration_seconds histogram\n",
+           "convoy_step_duration_seconds_bucket{job_id=\"a\\\"b\",le=\"0.001\"} 1\n",
+           "convoy_step_duration_seconds_bucket{job_id=\"a\\\"b\",le=\"0.0025\"} 1\n",
+           "convoy_step_duration_seconds_bucket{job_id=\"a\\\"b\",le=\"0.005\"} 3\n",
+           "convoy_step_duration_seconds_bucket{job_id=\"a\\\"b\",le=\"1\"} 4\n",
+           "convoy_step_duration_seconds_bucket{job_id=\"a\\\"b\",le=\"60\"} 4\n",
+           "convoy_step_duration_seconds_bucket{job_id=\"a\\\"b\",le=\"+Inf\"} 5\n",
+           "convoy_step_duration_seconds_sum{job_id=\"a\\\"b\"} 100.7065\n",
+           "convoy_step_duration_seconds_count{job_id=\"a\\\"b\"} 5\n",
+           "convoy_allreduce_wait_seconds_count{job_id=\"a\\\"b\"} 0\n",
+           "# TYPE convoy_records_dropped_total counter\n",
+           "convoy_records_dropped_total{job_id=\"a\\\"b\",rank=\"1\",host=\"h\"} 7\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
+  }
 }
 
 TEST(CoordinatorMetrics, PrometheusScrapesTheJobsNumbers) {
@@ -93,6 +124,24 @@ TEST(CoordinatorMetrics, PrometheusScrapesTheJobsNumbers) {
   EXPECT_NE(text.find("convoy_rpc_requests_total{method=\"Register\",code=\"OK\"} 1\n"),
             std::string::npos)
       << text;
+  // One rank: the histograms hold exactly its steps, and it dropped no record.
+  const std::string steps = std::to_string(final["steps"].get<int64_t>());
+  EXPECT_EQ(field(text, R"re(convoy_step_duration_seconds_count\{job_id="metrics-job"\} (\d+))re"),
+            steps);
+  EXPECT_EQ(
+      field(text,
+            R"re(convoy_step_duration_seconds_bucket\{job_id="metrics-job",le="\+Inf"\} (\d+))re"),
+      steps);
+  EXPECT_GT(std::stod(field(
+                text, R"re(convoy_step_duration_seconds_sum\{job_id="metrics-job"\} (\S+))re")),
+            0);
+  EXPECT_EQ(field(text, R"re(convoy_allreduce_wait_seconds_count\{job_id="metrics-job"\} (\d+))re"),
+            steps);
+  EXPECT_EQ(
+      field(
+          text,
+          R"re(convoy_records_dropped_total\{job_id="metrics-job",rank="0",host="[^"]*"\} (\d+))re"),
+      "0");
 
   // promtool, the format's own checker: no problems.
   std::ofstream(dir.file("metrics.txt")) << text;
@@ -127,6 +176,38 @@ TEST(CoordinatorMetrics, PrometheusScrapesTheJobsNumbers) {
   EXPECT_EQ(sample["metric"]["job"], "convoy");  // Prometheus' own label, not renamed
   EXPECT_FALSE(sample["metric"].contains("exported_job"));
   EXPECT_EQ(sample["value"][1], std::to_string(final["steps"].get<int64_t>()));
+
+  // Every query of the Grafana dashboard in deploy/ is valid PromQL with data for the job (the
+  // rate windows stand in for Grafana's $__rate_interval). Rates need a few scrapes first.
+  for (int i = 0; i < 100; ++i) {
+    auto r = query.Get(
+        "/api/v1/query?query=count_over_time(convoy_training_step%7Bjob_id%3D%22metrics-job%22%7D"
+        "%5B1m%5D)%20%3E%3D%203");
+    if (r && r->status == 200 && r->body.find("metrics-job") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::ifstream grafana_file(CONVOY_SOURCE_DIR "/deploy/grafana/convoy-dashboard.json");
+  const nlohmann::json grafana = nlohmann::json::parse(grafana_file);
+  int queries = 0;
+  for (const nlohmann::json& panel : grafana["panels"]) {
+    for (const nlohmann::json& target : panel["targets"]) {
+      std::string expr = target["expr"];
+      for (const auto& [from, to] : {std::pair<std::string, std::string>{"$job_id", "metrics-job"},
+                                     {"$__rate_interval", "1m"}}) {
+        for (size_t at; (at = expr.find(from)) != std::string::npos;)
+          expr.replace(at, from.size(), to);
+      }
+      httplib::Params params{{"query", expr}};
+      auto r = query.Post("/api/v1/query", params);
+      ASSERT_TRUE(r) << expr;
+      EXPECT_EQ(r->status, 200) << expr << ": " << r->body;
+      const nlohmann::json result = nlohmann::json::parse(r->body);
+      EXPECT_EQ(result["status"], "success") << expr;
+      EXPECT_FALSE(result["data"]["result"].empty()) << panel["title"] << ": no data for " << expr;
+      ++queries;
+    }
+  }
+  EXPECT_GE(queries, 12);
 }
 
 }  // namespace

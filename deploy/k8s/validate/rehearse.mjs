@@ -229,6 +229,19 @@ async function main() {
     } else {
       say(`coordinator pod's /metrics: convoy_training_step{job_id="lenet5"} ${step[1]}; /healthz ok`);
     }
+    // The dashboard: its page (with the token), and its data showing the finished job and the
+    // restart.
+    if (!get("/").includes("HTTP 401")) problems.push("the dashboard answered without the token");
+    const page = get("/", true);
+    if (!page.includes('<script src="/app.js"')) problems.push(`the dashboard's page: ${page.slice(0, 200)}`);
+    let job = null;
+    try { job = JSON.parse(get("/api/jobs/lenet5", true)); } catch (e) { /* reported below */ }
+    if (!job || job.state !== "finished" || job.restarts !== 1 || job.checkpoints.length === 0) {
+      problems.push(`the dashboard's /api/jobs/lenet5: ${JSON.stringify(job)?.slice(0, 300)}`);
+    } else {
+      say(`coordinator pod's dashboard: job lenet5 ${job.state}, step ${job.step}, ${job.restarts} restart, ` +
+        `${job.checkpoints.length} checkpoints, ${job.series.step.length} chart points`);
+    }
   }
   console.log(err.split("\n").filter((l) => l.startsWith("convoy launch:")).join("\n"));
   console.log(status.trim());
