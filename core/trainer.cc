@@ -48,20 +48,53 @@ Trainer::Trainer(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
 
 LossResult Trainer::step(const Batch& batch, bool stop) {
   const Stopwatch start;
-  model_.set_input({batch.samples.data(), batch.samples.size()});
-  model_.forward(stream_);
+  // With a timeline, each layer's span runs from the previous one's end to its own. The
+  // callbacks capture one pointer: a std::function that small allocates nothing.
+  struct LayerSpans {
+    Trainer& trainer;
+    Timeline::Clock::time_point mark;
+    void record(size_t layer, const char* pass) {
+      const Timeline::Clock::time_point now = Timeline::Clock::now();
+      trainer.timeline_->span(Timeline::kTrain,
+                              fmt::format("{} {}", pass, trainer.model_.layer(layer).name()), pass,
+                              mark, now);
+      mark = now;
+    }
+  } spans{*this, Timeline::Clock::now()};
+  {
+    const Timeline::Scope input(timeline_, Timeline::kTrain, "input", "data");
+    model_.set_input({batch.samples.data(), batch.samples.size()});
+  }
+  spans.mark = Timeline::Clock::now();
+  if (timeline_ != nullptr) {
+    model_.forward(stream_, [&spans](size_t layer) { spans.record(layer, "forward"); });
+  } else {
+    model_.forward(stream_);
+  }
   // Every process's gradient is its share of the global batch's mean: summed by the group, they
   // make that mean.
-  const LossResult local =
-      model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size());
-  model_.backward(stream_, [this](size_t layer) { group_.gradients_ready(layer); });
+  LossResult local;
+  {
+    const Timeline::Scope loss(timeline_, Timeline::kTrain, "loss", "forward");
+    local = model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size());
+  }
+  spans.mark = Timeline::Clock::now();
+  model_.backward(stream_, [&spans](size_t layer) {
+    Trainer& t = spans.trainer;
+    if (t.timeline_ != nullptr) spans.record(layer, "backward");
+    t.group_.gradients_ready(layer);
+    if (t.timeline_ != nullptr) spans.mark = Timeline::Clock::now();  // not the layer's time
+  });
   // The job's loss and accuracy travel with the gradients (no extra collective), so every process
   // sees the same totals and reaches the same verdict on a NaN before anyone updates -- and on a
   // request to stop.
   std::array<double, 4> totals{local.loss * double(batch.count), double(local.correct),
                                double(batch.count), stop ? 1.0 : 0.0};
   const Stopwatch communication;
-  group_.finish_gradients(totals);
+  {
+    const Timeline::Scope finish(timeline_, Timeline::kTrain, "finish gradients", "allreduce");
+    group_.finish_gradients(totals);
+  }
   last_communication_seconds_ = communication.seconds();
   stop_agreed_ = totals[3] > 0.5;
   const LossResult result{totals[0] / totals[2], static_cast<int64_t>(std::llround(totals[1]))};
@@ -71,7 +104,10 @@ LossResult Trainer::step(const Batch& batch, bool stop) {
                     std::isnan(result.loss) ? "NaN" : "infinite", steps_ + 1))
         .set_job_wide();
   }
-  optimizer_.step();
+  {
+    const Timeline::Scope update(timeline_, Timeline::kTrain, "optimizer", "optimizer");
+    optimizer_.step();
+  }
   // Batch norm: every process folds the same (process-averaged) batch statistics into its
   // running statistics, so the replicas stay identical.
   model_.update_running_statistics([this](std::span<float> statistics) {
@@ -115,8 +151,14 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     int64_t correct = 0, images = 0;
     const Stopwatch start;
     while (summary.steps < total_steps) {
+      const Timeline::Clock::time_point wait_start = Timeline::Clock::now();
       const Batch* b = loader.next();
       if (b == nullptr) break;
+      if (timeline_ != nullptr) {
+        timeline_->begin_step(summary.steps + 1);
+        timeline_->span(Timeline::kTrain, "wait for batch", "data", wait_start,
+                        Timeline::Clock::now());
+      }
       const double lr = options.schedule.at(summary.steps, steps_per_epoch, total_steps);
       optimizer_.set_learning_rate(static_cast<float>(lr));
       set_row_keys(model_, *b, options.seed, epoch);

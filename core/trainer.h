@@ -21,6 +21,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/process_group.h"
+#include "core/timeline.h"
 
 namespace convoy {
 
@@ -99,6 +100,9 @@ class Trainer {
   // asks the job to stop after this step; stop_agreed() then tells every process.
   LossResult step(const Batch& batch, bool stop = false);
   bool stop_agreed() const { return stop_agreed_; }
+  // Records each step's spans (layers, loss, data waits, gradient finish, optimizer) there; null:
+  // nothing recorded. Not owned.
+  void set_timeline(Timeline* timeline) { timeline_ = timeline; }
 
   // Trains on `train` as `options` say; evaluates on `test` after each epoch when given. Throws
   // Error (invalid input) when the loss becomes NaN or infinite (naming the step), or when the data
@@ -115,6 +119,7 @@ class Trainer {
   int64_t steps_ = 0;
   bool stop_agreed_ = false;
   double last_step_seconds_ = 0.0, last_communication_seconds_ = 0.0;
+  Timeline* timeline_ = nullptr;
 };
 
 // Sets the model's row keys (what dropout draws from) for `batch` in `epoch`: a function of the

@@ -54,7 +54,7 @@ namespace convoy {
 struct CoordinatorOptions {
   std::string state_dir;
   std::string tensorboard_dir;  // empty: no TensorBoard event files (dist/tensorboard_writer.h)
-  std::string auth_token;                   // empty: no authentication
+  std::string auth_token;       // empty: no authentication
   std::string tls_cert_file, tls_key_file;  // both empty: plaintext
   double stall_after_seconds = 60;
   double gone_after_seconds = 30;

@@ -1,7 +1,10 @@
 #include "dist/dashboard_api.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "dist/coordinator_service.h"
 
@@ -14,6 +17,15 @@ using nlohmann::json;
 // JSON has no NaN or infinity: those become null.
 json number(double value) {
   return std::isfinite(value) ? json(value) : json(nullptr);
+}
+
+constexpr int kMaxConfusionClasses = 100;
+
+// A chart's value to 6 significant digits: the shortest form of the rounded double is short, and
+// halves the series' bytes against full precision (no chart shows the difference).
+json chart_value(double value) {
+  if (!std::isfinite(value)) return nullptr;
+  return std::strtod(fmt::format("{:.6g}", value).c_str(), nullptr);
 }
 
 const char* rank_state(pb::RankStatus::State state) {
@@ -78,7 +90,8 @@ json evaluation_json(const pb::EvaluationRecord& e) {
   }
   json confusion = json::array();
   const int classes = e.precision_size();
-  if (e.confusion_size() == classes * classes) {
+  // A heat map of more classes than this is neither readable nor cheap to send every 2 seconds.
+  if (classes <= kMaxConfusionClasses && e.confusion_size() == classes * classes) {
     for (int t = 0; t < classes; ++t) {
       json row = json::array();
       for (int p = 0; p < classes; ++p) row.push_back(e.confusion(t * classes + p));
@@ -159,21 +172,21 @@ json dashboard_job(CoordinatorService& service, const std::string& id) {
        rate = json::array(), time = json::array();
   for (const StepSeries::Point& p : series) {
     step.push_back(p.last_step);
-    loss.push_back(number(p.loss));
-    accuracy.push_back(number(p.accuracy));
-    images.push_back(number(p.images_per_second));
-    rate.push_back(number(p.learning_rate));
-    time.push_back(number(p.wall_time));
+    loss.push_back(chart_value(p.loss));
+    accuracy.push_back(chart_value(p.accuracy));
+    images.push_back(chart_value(p.images_per_second));
+    rate.push_back(chart_value(p.learning_rate));
+    time.push_back(number(std::round(p.wall_time * 10) / 10));  // a tenth of a second
   }
   job["series"] = {{"step", std::move(step)},          {"loss", std::move(loss)},
                    {"accuracy", std::move(accuracy)},  {"images_per_second", std::move(images)},
                    {"learning_rate", std::move(rate)}, {"wall_time", std::move(time)}};
   json evaluations = json::array();
-  for (const pb::EvaluationRecord& e : service.metrics().evaluations(id)) {
-    evaluations.push_back({{"step", e.step()},
-                           {"epoch", e.epoch()},
-                           {"test_accuracy", number(e.test_accuracy())},
-                           {"test_loss", number(e.test_loss())}});
+  for (const MetricsStore::EvaluationPoint& e : service.metrics().evaluation_points(id)) {
+    evaluations.push_back({{"step", e.step},
+                           {"epoch", e.epoch},
+                           {"test_accuracy", number(e.test_accuracy)},
+                           {"test_loss", number(e.test_loss)}});
   }
   job["evaluations"] = std::move(evaluations);
   return job;

@@ -98,6 +98,12 @@ size_t GradientReducer::bytes_per_step() const {
   return n;
 }
 
+void GradientReducer::set_timeline(Timeline* timeline) {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return !in_mpi_; });
+  timeline_ = timeline;
+}
+
 GradientReducer::Stats GradientReducer::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
@@ -132,9 +138,17 @@ void GradientReducer::layer_ready(size_t layer) {
   changed_.notify_all();
 }
 
-void GradientReducer::reduce(size_t bucket) {
+void GradientReducer::reduce(size_t bucket, Timeline::Lane lane) {
   const Stopwatch start;
-  comm_.allreduce_sum({data_[bucket].data(), data_[bucket].size()});
+  {
+    const Timeline::Scope span(
+        timeline_, lane,
+        timeline_ != nullptr
+            ? fmt::format("all-reduce bucket {} ({} values)", bucket, data_[bucket].size())
+            : std::string(),
+        "allreduce");
+    comm_.allreduce_sum({data_[bucket].data(), data_[bucket].size()});
+  }
   const double seconds = start.seconds();
   std::lock_guard lock(mutex_);
   stats_.reduce_seconds += seconds;
@@ -150,7 +164,7 @@ void GradientReducer::communicate() {
     const size_t bucket = taken_++;
     in_mpi_ = true;
     lock.unlock();
-    reduce(bucket);
+    reduce(bucket, Timeline::kCommunication);
     lock.lock();
     in_mpi_ = false;
     changed_.notify_all();
@@ -176,7 +190,7 @@ void GradientReducer::finish(std::span<double> totals) {
     last = buckets_.size();
     taken_ = last;
   }
-  for (size_t b = first; b < last; ++b) reduce(b);
+  for (size_t b = first; b < last; ++b) reduce(b, Timeline::kTrain);
   for (size_t i = 0; i < totals.size(); ++i) totals[i] = slots[i];
   {
     std::lock_guard lock(mutex_);

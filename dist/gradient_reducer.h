@@ -33,6 +33,7 @@
 #include "core/model.h"
 #include "core/op.h"
 #include "core/process_group.h"
+#include "core/timeline.h"
 #include "dist/bucket_assignment.h"
 #include "dist/communicator.h"
 
@@ -62,14 +63,18 @@ class GradientReducer {
   };
   // Totals since construction. Read between steps.
   Stats stats() const;
+  // Records each bucket's all-reduce there (on the lane of the thread doing it); null: nothing.
+  // Waits until the communication thread is outside a reduction. Not owned.
+  void set_timeline(Timeline* timeline);
   const std::vector<Bucket>& buckets() const { return buckets_; }
   size_t bytes_per_step() const;
   // True when gradients live in the buckets (no copies).
   bool zero_copy() const { return pack_.empty(); }
 
  private:
-  void communicate();          // the communication thread
-  void reduce(size_t bucket);  // one bucket's all-reduce, on whichever thread claimed it
+  void communicate();  // the communication thread
+  // One bucket's all-reduce, on whichever thread claimed it (`lane` names that thread).
+  void reduce(size_t bucket, Timeline::Lane lane);
 
   Communicator& comm_;
   dnnl::stream stream_;
@@ -90,6 +95,7 @@ class GradientReducer {
   bool in_mpi_ = false;  // the communication thread is inside a collective
   bool stop_ = false;
   Stats stats_;
+  Timeline* timeline_ = nullptr;
   std::thread thread_;
 };
 

@@ -40,11 +40,14 @@ void JobRegistry::register_rank(const pb::RegisterRequest& request) {
   job.ranks.erase(job.ranks.lower_bound(job.world_size), job.ranks.end());
   Rank& r = job.ranks[request.rank()];
   r.registration = request;
+  // Only rank 0's command line is shown: the others need not take memory.
+  if (request.rank() != 0) r.registration.clear_command_line();
   const double now = clock_.now();
   r.registered = now;
   r.last_heartbeat = now;
   r.last_progress = now;
   r.step = -1;
+  r.records_dropped = 0;
   latest_job_ = request.job_id();
 }
 

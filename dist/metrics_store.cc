@@ -224,10 +224,16 @@ std::vector<StepSeries::Point> MetricsStore::series(const std::string& name) con
   return it == jobs_.end() ? std::vector<StepSeries::Point>{} : it->second.series.points();
 }
 
-std::vector<pb::EvaluationRecord> MetricsStore::evaluations(const std::string& name) const {
+std::vector<MetricsStore::EvaluationPoint> MetricsStore::evaluation_points(
+    const std::string& name) const {
   std::lock_guard lock(mutex_);
+  std::vector<EvaluationPoint> points;
   const auto it = jobs_.find(name);
-  return it == jobs_.end() ? std::vector<pb::EvaluationRecord>{} : it->second.evaluation_list;
+  if (it == jobs_.end()) return points;
+  for (const pb::EvaluationRecord& e : it->second.evaluation_list) {
+    points.push_back({e.step(), e.epoch(), e.test_accuracy(), e.test_loss()});
+  }
+  return points;
 }
 
 bool MetricsStore::latest_evaluation(const std::string& name, pb::EvaluationRecord* out) const {

@@ -56,7 +56,11 @@ class MetricsStore {
   // For charts: the job's step records reduced to at most StepSeries::kMaxPoints points, and every
   // evaluation. Empty for an unknown job.
   std::vector<StepSeries::Point> series(const std::string& job) const;
-  std::vector<pb::EvaluationRecord> evaluations(const std::string& job) const;
+  struct EvaluationPoint {
+    int64_t step = 0, epoch = 0;
+    double test_accuracy = 0, test_loss = 0;
+  };
+  std::vector<EvaluationPoint> evaluation_points(const std::string& job) const;
   bool latest_evaluation(const std::string& job, pb::EvaluationRecord* out) const;
   // Makes every append so far durable.
   void sync();

@@ -17,17 +17,19 @@ void StepSeries::Sum::merge(const Sum& other) {
 
 void StepSeries::add(const pb::StepRecord& record) {
   if (record.step() < 1) return;
-  size_t index = static_cast<size_t>((record.step() - 1) / width_);
-  while (index >= kMaxPoints) {
-    for (size_t i = 0; i < kMaxPoints / 2; ++i) {
+  // Wider points until the step fits: neighbours merge pairwise (an odd last one alone). The
+  // points held may be fewer than kMaxPoints (a job's first record may come at any step).
+  while ((record.step() - 1) / width_ >= static_cast<int64_t>(kMaxPoints)) {
+    const size_t half = (sums_.size() + 1) / 2;
+    for (size_t i = 0; i < half; ++i) {
       Sum merged = sums_[2 * i];
-      merged.merge(sums_[2 * i + 1]);
+      if (2 * i + 1 < sums_.size()) merged.merge(sums_[2 * i + 1]);
       sums_[i] = merged;
     }
-    sums_.resize(kMaxPoints / 2);
+    sums_.resize(half);
     width_ *= 2;
-    index = static_cast<size_t>((record.step() - 1) / width_);
   }
+  const auto index = static_cast<size_t>((record.step() - 1) / width_);
   if (index >= sums_.size()) sums_.resize(index + 1);
   Sum& s = sums_[index];
   s.first_step = std::min(s.first_step, record.step());

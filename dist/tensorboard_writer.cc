@@ -14,6 +14,8 @@ namespace convoy {
 
 namespace {
 
+constexpr double kIdleSeconds = 60;
+
 uint32_t masked_crc(std::string_view bytes) {
   const uint32_t crc = crc32c(bytes);
   return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
@@ -60,13 +62,23 @@ TensorBoardWriter::Run* TensorBoardWriter::run_locked(const std::string& job) {
   Run& run = runs_[job];
   if (run.failed) return nullptr;
   if (run.file != nullptr) return &run;
+  if (!run.path.empty()) {  // closed while idle: append to it again
+    run.file = std::fopen(run.path.c_str(), "ab");
+    if (run.file != nullptr) return &run;
+    run.failed = true;
+    warn_(
+        fmt::format("cannot write TensorBoard events to '{}': {}; no more are written for job "
+                    "'{}'",
+                    run.path, std::strerror(errno), job));
+    return nullptr;
+  }
   const std::filesystem::path dir = std::filesystem::path(dir_) / job;
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  run.path = (dir / fmt::format("events.out.tfevents.{}.{}.{}", static_cast<int64_t>(wall_seconds()),
-                                host, ::getpid()))
+  run.path = (dir / fmt::format("events.out.tfevents.{}.{}.{}",
+                                static_cast<int64_t>(wall_seconds()), host, ::getpid()))
                  .string();
   run.file = error ? nullptr : std::fopen(run.path.c_str(), "ab");
   if (run.file == nullptr) {
@@ -84,11 +96,13 @@ TensorBoardWriter::Run* TensorBoardWriter::run_locked(const std::string& job) {
 
 void TensorBoardWriter::write_locked(const std::string& job, Run& run,
                                      const tensorboard::Event& event) {
+  run.last_write = wall_seconds();
   const std::string bytes = record(event.SerializeAsString());
   if (std::fwrite(bytes.data(), 1, bytes.size(), run.file) != bytes.size()) {
     run.failed = true;
-    warn_(fmt::format("cannot write TensorBoard events to '{}': {}; no more are written for job '{}'",
-                      run.path, std::strerror(errno), job));
+    warn_(
+        fmt::format("cannot write TensorBoard events to '{}': {}; no more are written for job '{}'",
+                    run.path, std::strerror(errno), job));
   }
 }
 
@@ -140,12 +154,19 @@ void TensorBoardWriter::evaluation(const std::string& job, const pb::EvaluationR
 
 void TensorBoardWriter::sync() {
   std::lock_guard lock(mutex_);
+  const double now = wall_seconds();
   for (auto& [job, run] : runs_) {
-    if (run.file != nullptr && !run.failed && std::fflush(run.file) != 0) {
+    if (run.file == nullptr) continue;
+    if (!run.failed && std::fflush(run.file) != 0) {
       run.failed = true;
-      warn_(fmt::format("cannot write TensorBoard events to '{}': {}; no more are written for "
-                        "job '{}'",
-                        run.path, std::strerror(errno), job));
+      warn_(
+          fmt::format("cannot write TensorBoard events to '{}': {}; no more are written for "
+                      "job '{}'",
+                      run.path, std::strerror(errno), job));
+    }
+    if (run.failed || now - run.last_write > kIdleSeconds) {
+      std::fclose(run.file);
+      run.file = nullptr;
     }
   }
 }

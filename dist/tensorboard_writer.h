@@ -17,7 +17,9 @@
 // (c << 17)) + 0xa282ead8. The first event of a file is file_version "brain.Event:2".
 //
 // Writing never fails a call: an I/O error is reported once (to `warn`) and that job's events stop
-// until the coordinator restarts. Thread-safe. Files are flushed by sync() (about once a second).
+// until the coordinator restarts. Thread-safe. Files are flushed by sync() (about once a second),
+// which also closes those idle for a minute (reopened to append when their job reports again), so
+// descriptors do not grow with the jobs ever seen.
 #pragma once
 
 #include <cstdio>
@@ -54,6 +56,7 @@ class TensorBoardWriter {
     bool failed = false;
     bool start_pending = false;  // rank 0 registered: mark the next step as a new start
     int32_t world_size = 1;
+    double last_write = 0;  // wall seconds
   };
   Run* run_locked(const std::string& job);
   void write_locked(const std::string& job, Run& run, const tensorboard::Event& event);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "dist/checkpoint_sink.h"
 #include "dist/checkpoint_source.h"
@@ -192,7 +193,32 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
                       sink.get());
 
   Trainer trainer(model_, optimizer_, stream_, group ? &*group : nullptr);
-  TrainSummary summary = trainer.fit(train, options_.train, &hooks, &test);
+  std::unique_ptr<Timeline> timeline;
+  if (!options_.trace_path.empty()) {
+    timeline = std::make_unique<Timeline>(options_.trace_steps, job_.rank());
+    trainer.set_timeline(timeline.get());
+    if (reducer_) reducer_->set_timeline(timeline.get());
+  }
+  // The timeline is written however training ends: a failed run's last steps are the interesting
+  // ones. Failing to write it is reported, not fatal.
+  const auto write_timeline = [&] {
+    if (!timeline) return;
+    if (reducer_) reducer_->set_timeline(nullptr);
+    const std::string path = timeline_path(options_.trace_path, job_.rank(), job_.size());
+    try {
+      write_file_atomically(path, timeline->json());
+    } catch (const Error& e) {
+      warn_(fmt::format("--trace: {}", e.what()));
+    }
+  };
+  TrainSummary summary;
+  try {
+    summary = trainer.fit(train, options_.train, &hooks, &test);
+  } catch (...) {
+    write_timeline();
+    throw;
+  }
+  write_timeline();
   if (job_.size() > 1) verify_identical_parameters(*job_.comm(), model_, "after training");
   if (summary.stopped) {
     hooks.checkpoint_final(std::nullopt);  // preempted: where it stopped, without evaluating

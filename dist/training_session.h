@@ -52,6 +52,10 @@ struct TrainingSessionOptions {
   size_t keep_checkpoints = 3;   // with checkpoint_dir
   int64_t checkpoint_every = 0;  // steps; 0: after each epoch only
   std::string save_path;         // rank 0 writes the final checkpoint here; empty: nowhere
+  // Each rank writes a timeline of the last trace_steps steps to timeline_path(trace_path, ...)
+  // when training ends; empty: no timeline.
+  std::string trace_path;
+  int64_t trace_steps = 20;
 };
 
 class TrainingSession {

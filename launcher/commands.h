@@ -44,6 +44,8 @@ struct TrainCommand {
   int64_t max_steps = 0;
   double bucket_mb = 25.0;  // gradient all-reduce bucket size, MiB (see bucket_assignment.h)
   std::string save;
+  std::string trace;  // Chrome trace JSON of the last trace_steps steps, per rank
+  int64_t trace_steps = 20;
   // The coordinator (or a local directory) for metrics, checkpoints and resuming.
   std::string coordinator;  // host:port
   std::string auth_token_file;
@@ -85,7 +87,7 @@ struct ExportCommand {
 int run_export(const ExportCommand& cmd);
 
 struct CoordinatorCommand {
-  std::string listen;  // host:port; port 0 picks a free one
+  std::string listen;       // host:port; port 0 picks a free one
   std::string http_listen;  // host:port for /healthz, /metrics and the dashboard; empty: no HTTP
   std::string state_dir;
   std::string tensorboard_dir;  // TensorBoard event files, a run per job; empty: none

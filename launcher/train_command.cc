@@ -79,6 +79,9 @@ Inputs load_inputs(const TrainCommand& cmd, const Job& job) {
   in.spec = for_flag("--model", [&] { return load_model_spec(cmd.model); });
   const ModelPlan plan = plan_model(in.spec, cmd.model);
   if (!cmd.save.empty() && job.is_root()) check_writable(cmd.save, "--save");
+  if (!cmd.trace.empty()) {
+    check_writable(timeline_path(cmd.trace, job.rank(), job.size()), "--trace");
+  }
   const bool has_store = !cmd.coordinator.empty() || !cmd.checkpoint_dir.empty();
   if (cmd.resume && !has_store) {
     throw Error::invalid_input("--resume: needs --coordinator or --checkpoint-dir");

@@ -149,6 +149,16 @@ std::vector<TrainFlag> make_table() {
        .field = [](TrainCommand& c) -> Ref { return &c.save; },
        .check = non_empty(),
        .show_default = false},
+      {.name = "--trace",
+       .help = "Write a timeline of the last --trace-steps steps here (Chrome trace JSON; with "
+               "several ranks, FILE.rankR.json each)",
+       .field = [](TrainCommand& c) -> Ref { return &c.trace; },
+       .check = non_empty(),
+       .show_default = false},
+      {.name = "--trace-steps",
+       .help = "Steps the --trace timeline keeps (the last ones)",
+       .field = [](TrainCommand& c) -> Ref { return &c.trace_steps; },
+       .check = positive},
       {.name = "--coordinator",
        .help = "host:port of a convoy coordinator to report to and store checkpoints at",
        .field = [](TrainCommand& c) -> Ref { return &c.coordinator; },
@@ -317,6 +327,8 @@ TrainingSessionOptions training_session_options(const TrainCommand& cmd, const p
       .keep_checkpoints = static_cast<size_t>(cmd.keep_checkpoints),
       .checkpoint_every = cmd.checkpoint_every,
       .save_path = cmd.save,
+      .trace_path = cmd.trace,
+      .trace_steps = cmd.trace_steps,
   };
 }
 

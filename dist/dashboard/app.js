@@ -52,7 +52,11 @@ function ticks(lo, hi, count) {
   const power = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
+  // At most a few dozen, even where the step is below the numbers' precision.
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9 && out.length < 50; v += step) {
+    out.push(v);
+    if (v + step === v) break;
+  }
   return out;
 }
 function tickLabel(v, time) {
@@ -132,9 +136,17 @@ function drawChart(canvas, { lines = [], points = [], time = false }) {
   canvas.dataset.lastX = lastX === null ? '' : String(lastX);
 }
 
-let selected = decodeURIComponent(location.hash.replace(/^#job=/, '')) || null;
+// The job named in the page's address (#job=ID), or null.
+function jobInHash() {
+  try {
+    return decodeURIComponent(location.hash.replace(/^#job=/, '')) || null;
+  } catch (error) {
+    return null;  // a malformed address: no job chosen
+  }
+}
+let selected = jobInHash();
 window.addEventListener('hashchange', () => {
-  selected = decodeURIComponent(location.hash.replace(/^#job=/, '')) || null;
+  selected = jobInHash();
   refresh();
 });
 

@@ -7,6 +7,10 @@
 //     a fashion_cnn training step (ms).
 //
 //   build/tests/bench/coordinator_bench [--workers 64] [--hz 20] [--seconds 10] [--mb 100]
+//
+// Or, with --feed HOST:PORT, it feeds a running coordinator instead (for
+// tests/bench/dashboard_bench.mjs): [--token-file F] [--job ID] [--preload N] records of
+// --workers ranks at once, then the workers at --hz for --seconds.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -32,17 +36,149 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * double(v.size())))];
 }
 
+// A plausible step record of rank `rank`: a decaying loss, a rising accuracy, ~1,000 images/s.
+pb::StepRecord simulated_record(int rank, int64_t step, int64_t total_steps) {
+  pb::StepRecord r;
+  r.set_rank(rank);
+  r.set_step(step);
+  r.set_epoch(step / 1000);
+  r.set_loss(2.3 / (1.0 + 0.01 * double(step)));
+  r.set_accuracy(1.0 - 0.9 / (1.0 + 0.01 * double(step)));
+  r.set_step_seconds(0.064 + 0.001 * double((step * 7 + rank) % 5));
+  r.set_allreduce_seconds(0.004);
+  r.set_images_per_second(64 / r.step_seconds());
+  r.set_learning_rate(0.05 * (1.0 - double(step) / double(total_steps + 1)));
+  r.set_total_steps(total_steps);
+  r.set_wall_time(wall_seconds());
+  return r;
+}
+
+// `workers` ranks of job `job` each reporting one step record (from `first_step` on) at `hz`
+// for `seconds`: records sent, stored and lost, and ReportMetrics latencies.
+nlohmann::json simulate_workers(const CoordinatorAddress& address, const std::string& job,
+                                int workers, int hz, int seconds, int64_t first_step) {
+  int64_t already = 0;
+  try {
+    already = CoordinatorClient(address).job_status(job, 30).records();
+  } catch (const Error&) {
+    // a new job
+  }
+  std::vector<std::vector<double>> latencies(static_cast<size_t>(workers));
+  std::vector<int64_t> failures(static_cast<size_t>(workers), 0);
+  std::vector<std::thread> threads;
+  const auto start = std::chrono::steady_clock::now();  // the workers' common schedule
+  const Stopwatch load;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      CoordinatorClient client(address);
+      {
+        pb::RegisterRequest r;
+        r.set_job_id(job);
+        r.set_rank(w);
+        r.set_world_size(workers);
+        client.register_rank(r, 10);
+      }
+      const auto period = std::chrono::microseconds(1'000'000 / hz);
+      auto next = start;
+      for (int64_t step = first_step; step < first_step + int64_t{hz} * seconds; ++step) {
+        std::this_thread::sleep_until(next);
+        next += period;
+        pb::MetricsBatch batch;
+        batch.set_job_id(job);
+        *batch.add_record() = simulated_record(w, step, first_step + int64_t{hz} * seconds);
+        const Stopwatch t0;
+        try {
+          client.report_metrics(batch, 10);
+        } catch (const Error&) {
+          ++failures[static_cast<size_t>(w)];
+        }
+        latencies[static_cast<size_t>(w)].push_back(t0.milliseconds());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const double elapsed = load.seconds();
+  std::vector<double> all;
+  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  int64_t failed = 0;
+  for (int64_t f : failures) failed += f;
+  CoordinatorClient client(address);
+  const int64_t stored = client.job_status(job, 30).records() - already;
+  return {{"workers", workers},
+          {"hz_per_worker", hz},
+          {"seconds", elapsed},
+          {"records_sent", all.size()},
+          {"records_stored", stored},
+          {"failed_calls", failed},
+          {"lost", int64_t(all.size()) - failed - stored},
+          {"latency_ms_p50", percentile(all, 0.50)},
+          {"latency_ms_p99", percentile(all, 0.99)},
+          {"latency_ms_max", percentile(all, 1.0)}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int workers = 64, hz = 20, seconds = 10, mb = 100;
+  std::string feed, job = "dashboard", token_file;
+  int64_t preload = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const int value = std::atoi(argv[i + 1]);
+    if (flag == "--feed") feed = argv[i + 1];
+    if (flag == "--job") job = argv[i + 1];
+    if (flag == "--token-file") token_file = argv[i + 1];
+    if (flag == "--preload") preload = std::atoll(argv[i + 1]);
     if (flag == "--workers") workers = value;
     if (flag == "--hz") hz = value;
     if (flag == "--seconds") seconds = value;
     if (flag == "--mb") mb = value;
+  }
+  if (!feed.empty()) {
+    // Feeding a coordinator elsewhere (tests/bench/dashboard_bench.mjs): `preload` records of
+    // `workers` ranks as fast as they go, with an evaluation every 100 steps, then the workers
+    // live at `hz` for `seconds`.
+    const CoordinatorAddress address{feed, token_file.empty() ? "" : read_token_file(token_file),
+                                     ""};
+    CoordinatorClient client(address);
+    const int64_t steps = preload / workers;
+    const int64_t total = steps + int64_t{hz} * seconds;
+    for (int w = 0; w < workers; ++w) {
+      pb::RegisterRequest r;
+      r.set_job_id(job);
+      r.set_rank(w);
+      r.set_world_size(workers);
+      client.register_rank(r, 10);
+    }
+    const Stopwatch t0;
+    pb::MetricsBatch batch;
+    batch.set_job_id(job);
+    for (int64_t step = 1; step <= steps; ++step) {
+      for (int w = 0; w < workers; ++w) *batch.add_record() = simulated_record(w, step, total);
+      if (batch.record_size() >= 1000 || step == steps) {
+        client.report_metrics(batch, 30);
+        batch.clear_record();
+      }
+      if (step % 100 == 0) {
+        pb::EvaluationRecord e;
+        e.set_job_id(job);
+        e.set_step(step);
+        e.set_epoch(step / 1000);
+        e.set_test_accuracy(0.9 - 0.5 / double(step));
+        e.set_test_loss(0.3 + 1.0 / double(step));
+        for (int c = 0; c < 10; ++c) {
+          e.add_precision(0.9);
+          e.add_recall(0.9);
+          for (int p = 0; p < 10; ++p) e.add_confusion(c == p ? 900 : 11);
+        }
+        client.report_evaluation(e, 30);
+      }
+    }
+    nlohmann::json out;
+    out["preload"] = {{"records", steps * workers}, {"seconds", t0.seconds()}};
+    out["metrics_load"] = simulate_workers(address, job, workers, hz, seconds, steps + 1);
+    fmt::print("{}\n", out.dump());
+    return 0;
   }
   char dir_template[] = "/tmp/convoy-bench-XXXXXX";
   const std::string dir = ::mkdtemp(dir_template);
@@ -55,62 +191,7 @@ int main(int argc, char** argv) {
   nlohmann::json result;
 
   // 1. Many workers reporting at a fixed rate.
-  {
-    std::vector<std::vector<double>> latencies(static_cast<size_t>(workers));
-    std::vector<int64_t> failures(static_cast<size_t>(workers), 0);
-    std::vector<std::thread> threads;
-    const auto start = std::chrono::steady_clock::now();  // the workers' common schedule
-    const Stopwatch load;
-    for (int w = 0; w < workers; ++w) {
-      threads.emplace_back([&, w] {
-        CoordinatorClient client(address);
-        {
-          pb::RegisterRequest r;
-          r.set_job_id("load");
-          r.set_rank(w);
-          r.set_world_size(workers);
-          client.register_rank(r, 10);
-        }
-        const auto period = std::chrono::microseconds(1'000'000 / hz);
-        auto next = start;
-        for (int64_t step = 1; step <= int64_t{hz} * seconds; ++step) {
-          std::this_thread::sleep_until(next);
-          next += period;
-          pb::MetricsBatch batch;
-          batch.set_job_id("load");
-          pb::StepRecord* r = batch.add_record();
-          r->set_rank(w);
-          r->set_step(step);
-          r->set_loss(1.0 / double(step));
-          const Stopwatch t0;
-          try {
-            client.report_metrics(batch, 10);
-          } catch (const Error&) {
-            ++failures[static_cast<size_t>(w)];
-          }
-          latencies[static_cast<size_t>(w)].push_back(t0.milliseconds());
-        }
-      });
-    }
-    for (std::thread& t : threads) t.join();
-    const double elapsed = load.seconds();
-    std::vector<double> all;
-    for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-    int64_t failed = 0;
-    for (int64_t f : failures) failed += f;
-    CoordinatorClient client(address);
-    const int64_t stored = client.job_status("load", 30).records();
-    result["metrics_load"] = {{"workers", workers},
-                              {"hz_per_worker", hz},
-                              {"seconds", elapsed},
-                              {"records_sent", all.size()},
-                              {"records_stored", stored},
-                              {"failed_calls", failed},
-                              {"lost", int64_t(all.size()) - failed - stored},
-                              {"latency_ms_p50", percentile(all, 0.50)},
-                              {"latency_ms_p99", percentile(all, 0.99)},
-                              {"latency_ms_max", percentile(all, 1.0)}};
-  }
+  result["metrics_load"] = simulate_workers(address, "load", workers, hz, seconds, 1);
 
   // 2. A large checkpoint over loopback.
   {

@@ -159,6 +159,38 @@ TEST_F(Coordinator, RegisterHeartbeatAndStallDetection) {
   EXPECT_EQ(s.rank(1).host(), "host1");
   EXPECT_EQ(s.rank(0).state(), pb::RankStatus::ALIVE);
   EXPECT_EQ(s.rank(1).state(), pb::RankStatus::ALIVE);
+  EXPECT_EQ(s.rank(1).records_dropped(), 0u);
+  {
+    // What a rank dropped travels with its heartbeats; only rank 0's command line is kept.
+    pb::HeartbeatRequest r;
+    r.set_job_id("job1");
+    r.set_rank(1);
+    r.set_step(5);
+    r.set_records_dropped(7);
+    c.heartbeat(r, 5);
+    EXPECT_EQ(status(c).rank(1).records_dropped(), 7u);
+    pb::RegisterRequest again;
+    again.set_job_id("job1");
+    again.set_rank(0);
+    again.set_world_size(2);
+    again.set_host("host0");
+    again.add_command_line("convoy");
+    again.add_command_line("train");
+    ASSERT_TRUE(status_of([&] { c.register_rank(again, 5); }).ok());
+    again.set_rank(1);
+    again.add_command_line("--other");
+    ASSERT_TRUE(status_of([&] { c.register_rank(again, 5); }).ok());
+    again.set_rank(0);
+    again.add_command_line(std::string(64 << 10, 'x'));  // over 64 KiB in all
+    EXPECT_EQ(status_of([&] { c.register_rank(again, 5); }).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    ASSERT_TRUE(heartbeat(c, 0, 5).ok());
+    ASSERT_TRUE(heartbeat(c, 1, 5).ok());
+  }
+  s = status(c);
+  EXPECT_EQ(s.rank(1).records_dropped(), 0u);  // registered again: a new process
+  EXPECT_EQ(std::vector<std::string>(s.command_line().begin(), s.command_line().end()),
+            (std::vector<std::string>{"convoy", "train"}));
 
   // Rank 1 keeps sending heartbeats at step 5 while rank 0 moves on: after 60 s, stalled.
   for (int i = 1; i <= 7; ++i) {

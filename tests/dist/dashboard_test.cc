@@ -1,9 +1,13 @@
 // The coordinator's dashboard: its JSON API and headers checked directly with an HTTP client
 // against a real job, and the page itself in Debian's chromium (tests/browser/dashboard.mjs),
 // which saves a screenshot to <build>/artifacts/dashboard.png.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -18,6 +22,28 @@ namespace convoy {
 namespace {
 
 constexpr const char* kToken = "a-token-for-the-dashboard";
+
+// Sends `request` as it is to 127.0.0.1:port and returns the response's status line: for what an
+// HTTP client library would not send.
+std::string raw_status(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    timeval timeout{.tv_sec = 10, .tv_usec = 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    char buffer[512];
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n > 0) answer.assign(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return answer.substr(0, answer.find("\r\n"));
+}
 
 class Dashboard : public ::testing::Test {
  protected:
@@ -38,30 +64,15 @@ class Dashboard : public ::testing::Test {
         << testing::read_file(dir_.file("c.err"));
   }
   // A 2-rank job that runs until the test ends (it is killed then): short epochs, so that
-  // evaluations and checkpoints come every few seconds.
+  // evaluations and checkpoints (after each epoch) come every few seconds, yet not so often that
+  // retention retires a listed checkpoint before the page can fetch it.
   void start_job(const std::string& job) {
     job_ = std::make_unique<testing::ChildProcess>(
-        testing::mpirun_convoy(2, {"train",
-                                   "--model",
-                                   "lenet5",
-                                   "--epochs",
-                                   "1000",
-                                   "--limit-train",
-                                   "3000",
-                                   "--limit-test",
-                                   "500",
-                                   "--threads",
-                                   "1",
-                                   "--coordinator",
-                                   fmt::format("127.0.0.1:{}", grpc_port_),
-                                   "--auth-token-file",
-                                   dir_.file("token"),
-                                   "--job-id",
-                                   job,
-                                   "--checkpoint-every",
-                                   "30",
-                                   "--progress",
-                                   "none"}),
+        testing::mpirun_convoy(
+            2, {"train", "--model", "lenet5", "--epochs", "1000", "--limit-train", "20000",
+                "--limit-test", "500", "--threads", "1", "--coordinator",
+                fmt::format("127.0.0.1:{}", grpc_port_), "--auth-token-file", dir_.file("token"),
+                "--job-id", job, "--progress", "none"}),
         dir_.file("job.out"), dir_.file("job.err"));
   }
   httplib::Headers bearer() const { return {{"Authorization", fmt::format("Bearer {}", kToken)}}; }
@@ -92,8 +103,8 @@ TEST_F(Dashboard, ApiAnswersWhatTheJobReported) {
   ASSERT_FALSE(job["evaluation"].is_null()) << job.dump();
   EXPECT_EQ(job["state"], "running");
   EXPECT_EQ(job["world_size"], 2);
-  // 1000 epochs of 3000 / (2 x 64) = 23 steps.
-  EXPECT_EQ(job["total_steps"], 23000);
+  // 1000 epochs of 20000 / (2 x 64) = 156 steps.
+  EXPECT_EQ(job["total_steps"], 156000);
   const nlohmann::json& command = job["command_line"];
   ASSERT_GE(command.size(), 3u);
   EXPECT_EQ(command[1], "train");
@@ -214,6 +225,32 @@ TEST_F(Dashboard, ApiAnswersWhatTheJobReported) {
   auto after = http.Get("/api/jobs", httplib::Headers{{"Cookie", session}});
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 401);
+  // The token is not taken from a query string (it would end up in logs).
+  auto query = http.Post(fmt::format("/signin?token={}", kToken).c_str(), "",
+                         "application/x-www-form-urlencoded");
+  ASSERT_TRUE(query);
+  EXPECT_EQ(query->status, 401);
+}
+
+// The sign-in form is open to all: no body may make the server read without end.
+TEST_F(Dashboard, BodiesThatCouldExhaustTheServerAreRefused) {
+  const std::string form = "Content-Type: application/x-www-form-urlencoded\r\n";
+  EXPECT_EQ(raw_status(http_port_, "POST /signin HTTP/1.1\r\nHost: x\r\n" + form +
+                                       "Transfer-Encoding: chunked\r\n\r\n"),
+            "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(raw_status(http_port_, "POST /signin HTTP/1.1\r\nHost: x\r\n" + form +
+                                       "Content-Encoding: gzip\r\nContent-Length: 10\r\n\r\n"),
+            "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(raw_status(http_port_, "POST /signin HTTP/1.1\r\nHost: x\r\n" + form + "\r\n"),
+            "HTTP/1.1 400 Bad Request");  // no length: it would read until the connection closes
+  EXPECT_EQ(raw_status(http_port_, "POST /signin HTTP/1.1\r\nHost: x\r\n" + form +
+                                       "Content-Length: 1000000000\r\n\r\n"),
+            "HTTP/1.1 413 Payload Too Large");
+  EXPECT_EQ(
+      raw_status(http_port_, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"),
+      "HTTP/1.1 400 Bad Request");
+  // And the server still answers.
+  EXPECT_EQ(raw_status(http_port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 200 OK");
 }
 
 TEST_F(Dashboard, ChromiumShowsTheLiveJob) {
