@@ -253,6 +253,55 @@ TEST_F(Dashboard, BodiesThatCouldExhaustTheServerAreRefused) {
   EXPECT_EQ(raw_status(http_port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 200 OK");
 }
 
+// With --tls-cert/--tls-key the HTTP side is HTTPS with the gRPC port's certificate, and the
+// session cookie is marked Secure.
+TEST(DashboardTls, ServesHttpsWithTheGrpcCertificate) {
+  testing::TempDir dir;
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  const testing::CommandResult made =
+      testing::run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"},
+                           60);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::ofstream(dir.file("token")) << kToken << "\n";
+  const int http_port = testing::free_port();
+  testing::ChildProcess coordinator(
+      {testing::convoy_binary(), "coordinator", "--listen",
+       fmt::format("127.0.0.1:{}", testing::free_port()), "--http-listen",
+       fmt::format("127.0.0.1:{}", http_port), "--state-dir", dir.file("state"),
+       "--auth-token-file", dir.file("token"), "--tls-cert", cert, "--tls-key", key},
+      dir.file("c.out"), dir.file("c.err"));
+  for (int i = 0; i < 400 && testing::read_file(dir.file("c.out")).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_NE(testing::read_file(dir.file("c.out")).find("TLS"), std::string::npos)
+      << testing::read_file(dir.file("c.err"));
+
+  httplib::SSLClient https("127.0.0.1", http_port);
+  https.set_ca_cert_path(cert.c_str());
+  https.enable_server_certificate_verification(true);
+  auto health = https.Get("/healthz");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  auto jobs =
+      https.Get("/api/jobs", httplib::Headers{{"Authorization", fmt::format("Bearer {}", kToken)}});
+  ASSERT_TRUE(jobs);
+  EXPECT_EQ(jobs->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(jobs->body)["jobs"].size(), 0u);
+  auto signin =
+      https.Post("/signin", fmt::format("token={}", kToken), "application/x-www-form-urlencoded");
+  ASSERT_TRUE(signin);
+  EXPECT_EQ(signin->status, 303);
+  EXPECT_NE(signin->get_header_value("Set-Cookie").find("; Secure"), std::string::npos);
+  // Plain HTTP gets no answer from it.
+  httplib::Client plain("127.0.0.1", http_port);
+  plain.set_connection_timeout(5);
+  plain.set_read_timeout(5);
+  auto refused = plain.Get("/healthz");
+  EXPECT_TRUE(!refused || refused->status != 200);
+}
+
 TEST_F(Dashboard, ChromiumShowsTheLiveJob) {
   start_job("browser-job");
   std::filesystem::create_directories(CONVOY_ARTIFACTS_DIR);
