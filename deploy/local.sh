@@ -8,10 +8,18 @@
 #                                                   again to continue) and print the report
 #   deploy/local.sh test                            run the whole test suite (what CI runs)
 #   deploy/local.sh build                           only install and build
+#
+# CONVOY_SANITIZE=address,undefined (or thread) builds with those sanitizers into build-<names>/
+# instead (RelWithDebInfo), e.g. `CONVOY_SANITIZE=address,undefined deploy/local.sh test`.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build="${CONVOY_BUILD_DIR:-$root/build}"
+sanitize="${CONVOY_SANITIZE:-}"
+build_type=Release
+if [[ -n $sanitize ]]; then
+  build_type=RelWithDebInfo
+fi
+build="${CONVOY_BUILD_DIR:-$root/build${sanitize:+-${sanitize//,/-}}}"
 jobs="${CONVOY_JOBS:-$(nproc)}"
 
 mode="${1:-}"
@@ -29,7 +37,8 @@ launcher=()
 if command -v ccache >/dev/null 2>&1; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DCONVOY_SANITIZE="$sanitize" \
+  "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "$jobs"
 
 case "$mode" in

@@ -17,6 +17,18 @@
 
 extern char** environ;
 
+#if defined(__SANITIZE_ADDRESS__)
+namespace {
+// Sanitized builds: the processes tests start (convoy, mpirun, the ranks) inherit this, so that
+// allocations made inside Open MPI's components (built without frame pointers) are unwound far
+// enough for tests/sanitizers/default_options.cc's suppressions to recognise them.
+const bool kSlowUnwinding = [] {
+  ::setenv("ASAN_OPTIONS", "fast_unwind_on_malloc=0", /*overwrite=*/0);
+  return true;
+}();
+}  // namespace
+#endif
+
 namespace convoy::testing {
 
 namespace {

@@ -1,0 +1,36 @@
+// Options and suppressions that sanitized builds (CONVOY_SANITIZE) carry in every program: the
+// sanitizer runtimes call these hooks at start-up, so the convoy processes and MPI ranks that tests
+// start behave alike without any environment. Suppressions are for third-party code only, each
+// with the reason; convoy's own findings are fixed, never suppressed.
+extern "C" {
+
+const char* __asan_default_options() {
+  return "detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1";
+}
+
+const char* __ubsan_default_options() {
+  return "print_stacktrace=1:halt_on_error=1";
+}
+
+// Quiet about the suppressions it used: tests compare what programs print.
+const char* __lsan_default_options() {
+  return "print_suppressions=0";
+}
+
+const char* __lsan_default_suppressions() {
+  // Open MPI's event thread (libevent, started by MPI_Init for PMIx) keeps small buffers it never
+  // frees; what MPI_Init and MPI_Finalize themselves allocate is excluded at the call
+  // (dist/mpi_communicator.cc). Open MPI's components have no frame pointers: only the slow
+  // unwinder reaches event_base_loop, which the tests ask for (tests/testing/run_command.cc).
+  return "leak:event_base_loop\n";
+}
+
+const char* __tsan_default_options() {
+  return "halt_on_error=1:second_deadlock_stack=1";
+}
+
+const char* __tsan_default_suppressions() {
+  return "";
+}
+
+}  // extern "C"
