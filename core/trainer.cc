@@ -60,13 +60,13 @@ LossResult Trainer::step(const Batch& batch, bool stop) {
                               mark, now);
       mark = now;
     }
-  } spans{*this, Timeline::Clock::now()};
+  } spans{*this, {}};
   {
     const Timeline::Scope input(timeline_, Timeline::kTrain, "input", "data");
     model_.set_input({batch.samples.data(), batch.samples.size()});
   }
-  spans.mark = Timeline::Clock::now();
   if (timeline_ != nullptr) {
+    spans.mark = Timeline::Clock::now();
     model_.forward(stream_, [&spans](size_t layer) { spans.record(layer, "forward"); });
   } else {
     model_.forward(stream_);
@@ -78,7 +78,7 @@ LossResult Trainer::step(const Batch& batch, bool stop) {
     const Timeline::Scope loss(timeline_, Timeline::kTrain, "loss", "forward");
     local = model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size());
   }
-  spans.mark = Timeline::Clock::now();
+  if (timeline_ != nullptr) spans.mark = Timeline::Clock::now();
   model_.backward(stream_, [&spans](size_t layer) {
     Trainer& t = spans.trainer;
     if (t.timeline_ != nullptr) spans.record(layer, "backward");
@@ -151,7 +151,8 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
     int64_t correct = 0, images = 0;
     const Stopwatch start;
     while (summary.steps < total_steps) {
-      const Timeline::Clock::time_point wait_start = Timeline::Clock::now();
+      const Timeline::Clock::time_point wait_start =
+          timeline_ != nullptr ? Timeline::Clock::now() : Timeline::Clock::time_point{};
       const Batch* b = loader.next();
       if (b == nullptr) break;
       if (timeline_ != nullptr) {

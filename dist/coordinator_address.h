@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace convoy {
 
@@ -15,5 +16,9 @@ struct CoordinatorAddress {
 // A bearer token from a file, surrounding white space removed. Throws Error (invalid input)
 // naming the file when it cannot be read or holds no token.
 std::string read_token_file(const std::string& path);
+
+// Whether a presented token equals the expected one, in constant time: how long a wrong token
+// takes does not tell how much of it was right. Used by the gRPC and the HTTP side alike.
+bool same_secret(std::string_view a, std::string_view b);
 
 }  // namespace convoy

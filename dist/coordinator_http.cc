@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/stopwatch.h"
+#include "dist/coordinator_address.h"
 #include "dist/coordinator_service.h"
 #include "dist/dashboard_api.h"
 #include "dist/dashboard_files.h"
@@ -23,15 +24,6 @@ constexpr const char* kCookie = "convoy_session";
 constexpr const char* kContentSecurityPolicy =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-// The same token check as the gRPC side: equal length and bytes, in time independent of where
-// they differ.
-bool same_secret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 const EmbeddedFile& embedded(std::string_view path) {
   for (const EmbeddedFile& f : dashboard_files()) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/read_file.h"
+#include "dist/coordinator_address.h"
 #include "dist/grpc_status.h"
 #include "dist/sha256.h"
 
@@ -21,15 +22,6 @@ namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
 constexpr int kMaxMessageBytes = 4 << 20;
-
-// Constant-time comparison: how long a wrong token takes does not tell how much of it was right.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
-}
 
 // Checks the bearer token for the services convoy does not implement itself (server reflection):
 // an unauthenticated call has every message it would send emptied and its status replaced by

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "dist/coordinator_service.h"
+#include "dist/job_registry.h"
 
 namespace convoy {
 
@@ -26,17 +27,6 @@ constexpr int kMaxConfusionClasses = 100;
 json chart_value(double value) {
   if (!std::isfinite(value)) return nullptr;
   return std::strtod(fmt::format("{:.6g}", value).c_str(), nullptr);
-}
-
-const char* rank_state(pb::RankStatus::State state) {
-  switch (state) {
-    case pb::RankStatus::ALIVE:
-      return "alive";
-    case pb::RankStatus::STALLED:
-      return "stalled";
-    default:
-      return "gone";
-  }
 }
 
 // The job's line in the list; `series` gives the recent pace for the ETA.
@@ -134,7 +124,7 @@ json dashboard_job(CoordinatorService& service, const std::string& id) {
         {{"rank", r.rank()},
          {"host", r.host()},
          {"pid", r.pid()},
-         {"state", rank_state(r.state())},
+         {"state", rank_state_name(r.state())},
          {"step", r.step()},
          {"seconds_since_heartbeat", number(r.seconds_since_heartbeat())},
          {"images_per_second", number(latest.images_per_second())},

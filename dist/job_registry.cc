@@ -8,6 +8,17 @@
 
 namespace convoy {
 
+const char* rank_state_name(pb::RankStatus::State state) {
+  switch (state) {
+    case pb::RankStatus::ALIVE:
+      return "alive";
+    case pb::RankStatus::STALLED:
+      return "stalled";
+    default:
+      return "gone";
+  }
+}
+
 void JobRegistry::advance(Rank& r, int64_t step, double now) {
   r.last_heartbeat = now;
   if (step > r.step) {

@@ -22,6 +22,9 @@
 
 namespace convoy {
 
+// "alive", "stalled" or "gone": how dashboards and metrics name a rank's state.
+const char* rank_state_name(pb::RankStatus::State state);
+
 class JobRegistry {
  public:
   JobRegistry(const Clock& clock, double stall_after, double gone_after)

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "dist/job_registry.h"
+
 namespace convoy {
 
 namespace {
@@ -168,10 +170,9 @@ std::string prometheus_metrics(const CoordinatorSnapshot& snapshot, double now) 
              "1 for the rank's state (alive, stalled, gone), 0 for the others");
     for (const CoordinatorSnapshot::Job& j : snapshot.jobs) {
       for (const pb::RankStatus& r : j.status.rank()) {
-        for (const auto& [state, name] : {std::pair{pb::RankStatus::ALIVE, "alive"},
-                                          std::pair{pb::RankStatus::STALLED, "stalled"},
-                                          std::pair{pb::RankStatus::GONE, "gone"}}) {
-          f.sample(fmt::format("{},state=\"{}\"", rank_labels(j.status, r), name),
+        for (const pb::RankStatus::State state :
+             {pb::RankStatus::ALIVE, pb::RankStatus::STALLED, pb::RankStatus::GONE}) {
+          f.sample(fmt::format("{},state=\"{}\"", rank_labels(j.status, r), rank_state_name(state)),
                    r.state() == state ? 1 : 0);
         }
       }

@@ -708,11 +708,7 @@ TEST_F(Coordinator, TokenRequiredForEveryCall) {
 
 TEST_F(Coordinator, Tls) {
   const std::string cert = dir_.file("cert.pem"), key = dir_.file("key.pem");
-  const testing::CommandResult made =
-      testing::run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                            "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"},
-                           60);
+  const testing::CommandResult made = testing::make_self_signed_certificate(cert, key);
   ASSERT_EQ(made.exit_code, 0) << made.err;
   CoordinatorOptions options;
   options.tls_cert_file = cert;

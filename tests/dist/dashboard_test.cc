@@ -258,11 +258,7 @@ TEST_F(Dashboard, BodiesThatCouldExhaustTheServerAreRefused) {
 TEST(DashboardTls, ServesHttpsWithTheGrpcCertificate) {
   testing::TempDir dir;
   const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
-  const testing::CommandResult made =
-      testing::run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                            "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"},
-                           60);
+  const testing::CommandResult made = testing::make_self_signed_certificate(cert, key);
   ASSERT_EQ(made.exit_code, 0) << made.err;
   std::ofstream(dir.file("token")) << kToken << "\n";
   const int http_port = testing::free_port();

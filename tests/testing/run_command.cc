@@ -232,6 +232,13 @@ std::vector<int> child_pids(int parent) {
   return pids;
 }
 
+CommandResult make_self_signed_certificate(const std::string& cert, const std::string& key) {
+  return run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                      "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"},
+                     60);
+}
+
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};

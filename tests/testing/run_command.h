@@ -76,4 +76,7 @@ std::vector<std::string> mpirun_convoy(int ranks, const std::vector<std::string>
 // A loopback TCP port that was free a moment ago (tests check the server really got it).
 int free_port();
 
+// A self-signed certificate and key for localhost and 127.0.0.1 (Debian's openssl), for TLS tests.
+CommandResult make_self_signed_certificate(const std::string& cert, const std::string& key);
+
 }  // namespace convoy::testing
