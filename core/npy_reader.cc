@@ -5,8 +5,8 @@
 
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -24,15 +24,36 @@ namespace {
   throw Error::invalid_input(fmt::format("'{}': {}", path, what));
 }
 
-// The value of `key` in the header's Python dict literal, e.g. 'descr': '<f4'.
+// The value of `key` in the header's Python dict literal, e.g. 'descr': '<f4': a quoted string
+// (quotes kept), True, False or a tuple "(...)". Scanned by hand: libstdc++'s std::regex recurses
+// once per character it matches, so a long header could exhaust the stack.
 std::string header_field(const std::string& header, const std::string& key,
                          const std::string& path) {
-  const std::regex pattern("['\"]" + key +
-                           "['\"]\\s*:\\s*('[^']*'|\"[^\"]*\"|True|False|\\([^)]*\\))");
-  std::smatch m;
-  if (!std::regex_search(header, m, pattern))
-    fail(path, fmt::format("npy header has no '{}'", key));
-  return m[1].str();
+  constexpr const char* kSpace = " \t\n\r\f\v";
+  for (const char quote : {'\'', '"'}) {
+    const std::string name = quote + key + quote;
+    for (size_t at = header.find(name); at != std::string::npos; at = header.find(name, at + 1)) {
+      size_t i = header.find_first_not_of(kSpace, at + name.size());
+      if (i == std::string::npos || header[i] != ':') continue;
+      i = header.find_first_not_of(kSpace, i + 1);
+      if (i == std::string::npos) continue;
+      const char first = header[i];
+      size_t end = std::string::npos;  // one past the value
+      if (first == '\'' || first == '"') {
+        const size_t close = header.find(first, i + 1);
+        if (close != std::string::npos) end = close + 1;
+      } else if (first == '(') {
+        const size_t close = header.find(')', i + 1);
+        if (close != std::string::npos) end = close + 1;
+      } else {
+        for (const std::string_view word : {"True", "False"}) {
+          if (header.compare(i, word.size(), word) == 0) end = i + word.size();
+        }
+      }
+      if (end != std::string::npos) return header.substr(i, end - i);
+    }
+  }
+  fail(path, fmt::format("npy header has no '{}'", key));
 }
 
 std::vector<int64_t> parse_shape(const std::string& tuple, const std::string& path) {
@@ -46,8 +67,10 @@ std::vector<int64_t> parse_shape(const std::string& tuple, const std::string& pa
     char* end = nullptr;
     const long long v = std::strtoll(item.c_str() + start, &end, 10);
     if (end == item.c_str() + start || v < 0)
-      fail(path, fmt::format("npy shape {} is malformed", tuple));
+      fail(path, fmt::format("npy shape {}{} is malformed", tuple.substr(0, 64),
+                             tuple.size() > 64 ? "..." : ""));
     shape.push_back(v);
+    if (shape.size() > 32) fail(path, "npy shape has more than 32 dimensions");
   }
   return shape;
 }
@@ -107,7 +130,9 @@ NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
   const bool is_int =
       (kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8);
   if (want == NpyKind::kFloat ? !(is_float || is_u8) : !is_int) {
-    fail(path, fmt::format("dtype '{}' is not supported here (want {})", t,
+    const bool long_dtype = t.size() > 16;  // from the file: show a bounded part
+    fail(path, fmt::format("dtype '{}{}' is not supported here (want {})", t.substr(0, 16),
+                           long_dtype ? "..." : "",
                            want == NpyKind::kFloat ? "uint8 or float32" : "an integer type"));
   }
   const int element = is_float ? 4 : size;

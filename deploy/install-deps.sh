@@ -12,6 +12,8 @@ set -euo pipefail
 packages=(
   # toolchain
   cmake g++ make pkg-config ccache clang-format
+  # the sanitized build and its fuzz targets (clang, libFuzzer)
+  clang libclang-rt-14-dev
   # oneDNN (its CMake config also needs the OpenCL ICD loader headers)
   libdnnl-dev ocl-icd-opencl-dev
   # MPI, gRPC, Protocol Buffers

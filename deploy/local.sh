@@ -8,25 +8,37 @@
 #                                                   again to continue) and print the report
 #   deploy/local.sh test                            run the whole test suite (what CI runs)
 #   deploy/local.sh build                           only install and build
+#   deploy/local.sh fuzz [SECONDS]                  build with clang, ASan, UBSan and libFuzzer
+#                                                   (build-address-undefined/) and run every fuzz
+#                                                   target for SECONDS (default 60), two at a time
 #
 # CONVOY_SANITIZE=address,undefined (or thread) builds with those sanitizers into build-<names>/
 # instead (RelWithDebInfo), e.g. `CONVOY_SANITIZE=address,undefined deploy/local.sh test`.
+# address,undefined builds with clang and the libFuzzer targets; thread builds with the default
+# compiler and runs only the tests of convoy's threaded parts (labelled tsan).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mode="${1:-}"
+if [[ $mode == fuzz ]]; then
+  CONVOY_SANITIZE=address,undefined
+fi
 sanitize="${CONVOY_SANITIZE:-}"
 build_type=Release
+extra=()
 if [[ -n $sanitize ]]; then
   build_type=RelWithDebInfo
+fi
+if [[ $sanitize == address,undefined ]]; then
+  extra=(-DCMAKE_CXX_COMPILER=clang++ -DCONVOY_FUZZ=ON)
 fi
 build="${CONVOY_BUILD_DIR:-$root/build${sanitize:+-${sanitize//,/-}}}"
 jobs="${CONVOY_JOBS:-$(nproc)}"
 
-mode="${1:-}"
 case "$mode" in
-  train | test | build) shift ;;
+  train | test | build | fuzz) shift ;;
   *)
-    echo "usage: deploy/local.sh train|test|build [convoy train flags...]" >&2
+    echo "usage: deploy/local.sh train|test|build|fuzz [convoy train flags... | seconds]" >&2
     exit 2
     ;;
 esac
@@ -38,7 +50,7 @@ if command -v ccache >/dev/null 2>&1; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DCONVOY_SANITIZE="$sanitize" \
-  "${launcher[@]}" >/dev/null
+  "${extra[@]}" "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "$jobs"
 
 case "$mode" in
@@ -48,6 +60,12 @@ case "$mode" in
     ;;
   test)
     cd "$build"
+    if [[ $sanitize == thread ]]; then
+      exec ctest --output-on-failure -j "$jobs" -L tsan
+    fi
     exec ctest --output-on-failure -j "$jobs"
+    ;;
+  fuzz)
+    exec "$root/tests/fuzz/run.sh" "$build" "${1:-60}" "$jobs"
     ;;
 esac

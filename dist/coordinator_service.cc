@@ -507,6 +507,13 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, const st
   });
 }
 
+std::shared_ptr<grpc::Channel> CoordinatorServer::in_process_channel() {
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  arguments.SetMaxSendMessageSize(kMaxMessageBytes);
+  return server_->InProcessChannel(arguments);
+}
+
 CoordinatorServer::~CoordinatorServer() {
   shutdown();
 }

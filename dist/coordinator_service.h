@@ -175,6 +175,9 @@ class CoordinatorServer {
 
   int port() const { return port_; }
   CoordinatorService& service() { return service_; }
+  // A channel to this server inside the process (no socket), through the same interceptors and
+  // limits as the port; for in-process clients such as the fuzz targets.
+  std::shared_ptr<grpc::Channel> in_process_channel();
   void wait() { server_->Wait(); }
   void shutdown();
 

@@ -1,4 +1,4 @@
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(CONVOY_ASAN)
 #include <sanitizer/lsan_interface.h>
 #endif
 #include <cstdlib>
@@ -34,12 +34,12 @@ namespace {
 class ThirdPartyAllocations {
  public:
   ThirdPartyAllocations() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(CONVOY_ASAN)
     __lsan_disable();
 #endif
   }
   ~ThirdPartyAllocations() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(CONVOY_ASAN)
     __lsan_enable();
 #endif
   }

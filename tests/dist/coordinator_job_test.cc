@@ -252,7 +252,7 @@ int64_t resident_kib(int pid) {
 // RESOURCE_EXHAUSTED), and once they are gone the coordinator's resident memory returns to within
 // 20% of where it was.
 TEST_F(CoordinatorJob, WatchersAndLargeBatchesLeaveMemoryBounded) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(CONVOY_ASAN) || defined(CONVOY_TSAN)
   GTEST_SKIP() << "resident memory means nothing under a sanitizer's allocator (it holds freed "
                   "memory in quarantine on purpose)";
 #endif

@@ -52,7 +52,7 @@ TEST_F(EndToEnd, Lenet5LearnsFashionMnist) {
   std::string line;
   int events = 0;
   while (std::getline(lines, line)) {
-    EXPECT_NO_THROW(nlohmann::json::parse(line)) << line;
+    EXPECT_TRUE(nlohmann::json::accept(line)) << line;
     ++events;
   }
   EXPECT_GE(events, 4);

@@ -17,7 +17,7 @@
 
 extern char** environ;
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(CONVOY_ASAN)
 namespace {
 // Sanitized builds: the processes tests start (convoy, mpirun, the ranks) inherit this, so that
 // allocations made inside Open MPI's components (built without frame pointers) are unwound far
