@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/crc32.h"
@@ -105,6 +106,22 @@ pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& sou
   pb::Checkpoint checkpoint;
   if (!checkpoint.ParseFromString(file.body())) {
     throw Error::corruption(fmt::format("'{}': corrupt checkpoint (body does not parse)", source));
+  }
+  // Counts a resuming run computes with: none may be negative or near overflow (2^53 steps are
+  // more than any run takes).
+  constexpr int64_t kMaxCount = int64_t{1} << 53;
+  const std::pair<const char*, int64_t> counts[] = {
+      {"epoch", checkpoint.epoch()},
+      {"step_in_epoch", checkpoint.step_in_epoch()},
+      {"step", checkpoint.step()},
+      {"batch_size", checkpoint.batch_size()},
+      {"world_size", checkpoint.world_size()},
+      {"optimizer.steps", checkpoint.optimizer().steps()}};
+  for (const auto& [field, value] : counts) {
+    if (value < 0 || value > kMaxCount) {
+      throw Error::corruption(
+          fmt::format("'{}': corrupt checkpoint ({} is {})", source, field, value));
+    }
   }
   return checkpoint;
 }

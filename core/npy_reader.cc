@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -50,7 +51,12 @@ std::string header_field(const std::string& header, const std::string& key,
           if (header.compare(i, word.size(), word) == 0) end = i + word.size();
         }
       }
-      if (end != std::string::npos) return header.substr(i, end - i);
+      // A value ends the entry: "Falsey" or "'<f4'x" is not one.
+      const size_t next = end == std::string::npos ? end : header.find_first_not_of(kSpace, end);
+      if (end != std::string::npos &&
+          (next == std::string::npos || header[next] == ',' || header[next] == '}')) {
+        return header.substr(i, end - i);
+      }
     }
   }
   fail(path, fmt::format("npy header has no '{}'", key));
@@ -61,14 +67,25 @@ std::vector<int64_t> parse_shape(const std::string& tuple, const std::string& pa
   std::string inner = tuple.substr(1, tuple.size() - 2);
   std::stringstream items(inner);
   std::string item;
+  const auto malformed = [&] {
+    fail(path, fmt::format("npy shape {}{} is malformed", tuple.substr(0, 64),
+                           tuple.size() > 64 ? "..." : ""));
+  };
+  bool ended = false;  // after an empty item: "(5,)" ends with one, "(5,,3)" is malformed
   while (std::getline(items, item, ',')) {
     const size_t start = item.find_first_not_of(" \t");
-    if (start == std::string::npos) continue;  // "(5,)" has an empty last item
+    if (ended) malformed();
+    if (start == std::string::npos) {
+      ended = true;
+      continue;
+    }
     char* end = nullptr;
+    errno = 0;
     const long long v = std::strtoll(item.c_str() + start, &end, 10);
-    if (end == item.c_str() + start || v < 0)
-      fail(path, fmt::format("npy shape {}{} is malformed", tuple.substr(0, 64),
-                             tuple.size() > 64 ? "..." : ""));
+    const size_t rest = item.find_first_not_of(" \t", static_cast<size_t>(end - item.c_str()));
+    if (end == item.c_str() + start || v < 0 || errno == ERANGE || rest != std::string::npos) {
+      malformed();
+    }
     shape.push_back(v);
     if (shape.size() > 32) fail(path, "npy shape has more than 32 dimensions");
   }
@@ -88,30 +105,45 @@ void convert(const char* bytes, int64_t n, std::vector<int64_t>& out) {
 }  // namespace
 
 NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
+  // Read in parts: the prefix and the header first, whose sizes are checked before anything
+  // large is allocated, then the body straight into the result.
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
+  const auto read_exactly = [&](char* out, size_t n) {
+    in.read(out, static_cast<std::streamsize>(n));
+    return static_cast<size_t>(in.gcount()) == n;
+  };
+  char prefix[12];
+  if (!read_exactly(prefix, 10) || std::memcmp(prefix, "\x93NUMPY", 6) != 0) {
     fail(path, "not a NumPy .npy file (no \\x93NUMPY magic), or truncated");
   }
-  const auto major = static_cast<unsigned char>(bytes[6]);
+  const auto byte = [&](int i) {
+    return static_cast<size_t>(static_cast<unsigned char>(prefix[i]));
+  };
+  const size_t major = byte(6), minor = byte(7);
   size_t header_length = 0, header_start = 0;
   if (major == 1) {
-    header_length = static_cast<unsigned char>(bytes[8]) |
-                    (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    header_length = byte(8) | byte(9) << 8;
     header_start = 10;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) fail(path, "npy header is truncated");
-    for (int i = 3; i >= 0; --i) {
-      header_length =
-          (header_length << 8) | static_cast<unsigned char>(bytes[8 + static_cast<size_t>(i)]);
-    }
+    if (!read_exactly(prefix + 10, 2)) fail(path, "npy header is truncated");
+    header_length = byte(8) | byte(9) << 8 | byte(10) << 16 | byte(11) << 24;
     header_start = 12;
-  } else {
-    fail(path, fmt::format("npy format version {} is not supported (1, 2 or 3)", major));
   }
-  if (bytes.size() < header_start + header_length) fail(path, "npy header is truncated");
-  const std::string header = bytes.substr(header_start, header_length);
+  if (major < 1 || major > 3 || minor != 0) {
+    fail(path,
+         fmt::format("npy format version {}.{} is not supported (1.0, 2.0 or 3.0)", major, minor));
+  }
+  if (header_length > kMaxNpyHeaderBytes) {
+    fail(path, fmt::format("npy header of {} bytes is longer than {} (NumPy's own limit)",
+                           header_length, kMaxNpyHeaderBytes));
+  }
+  std::string header(header_length, '\0');
+  if (!read_exactly(header.data(), header_length)) fail(path, "npy header is truncated");
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_size = in.tellg();
+  in.seekg(static_cast<std::streamoff>(header_start + header_length));
+  if (file_size < 0 || !in) fail(path, "cannot read the npy body");
 
   NpyArray a;
   const std::string descr = header_field(header, "descr", path);
@@ -136,7 +168,7 @@ NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
                            want == NpyKind::kFloat ? "uint8 or float32" : "an integer type"));
   }
   const int element = is_float ? 4 : size;
-  const size_t body = bytes.size() - header_start - header_length;
+  const auto body = static_cast<uint64_t>(file_size) - header_start - header_length;
   // The shape comes from the file: multiply without overflow (a shape of 2^62 x 128 must not wrap
   // around to a small number).
   uint64_t elements = 1, needed = 0;
@@ -151,12 +183,19 @@ NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
                            overflow ? std::string("more than 2^64") : std::to_string(needed)));
   }
   const auto n = static_cast<int64_t>(elements);
-  const char* data = bytes.data() + header_start + header_length;
+  if (want == NpyKind::kFloat && is_float) {
+    a.values.resize(static_cast<size_t>(n));
+    if (!read_exactly(reinterpret_cast<char*>(a.values.data()), needed)) {
+      fail(path, "cannot read the npy body");
+    }
+    return a;
+  }
+  std::string raw(needed, '\0');
+  if (!read_exactly(raw.data(), needed)) fail(path, "cannot read the npy body");
+  const char* data = raw.data();
   if (want == NpyKind::kFloat) {
     a.values.resize(static_cast<size_t>(n));
-    if (is_float) {
-      std::memcpy(a.values.data(), data, static_cast<size_t>(n) * 4);
-    } else {
+    {
       for (int64_t i = 0; i < n; ++i) {
         a.values[static_cast<size_t>(i)] = static_cast<unsigned char>(data[i]) * uint8_scale;
       }

@@ -21,6 +21,8 @@ struct NpyArray {
 // `want` picks the kind of data: kFloat accepts "<f4" and "|u1" (scaled by `uint8_scale`), kInteger
 // accepts signed and unsigned integers of 1 to 8 bytes.
 enum class NpyKind { kFloat, kInteger };
+// Longer headers are refused before they are read, as NumPy's own reader does by default.
+inline constexpr size_t kMaxNpyHeaderBytes = 10000;
 NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale = 1.f / 255.f);
 
 }  // namespace convoy

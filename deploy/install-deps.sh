@@ -13,7 +13,7 @@ packages=(
   # toolchain
   cmake g++ make pkg-config ccache clang-format
   # the sanitized build and its fuzz targets (clang, libFuzzer)
-  clang libclang-rt-14-dev
+  clang libclang-rt-dev
   # oneDNN (its CMake config also needs the OpenCL ICD loader headers)
   libdnnl-dev ocl-icd-opencl-dev
   # MPI, gRPC, Protocol Buffers

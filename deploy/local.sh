@@ -8,31 +8,34 @@
 #                                                   again to continue) and print the report
 #   deploy/local.sh test                            run the whole test suite (what CI runs)
 #   deploy/local.sh build                           only install and build
-#   deploy/local.sh fuzz [SECONDS]                  build with clang, ASan, UBSan and libFuzzer
-#                                                   (build-address-undefined/) and run every fuzz
-#                                                   target for SECONDS (default 60), two at a time
+#   deploy/local.sh fuzz [SECONDS]                  build the fuzz targets with clang, ASan, UBSan
+#                                                   and libFuzzer (build-fuzz/) and run each for
+#                                                   SECONDS (default 60), two at a time
 #
 # CONVOY_SANITIZE=address,undefined (or thread) builds with those sanitizers into build-<names>/
 # instead (RelWithDebInfo), e.g. `CONVOY_SANITIZE=address,undefined deploy/local.sh test`.
-# address,undefined builds with clang and the libFuzzer targets; thread builds with the default
-# compiler and runs only the tests of convoy's threaded parts (labelled tsan).
+# thread builds and runs only the tests of convoy's threaded parts (labelled tsan).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode="${1:-}"
-if [[ $mode == fuzz ]]; then
-  CONVOY_SANITIZE=address,undefined
-fi
 sanitize="${CONVOY_SANITIZE:-}"
-build_type=Release
 extra=()
+targets=()
+if [[ $mode == fuzz ]]; then
+  sanitize=address,undefined
+  extra=(-DCMAKE_CXX_COMPILER=clang++ -DCONVOY_FUZZ=ON)
+  targets=(--target fuzzers)
+fi
+build_type=Release
 if [[ -n $sanitize ]]; then
   build_type=RelWithDebInfo
 fi
-if [[ $sanitize == address,undefined ]]; then
-  extra=(-DCMAKE_CXX_COMPILER=clang++ -DCONVOY_FUZZ=ON)
+default_build=$root/build${sanitize:+-${sanitize//,/-}}
+if [[ $mode == fuzz ]]; then
+  default_build=$root/build-fuzz
 fi
-build="${CONVOY_BUILD_DIR:-$root/build${sanitize:+-${sanitize//,/-}}}"
+build="${CONVOY_BUILD_DIR:-$default_build}"
 jobs="${CONVOY_JOBS:-$(nproc)}"
 
 case "$mode" in
@@ -51,7 +54,7 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DCONVOY_SANITIZE="$sanitize" \
   "${extra[@]}" "${launcher[@]}" >/dev/null
-cmake --build "$build" -j "$jobs"
+cmake --build "$build" -j "$jobs" "${targets[@]}"
 
 case "$mode" in
   train)

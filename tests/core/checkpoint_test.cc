@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
+#include <limits>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "testing/error_of.h"
 #include "testing/layer_harness.h"
@@ -151,6 +154,29 @@ TEST(Checkpoint, RefusesCorruptTruncatedAndForeignFiles) {
   EXPECT_EQ(error_of(text), "'" + text + "': not a convoy checkpoint, or truncated");
   const std::string missing = dir.file("missing");
   EXPECT_EQ(error_of(missing), fmt::format("'{}': cannot open checkpoint", missing));
+}
+
+// Found by the checkpoint fuzz target's review: a resuming run computes with these counts (a
+// negative step_in_epoch erased before the start of the epoch's order; Adam divided by zero at
+// steps = -1). Such a file is refused as it is read, naming the field.
+TEST(Checkpoint, ImpossibleCountsAreRefusedAsCorrupt) {
+  Trained t;
+  TempDir dir;
+  const std::string path = dir.file("bad.ckpt");
+  const auto write = [&](const std::function<void(pb::Checkpoint&)>& damage) {
+    pb::Checkpoint ck = t.checkpoint();
+    damage(ck);
+    write_file_atomically(path, serialize_checkpoint(ck));  // save_checkpoint would refuse it
+  };
+  write([](pb::Checkpoint& ck) { ck.set_step_in_epoch(-2); });
+  EXPECT_EQ(error_of(path), "'" + path + "': corrupt checkpoint (step_in_epoch is -2)");
+  write([](pb::Checkpoint& ck) { ck.mutable_optimizer()->set_steps(-1); });
+  EXPECT_EQ(error_of(path), "'" + path + "': corrupt checkpoint (optimizer.steps is -1)");
+  write([](pb::Checkpoint& ck) { ck.set_step(std::numeric_limits<int64_t>::max()); });
+  EXPECT_EQ(error_of(path), fmt::format("'{}': corrupt checkpoint (step is {})", path,
+                                        std::numeric_limits<int64_t>::max()));
+  write([](pb::Checkpoint& ck) { ck.set_world_size(-1); });
+  EXPECT_EQ(testing::kind_of([&] { load_checkpoint(path); }), ErrorKind::kCorruption);
 }
 
 TEST(Checkpoint, RestoreIntoTheWrongModelIsRefused) {

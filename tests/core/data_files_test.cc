@@ -151,6 +151,34 @@ TEST(Npy, EveryBadFileIsOneClearError) {
   write_bytes(dir.file("short_header.npy"), good.substr(0, 40));
   EXPECT_EQ(read("short_header.npy", NpyKind::kFloat),
             quoted(dir.file("short_header.npy")) + ": npy header is truncated");
+  // Headers longer than NumPy's own limit are refused before they are read; values with trailing
+  // text, malformed shapes and an unknown minor version are refused.
+  const auto with_header = [&](const std::string& name, const std::string& header, char minor = 0) {
+    std::string bytes = std::string("\x93NUMPY\x02", 7) + minor;
+    const auto n = static_cast<uint32_t>(header.size());
+    for (int i = 0; i < 4; ++i) bytes += static_cast<char>(n >> (8 * i) & 0xff);
+    write_bytes(dir.file(name), bytes + header + std::string(32, '\0'));
+  };
+  with_header("long_header.npy", "{'descr': '<f4" + std::string(20000, 'a') + "'}");
+  EXPECT_EQ(read("long_header.npy", NpyKind::kFloat),
+            quoted(dir.file("long_header.npy")) +
+                ": npy header of 20016 bytes is longer than 10000 (NumPy's own limit)");
+  const std::string ok_fields = "'fortran_order': False, 'shape': (8,), }";
+  with_header("descr_junk.npy", "{'descr': '<f4'x, " + ok_fields);
+  EXPECT_EQ(read("descr_junk.npy", NpyKind::kFloat),
+            quoted(dir.file("descr_junk.npy")) + ": npy header has no 'descr'");
+  with_header("falsey.npy", "{'descr': '<f4', 'fortran_order': Falsey, 'shape': (8,), }");
+  EXPECT_EQ(read("falsey.npy", NpyKind::kFloat),
+            quoted(dir.file("falsey.npy")) + ": npy header has no 'fortran_order'");
+  for (const std::string shape : {"(5x,)", "(5,,3)", "(99999999999999999999,)"}) {
+    with_header("shape.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + "}");
+    EXPECT_EQ(read("shape.npy", NpyKind::kFloat),
+              quoted(dir.file("shape.npy")) + ": npy shape " + shape + " is malformed");
+  }
+  with_header("minor.npy", "{'descr': '<f4', " + ok_fields, 1);
+  EXPECT_EQ(read("minor.npy", NpyKind::kFloat),
+            quoted(dir.file("minor.npy")) +
+                ": npy format version 2.1 is not supported (1.0, 2.0 or 3.0)");
   write_bytes(dir.file("not.npy"), "hello, this is text");
   EXPECT_NE(read("not.npy", NpyKind::kFloat).find("not a NumPy .npy file"), std::string::npos);
 

@@ -272,10 +272,6 @@ TEST_F(Coordinator, ARestartedJobIsNotStalledAndItsRestartsAreCounted) {
 
 // Stall detection with many ranks: one stuck rank among 1,000 that move is the only one stalled.
 TEST_F(Coordinator, OneStuckRankAmongManyIsTheOnlyStall) {
-#if defined(CONVOY_TSAN)
-  GTEST_SKIP() << "a test of sizes and counts with no threads of its own, which ThreadSanitizer "
-                  "slows past its deadlines; the other builds run it";
-#endif
   start();
   CoordinatorClient c = client();
   constexpr int kRanks = 1000;
@@ -334,10 +330,6 @@ TEST_F(Coordinator, MetricsRoundTripQueryAndPaging) {
 // 30 evaluations of 10,000 classes (about 160 KB each, 4.8 MB together) used to make every query
 // of the job fail (the page exceeded the 4 MiB message limit). Now pages are cut to fit.
 TEST_F(Coordinator, LargeEvaluationsArePagedAndBounded) {
-#if defined(CONVOY_TSAN)
-  GTEST_SKIP() << "a test of sizes and counts with no threads of its own, which ThreadSanitizer "
-                  "slows past its deadlines; the other builds run it";
-#endif
   start();
   CoordinatorClient c = client();
   ASSERT_TRUE(report(c, 0, 1, 30).ok());

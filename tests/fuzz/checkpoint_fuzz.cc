@@ -1,8 +1,8 @@
 // Checkpoint files: the envelope (magic, version, CRC-32) through parse_checkpoint, then what
-// `convoy evaluate` and a resuming `convoy train` do with one: validate the model it carries and
-// restore it into a model and optimizer. Every input is tried twice: as a whole file, and as the
-// body of an envelope given the right checksum, so that mutations reach the body's fields and not
-// only the checksum test.
+// `convoy evaluate` and a resuming `convoy train` do with one: build the model it carries (when
+// small) and restore it, and restore it into a model with SGD and Adam state and take a step. Every
+// input is tried twice: as a whole file, and as the body of an envelope given the right checksum,
+// so that mutations reach the body's fields and not only the checksum test.
 #include <cstdlib>
 #include <memory>
 
@@ -28,10 +28,22 @@ void use(const std::string& bytes) {
   static Target* const target = new Target;  // built once: oneDNN primitives are slow to make
   convoy::fuzz::refused_or_accepted([&] {
     const convoy::pb::Checkpoint ck = convoy::parse_checkpoint(bytes, "fuzz.ckpt");
-    convoy::fuzz::refused_or_accepted([&] { convoy::plan_model(ck.model(), "fuzz.ckpt"); });
-    convoy::fuzz::refused_or_accepted(
-        [&] { convoy::restore_checkpoint(ck, target->model, &target->sgd, "fuzz.ckpt"); });
+    // As `convoy evaluate` does: the model the checkpoint carries, built and restored.
+    convoy::fuzz::refused_or_accepted([&] {
+      const convoy::ModelPlan plan = convoy::plan_model(ck.model(), "fuzz.ckpt");
+      convoy::check_model_fits(plan, 2, /*training=*/false, "fuzz.ckpt");
+      if (!convoy::fuzz::small_enough_to_build(plan)) return;
+      convoy::Model model(ck.model(), 2, target->engine, convoy::Model::Mode::kInference,
+                          "fuzz.ckpt");
+      convoy::restore_checkpoint(ck, model, nullptr, "fuzz.ckpt");
+    });
+    // As a resuming `convoy train` does: restored with the optimizer's state, then a step.
+    convoy::fuzz::refused_or_accepted([&] {
+      convoy::restore_checkpoint(ck, target->model, &target->sgd, "fuzz.ckpt");
+      target->sgd.step();
+    });
     convoy::restore_checkpoint(ck, target->model, &target->adam, "fuzz.ckpt");
+    target->adam.step();
   });
 }
 

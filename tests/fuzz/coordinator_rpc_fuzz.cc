@@ -4,22 +4,28 @@
 // An input is a sequence of at most 8 calls, each framed as
 //   op (1 byte) | length (2 bytes, little-endian) | payload (length bytes)
 // op % 11 picks the method (in proto/coordinator.proto's order) and (op / 11) % 3 the credentials:
-// the right token, none, or a wrong one. The payload is the serialized request; for
+// the right token, none, or a wrong one; for uploads, an odd op / 33 has the harness give the
+// header the size and SHA-256 of the data sent. The payload is the serialized request; for
 // UploadCheckpoint it is itself a sequence of length (2 bytes) | CheckpointChunk frames. A short
 // frame ends the input. Every call has a deadline; WatchMetrics' is short, as a watcher that
 // waits for records that never come is ended by its deadline.
 //
 // The server starts with a job already there (seeded_coordinator.h) so that queries and
-// downloads have something to read. To bound the state a
-// long search accumulates (every new valid job name is a directory), a fresh server with a fresh
-// state directory replaces it every kInputsPerServer inputs.
+// downloads have something to read, and its clock stands still, so what an input does does not
+// depend on when it ran. Inputs do see what earlier ones stored (starting a server per input would
+// cut the search's speed a hundredfold); to bound what a long search accumulates (every new valid
+// job name is a directory), a fresh server with a fresh state directory replaces it every
+// kInputsPerServer inputs. A finding that needs its predecessors shows as one that does not
+// reproduce alone; the run's log lists the inputs before it.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
+#include "dist/sha256.h"
 #include "seeded_coordinator.h"
 
 namespace {
@@ -55,19 +61,31 @@ void server_stream(const convoy::fuzz::SeededCoordinator& s, int credentials,
   reader->Finish();
 }
 
-void upload(const convoy::fuzz::SeededCoordinator& s, int credentials, std::string_view payload) {
-  grpc::ClientContext context;
-  s.prepare(context, credentials, 5);
-  pb::CheckpointInfo info;
-  auto writer = s.stub->UploadCheckpoint(&context, &info);
+void upload(const convoy::fuzz::SeededCoordinator& s, int credentials, bool fix_header,
+            std::string_view payload) {
+  std::vector<pb::CheckpointChunk> chunks;
   while (payload.size() >= 2) {
     const size_t n = static_cast<uint8_t>(payload[0]) | static_cast<uint8_t>(payload[1]) << 8;
     payload.remove_prefix(2);
     if (n > payload.size()) break;
     pb::CheckpointChunk chunk;
-    const bool parsed = chunk.ParseFromArray(payload.data(), static_cast<int>(n));
+    if (chunk.ParseFromArray(payload.data(), static_cast<int>(n))) chunks.push_back(chunk);
     payload.remove_prefix(n);
-    if (parsed && !writer->Write(chunk)) break;
+  }
+  if (fix_header && !chunks.empty()) {
+    // Mutations never produce a matching SHA-256: give the header the data's size and digest, so
+    // that uploads also get stored (names, retention, the manifest).
+    std::string data;
+    for (const pb::CheckpointChunk& chunk : chunks) data += chunk.data();
+    chunks[0].mutable_header()->set_size(data.size());
+    chunks[0].mutable_header()->set_sha256(convoy::sha256_hex(data));
+  }
+  grpc::ClientContext context;
+  s.prepare(context, credentials, 5);
+  pb::CheckpointInfo info;
+  auto writer = s.stub->UploadCheckpoint(&context, &info);
+  for (const pb::CheckpointChunk& chunk : chunks) {
+    if (!writer->Write(chunk)) break;
   }
   writer->WritesDone();
   writer->Finish();
@@ -110,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             s, credentials, payload, &Coordinator::Stub::ReportEvaluation);
         break;
       case 4:
-        upload(s, credentials, payload);
+        upload(s, credentials, /*fix_header=*/op / 33 % 2 == 1, payload);
         break;
       case 5:
         unary<pb::RestartRecord, pb::ReportRestartResponse>(s, credentials, payload,

@@ -46,6 +46,12 @@ std::string write_scratch(const std::string& name, std::string_view bytes) {
   return path;
 }
 
+bool small_enough_to_build(const ModelPlan& plan) {
+  double bytes = 0;
+  for (const LayerPlan& layer : plan.layers) bytes += estimated_bytes(layer, 2, /*training=*/true);
+  return bytes <= (4 << 20) && plan.layers.size() <= 12;
+}
+
 const char* const kTinyModelText = R"(name: "tiny"
 input { channels: 1 spatial: [28, 28] }
 num_classes: 10

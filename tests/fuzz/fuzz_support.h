@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/model_spec.h"
 
 namespace convoy::fuzz {
 
@@ -29,6 +30,10 @@ void refused_or_accepted(F&& body) {
   } catch (const Error&) {
   }
 }
+
+// Whether a validated model is small enough to build in a fuzz target (its layers at batch 2, and
+// their number): building larger ones measures oneDNN, not convoy's parsing, and slows the search.
+bool small_enough_to_build(const ModelPlan& plan);
 
 // A small valid model (Fashion-MNIST's input shape, 170 parameters) and a checkpoint of it, for
 // the targets that need something real to start from.

@@ -52,9 +52,9 @@ def idx_seeds(rng):
     put("idx", "images_gzip_by_target", b"\x01" + images)
     put("idx", "labels_plain", b"\x02" + labels)
     put("idx", "labels_gzip_by_target", b"\x03" + labels)
-    put("idx", "images_gzip_file", b"\x00" + gzip.compress(images))
+    put("idx", "images_gzip_file", b"\x00" + gzip.compress(images, mtime=0))
     put("idx", "images_truncated", b"\x00" + images[:-5])
-    put("idx", "gzip_truncated", b"\x00" + gzip.compress(images)[:-6])
+    put("idx", "gzip_truncated", b"\x00" + gzip.compress(images, mtime=0)[:-6])
     put("idx", "labels_wrong_magic", b"\x00" + labels)
 
 
@@ -186,6 +186,10 @@ def rpc_seeds(convoy_ckpt):
                        pb.CheckpointChunk(data=convoy_ckpt[half:])))
         + call(9, pb.ListCheckpointsRequest(job_id="j2"))
         + call(10, pb.DownloadRequest(job_id="j2", name="latest")))
+    put("coordinator_rpc", "upload_header_fixed_by_harness",
+        call(4 + 33, frames(pb.CheckpointChunk(header=pb.CheckpointInfo(job_id="j4", name="n1"),
+                                               data=convoy_ckpt)))
+        + call(9, pb.ListCheckpointsRequest(job_id="j4")))
     put("coordinator_rpc", "upload_short",
         call(4, frames(pb.CheckpointChunk(header=header, data=convoy_ckpt[:half]))))
     put("coordinator_rpc", "no_token", call(6, pb.JobStatusRequest(job_id="seeded"), 1)

@@ -9,26 +9,13 @@
 #include "core/model_spec.h"
 #include "fuzz_support.h"
 
-namespace {
-
-// Built only when this small (bytes at batch 2, layers): building larger ones would measure
-// oneDNN, not the parser, and slow the search down.
-constexpr double kBuildBytes = 4 << 20;
-constexpr size_t kBuildLayers = 12;
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   convoy::fuzz::refused_or_accepted([&] {
     const convoy::pb::ModelSpec spec = convoy::parse_model_text(text, "fuzz.pbtxt");
     const convoy::ModelPlan plan = convoy::plan_model(spec, "fuzz.pbtxt");
     convoy::check_model_fits(plan, 64, /*training=*/true, "fuzz.pbtxt");
-    double bytes = 0;
-    for (const convoy::LayerPlan& layer : plan.layers) {
-      bytes += convoy::estimated_bytes(layer, 2, /*training=*/true);
-    }
-    if (bytes > kBuildBytes || plan.layers.size() > kBuildLayers) return;
+    if (!convoy::fuzz::small_enough_to_build(plan)) return;
     static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     dnnl::stream stream(engine);
     convoy::Model model(spec, 2, engine, convoy::Model::Mode::kTrain, "fuzz.pbtxt");

@@ -2,6 +2,7 @@
 // corpus and every input that ever found a defect (tests/fuzz/regressions/) on every build, with
 // any compiler. Arguments are files or directories (all files in them). A finding aborts, like
 // under libFuzzer; an empty set of inputs is an error, so a misplaced corpus cannot pass.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // In a fixed order: the coordinator targets keep state from one input to the next.
+  std::sort(inputs.begin(), inputs.end());
   if (inputs.empty()) {
     std::fprintf(stderr, "replay: no inputs\n");
     return 2;

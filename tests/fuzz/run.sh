@@ -5,53 +5,77 @@
 #
 # Each target starts from its seed corpus and regression inputs (tests/fuzz/corpus/<name>,
 # regressions/<name>), copied to BUILD_DIR/tests/fuzz/work/<name>, where what it finds
-# accumulates across runs. Limits: 1 s per input, 100 MB per allocation; more on any input is
-# a finding, as are crashes, sanitizer reports, leaks and exceptions other than convoy's refusal.
-# A finding is saved as BUILD_DIR/tests/fuzz/findings/<name>/crash-*: fix it, then copy it to
-# tests/fuzz/regressions/<name>/ so that ctest replays it on every build. Prints the executions
-# of each target and exits non-zero when any target had a finding.
+# accumulates across runs. Limits: 1 s per input (or the target's own, see <name>.options),
+# 100 MB per allocation; more on any input is a finding, as are crashes, sanitizer reports, leaks
+# and exceptions other than convoy's refusal. A finding is saved as
+# BUILD_DIR/tests/fuzz/findings/<name>/crash-* (or leak-*, timeout-*, oom-*): fix it, then copy it
+# to tests/fuzz/regressions/<name>/ so that ctest replays it on every build. Prints the
+# executions of each target and exits non-zero when any target had a finding.
 set -euo pipefail
 
-build=${1:?usage: run.sh BUILD_DIR SECONDS [PARALLEL]}
-seconds=${2:?usage: run.sh BUILD_DIR SECONDS [PARALLEL]}
+usage="usage: run.sh BUILD_DIR SECONDS [PARALLEL]"
+build=${1:?$usage}
+seconds=${2:?$usage}
 parallel=${3:-2}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-bin="$build/tests/fuzz/bin"
 out="$build/tests/fuzz"
-if ! compgen -G "$bin/*_fuzz" >/dev/null; then
-  echo "run.sh: no fuzz targets in $bin (configure with -DCONVOY_FUZZ=ON)" >&2
+targets=("$out"/bin/*_fuzz)
+if [[ ! -x ${targets[0]} ]]; then
+  echo "run.sh: no fuzz targets in $out/bin (configure with -DCONVOY_FUZZ=ON)" >&2
   exit 2
 fi
 
 run_one() {
-  local target=$1 name
+  local target=$1 name log
   name=$(basename "$target" _fuzz)
+  log="$out/$name.log"
   mkdir -p "$out/work/$name" "$out/findings/$name"
-  cp -n "$here/corpus/$name"/* "$out/work/$name/"
+  local seeds=("$here/corpus/$name"/*)
+  if [[ ! -f ${seeds[0]} ]]; then
+    echo "$name FINDING: no seed corpus in $here/corpus/$name" >"$out/$name.result"
+    return
+  fi
+  cp -n "${seeds[@]}" "$out/work/$name/"
   if [[ -d $here/regressions/$name ]]; then cp -n "$here/regressions/$name"/* "$out/work/$name/"; fi
   # -rss_limit_mb bounds the whole process (ASan's shadow memory included); -malloc_limit_mb any
-  # single allocation an input causes. <name>.options adds flags of the target's own.
+  # single allocation an input causes. <name>.options adds flags of the target's own (later flags
+  # win).
   local options=()
   if [[ -f $here/$name.options ]]; then mapfile -t options < <(grep -v '^#' "$here/$name.options"); fi
   if OMP_NUM_THREADS=1 "$target" "$out/work/$name" -max_total_time="$seconds" -timeout=1 \
     -malloc_limit_mb=100 -rss_limit_mb=2560 -print_final_stats=1 "${options[@]}" \
-    -artifact_prefix="$out/findings/$name/" >"$out/$name.log" 2>&1; then
-    echo "$name ok $(grep -m1 -o 'number_of_executed_units: [0-9]*' "$out/$name.log" | cut -d' ' -f2)"
+    -artifact_prefix="$out/findings/$name/" >"$log" 2>&1; then
+    echo "$name ok $(grep -m1 -o 'number_of_executed_units: [0-9]*' "$log" | cut -d' ' -f2)" \
+      >"$out/$name.result"
   else
-    echo "$name FINDING (see $out/$name.log and $out/findings/$name/)"
+    echo "$name FINDING (see $log and $out/findings/$name/)" >"$out/$name.result"
   fi
 }
 export -f run_one
 export here out seconds
 # The targets' scratch files (fuzz_support.h), also those of a run that ended on a finding.
 export TMPDIR="$out/tmp"
-rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
+rm -rf "$TMPDIR" "$out"/*.result && mkdir -p "$TMPDIR"
 trap 'rm -rf "$TMPDIR"' EXIT
 
-results=$(printf '%s\n' "$bin"/*_fuzz | xargs -P "$parallel" -I{} bash -c 'run_one {}')
-echo "$results" | sort
-total=$(echo "$results" | awk '$2 == "ok" { s += $3 } END { print s + 0 }')
-echo "fuzzing: $total executions in all, ${seconds} s per target"
-if echo "$results" | grep -q FINDING; then
-  exit 1
-fi
+# Each target writes its own result file: one that dies with its shell still leaves the others'.
+printf '%s\0' "${targets[@]}" | xargs -0 -n1 -P "$parallel" bash -c 'run_one "$1"' _ || true
+status=0
+total=0
+for target in "${targets[@]}"; do
+  name=$(basename "$target" _fuzz)
+  if [[ ! -f $out/$name.result ]]; then
+    echo "$name FINDING: it ended without a result (see $out/$name.log)"
+    status=1
+    continue
+  fi
+  read -r _ verdict executions <"$out/$name.result" || true
+  cat "$out/$name.result"
+  if [[ $verdict == ok ]]; then
+    total=$((total + executions))
+  else
+    status=1
+  fi
+done
+echo "fuzzing: $total executions in all, $seconds s per target"
+exit "$status"

@@ -25,7 +25,7 @@ struct SeededCoordinator {
   void prepare(grpc::ClientContext& context, int credentials, double seconds) const;
 
   const std::string dir;
-  SteadyClock clock;
+  FakeClock clock;  // time stands still: an input's effect does not depend on when it ran
   std::unique_ptr<CoordinatorServer> server;
   std::unique_ptr<pb::Coordinator::Stub> stub;
 };
