@@ -176,6 +176,16 @@ NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
   for (int64_t extent : a.shape) {
     overflow |= __builtin_mul_overflow(elements, static_cast<uint64_t>(extent), &elements);
   }
+  // With a zero extent the array is empty whatever the others say, but every later product of
+  // extents (a sample's size, say) must still fit in int64_t: found by fuzzing.
+  uint64_t nonzero = 1;
+  for (int64_t extent : a.shape) {
+    if (extent != 0 && (__builtin_mul_overflow(nonzero, static_cast<uint64_t>(extent), &nonzero) ||
+                        nonzero > static_cast<uint64_t>(INT64_MAX))) {
+      fail(path,
+           fmt::format("npy shape ({}) is larger than any array can be", fmt::join(a.shape, ", ")));
+    }
+  }
   overflow |= __builtin_mul_overflow(elements, static_cast<uint64_t>(element), &needed);
   if (overflow || body != needed) {
     fail(path, fmt::format("the body has {} bytes but shape ({}) of {} needs {}", body,
