@@ -68,6 +68,19 @@ class Error : public std::runtime_error {
   bool job_wide_ = false;
 };
 
+// Runs `body`; an Error it throws becomes one of kind kIo with the same message. For code writing
+// its own files (a store, a log): failing there is the machine's fault, never the caller's
+// input, even when errno says the path cannot be used (a read-only or vanished directory).
+template <typename F>
+void as_io_error(F&& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kIo) throw;
+    throw Error::io(e.what());
+  }
+}
+
 [[noreturn]] void check_failed(const char* condition, const char* file, int line);
 
 }  // namespace convoy

@@ -170,23 +170,21 @@ NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
   const int element = is_float ? 4 : size;
   const auto body = static_cast<uint64_t>(file_size) - header_start - header_length;
   // The shape comes from the file: multiply without overflow (a shape of 2^62 x 128 must not wrap
-  // around to a small number).
-  uint64_t elements = 1, needed = 0;
-  bool overflow = false;
+  // around to a small number). The product of the non-zero extents must fit in int64_t even when
+  // a zero extent makes the array empty: later products of extents (a sample's size, say) would
+  // overflow (found by fuzzing).
+  uint64_t nonzero = 1, needed = 0;
+  bool empty = false;
   for (int64_t extent : a.shape) {
-    overflow |= __builtin_mul_overflow(elements, static_cast<uint64_t>(extent), &elements);
-  }
-  // With a zero extent the array is empty whatever the others say, but every later product of
-  // extents (a sample's size, say) must still fit in int64_t: found by fuzzing.
-  uint64_t nonzero = 1;
-  for (int64_t extent : a.shape) {
+    empty |= extent == 0;
     if (extent != 0 && (__builtin_mul_overflow(nonzero, static_cast<uint64_t>(extent), &nonzero) ||
                         nonzero > static_cast<uint64_t>(INT64_MAX))) {
       fail(path,
            fmt::format("npy shape ({}) is larger than any array can be", fmt::join(a.shape, ", ")));
     }
   }
-  overflow |= __builtin_mul_overflow(elements, static_cast<uint64_t>(element), &needed);
+  const uint64_t elements = empty ? 0 : nonzero;
+  const bool overflow = __builtin_mul_overflow(elements, static_cast<uint64_t>(element), &needed);
   if (overflow || body != needed) {
     fail(path, fmt::format("the body has {} bytes but shape ({}) of {} needs {}", body,
                            fmt::join(a.shape, ", "), t,
@@ -205,10 +203,8 @@ NpyArray read_npy(const std::string& path, NpyKind want, float uint8_scale) {
   const char* data = raw.data();
   if (want == NpyKind::kFloat) {
     a.values.resize(static_cast<size_t>(n));
-    {
-      for (int64_t i = 0; i < n; ++i) {
-        a.values[static_cast<size_t>(i)] = static_cast<unsigned char>(data[i]) * uint8_scale;
-      }
+    for (int64_t i = 0; i < n; ++i) {
+      a.values[static_cast<size_t>(i)] = static_cast<unsigned char>(data[i]) * uint8_scale;
     }
     return a;
   }

@@ -30,6 +30,9 @@ namespace fs = std::filesystem;
 constexpr const char* kManifest = "manifest.pbtxt";
 constexpr const char* kUploadMarker = ".upload-";
 constexpr const char* kTempMarker = ".tmp.";  // core/atomic_file.h's temporaries
+// Beside a checkpoint being replaced under its name: its previous file, until the manifest lists
+// the new one (a temporary, by its marker).
+constexpr const char* kPreviousSuffix = ".tmp.previous";
 
 // What a one-line message may echo of a name it refuses.
 std::string shortened(const std::string& name) {
@@ -70,12 +73,13 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
   if (error) {
     throw Error::from_errno(error.value(), fmt::format("cannot create '{}'", dir_));
   }
-  // Uploads and atomic writes that never finished (a crash or a kill) leave temporaries behind.
-  std::vector<std::string> files;
+  // Uploads and atomic writes that never finished (a crash or a kill) leave temporaries behind;
+  // they are removed below, once a replaced checkpoint's previous file has had its chance.
+  std::vector<std::string> files, temporaries;
   for (const auto& entry : fs::directory_iterator(dir_, error)) {
     const std::string file = entry.path().filename().string();
     if (temporary(file)) {
-      fs::remove(entry.path(), error);
+      temporaries.push_back(entry.path().string());
     } else if (entry.path().extension() == ".ckpt") {
       files.push_back(entry.path().stem().string());
     }
@@ -105,10 +109,22 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
     rewrite = true;
     return true;
   });
-  // Re-verify what we are about to serve.
+  // Re-verify what we are about to serve. A checkpoint being replaced under the same name when
+  // the process died has its previous file beside it (commit()): when the manifest still
+  // describes that one, it is put back.
   for (pb::CheckpointInfo& e : entries_) {
+    const std::string previous = path(e.name()) + kPreviousSuffix;
+    if (sha256_of_file(path(e.name())) != e.sha256() && fs::exists(previous) &&
+        sha256_of_file(previous) == e.sha256()) {
+      as_io_error([&] { options_.file_system->rename(previous, path(e.name())); });
+      notes_.push_back(
+          fmt::format("'{}': put back as the manifest lists it (a replacement of it "
+                      "was cut short)",
+                      path(e.name())));
+    }
     e.set_corrupt(sha256_of_file(path(e.name())) != e.sha256());
   }
+  for (const std::string& temp : temporaries) options_.file_system->remove(temp);
   // Checkpoint files the manifest does not list (it was damaged, emptied or lost): adopt those
   // that are intact convoy checkpoints; leave the others alone and say so.
   std::sort(files.begin(), files.end());
@@ -139,7 +155,7 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
   }
   std::stable_sort(entries_.begin(), entries_.end(),
                    [](const auto& a, const auto& b) { return a.step() < b.step(); });
-  if (rewrite) save_manifest_locked();
+  if (rewrite) save_manifest(entries_);
 }
 
 std::string CheckpointStore::path(const std::string& name) const {
@@ -164,8 +180,22 @@ std::unique_ptr<CheckpointStore::Upload> CheckpointStore::begin(const pb::Checkp
     throw Error::limit_exceeded(fmt::format("checkpoint of {} bytes exceeds the limit of {} bytes",
                                             header.size(), options_.max_bytes));
   }
-  if (header.sha256().size() != 64) {
-    throw Error::invalid_input("checkpoint header needs a 64-digit sha256");
+  if (header.sha256().size() != 64 ||
+      header.sha256().find_first_not_of("0123456789abcdef") != std::string::npos) {
+    throw Error::invalid_input("checkpoint header needs a sha256 of 64 lowercase hex digits");
+  }
+  {
+    // What the store would hold once this one is in and retention has run.
+    std::lock_guard lock(mutex_);
+    std::vector<pb::CheckpointInfo> next = entries_;
+    std::erase_if(next, [&](const pb::CheckpointInfo& e) { return e.name() == name; });
+    pb::CheckpointInfo incoming = header;
+    incoming.set_name(name);
+    next.push_back(incoming);
+    std::stable_sort(next.begin(), next.end(),
+                     [](const auto& a, const auto& b) { return a.step() < b.step(); });
+    std::vector<pb::CheckpointInfo> dropped;
+    check_quota(retained(std::move(next), dropped), header.size());
   }
   return std::unique_ptr<Upload>(new Upload(*this, header, name));
 }
@@ -176,15 +206,16 @@ CheckpointStore::Upload::Upload(CheckpointStore& store, pb::CheckpointInfo heade
   temp_ =
       (fs::path(store_.dir_) / fmt::format("{}{}{:08x}", name_, kUploadMarker, uint32_t{random()}))
           .string();
-  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    throw Error::io(fmt::format("cannot create '{}': {}", temp_, std::strerror(errno)));
+  try {
+    file_ = store_.options_.file_system->open(temp_, FileSystem::Mode::kCreateNew);
+  } catch (const Error& e) {
+    throw Error::io(e.what());  // the store's own directory: never the caller's input
   }
 }
 
 CheckpointStore::Upload::~Upload() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_) std::remove(temp_.c_str());
+  file_.reset();
+  if (!committed_) store_.options_.file_system->remove(temp_);
 }
 
 void CheckpointStore::Upload::write(std::string_view bytes) {
@@ -194,14 +225,7 @@ void CheckpointStore::Upload::write(std::string_view bytes) {
         fmt::format("more than the announced {} bytes arrived", header_.size()));
   }
   hash_.update(bytes);
-  for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error::io(fmt::format("cannot write '{}': {}", temp_, std::strerror(errno)));
-    }
-    done += static_cast<size_t>(n);
-  }
+  as_io_error([&] { file_->append(bytes); });
 }
 
 pb::CheckpointInfo CheckpointStore::Upload::commit() {
@@ -214,28 +238,67 @@ pb::CheckpointInfo CheckpointStore::Upload::commit() {
     throw Error::corruption(
         fmt::format("sha256 mismatch: received {}, the header says {}", digest, header_.sha256()));
   }
-  if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
-    fd_ = -1;
-    throw Error::io(fmt::format("cannot sync '{}'", temp_));
-  }
-  fd_ = -1;
+  as_io_error([&] {
+    file_->sync();
+    file_->close();
+  });
+  file_.reset();
   pb::CheckpointInfo info = header_;
   info.set_name(name_);
   info.clear_job_id();  // the directory is the job's: the manifest stays as older versions wrote it
   info.set_corrupt(false);
   info.set_stored_time(wall_seconds());
 
+  FileSystem& file_system = *store_.options_.file_system;
   std::lock_guard lock(store_.mutex_);
-  if (std::rename(temp_.c_str(), store_.path(name_).c_str()) != 0) {
-    throw Error::io(fmt::format("cannot store '{}': {}", store_.path(name_), std::strerror(errno)));
-  }
-  committed_ = true;
-  std::erase_if(store_.entries_, [&](const pb::CheckpointInfo& e) { return e.name() == name_; });
-  store_.entries_.push_back(info);
-  std::stable_sort(store_.entries_.begin(), store_.entries_.end(),
+  const auto same_name = [&](const pb::CheckpointInfo& e) { return e.name() == name_; };
+  std::vector<pb::CheckpointInfo> next = store_.entries_;
+  std::erase_if(next, same_name);
+  next.push_back(info);
+  std::stable_sort(next.begin(), next.end(),
                    [](const auto& a, const auto& b) { return a.step() < b.step(); });
-  store_.apply_retention_locked();
-  store_.save_manifest_locked();
+  std::vector<pb::CheckpointInfo> dropped;
+  next = store_.retained(std::move(next), dropped);
+  store_.check_quota(next, header_.size());  // again: other uploads may have been stored meanwhile
+  // A checkpoint of the same name is replaced. Until the manifest says so, the old file is kept
+  // under a second name (a temporary's, so that opening the store removes it after a crash) to
+  // be put back if the manifest cannot be written.
+  const std::string target = store_.path(name_);
+  const std::string previous = target + kPreviousSuffix;
+  const bool replacing = std::any_of(store_.entries_.begin(), store_.entries_.end(), same_name);
+  as_io_error([&] {
+    if (replacing) {
+      file_system.remove(previous);
+      file_system.link(target, previous);
+    }
+    file_system.rename(temp_, target);
+  });
+  committed_ = true;
+  bool manifest_replaced = false;
+  try {
+    store_.save_manifest(next, &manifest_replaced);
+  } catch (const Error& e) {
+    if (!manifest_replaced) {
+      // The manifest on disk still lists what it listed: put the files back as they were (if
+      // even that fails, the next opening does it: see the constructor).
+      try {
+        if (replacing) {
+          file_system.rename(previous, target);
+        } else {
+          file_system.remove(target);
+        }
+      } catch (const Error&) {
+      }
+      throw;
+    }
+    // The new manifest is in place; only the directory's fsync failed (the rename may not
+    // survive a power loss, which the next sync of this directory will settle): stored.
+    fmt::print(stderr, "convoy: '{}': stored, but {}\n", target, e.what());
+  }
+  store_.entries_ = std::move(next);
+  if (replacing) file_system.remove(previous);
+  // Best effort: a file left here is not in the manifest; the next opening adopts it again.
+  for (const pb::CheckpointInfo& e : dropped) file_system.remove(store_.path(e.name()));
   return info;
 }
 
@@ -247,39 +310,54 @@ pb::CheckpointInfo CheckpointStore::put(pb::CheckpointInfo header, std::string_v
   return upload->commit();
 }
 
-void CheckpointStore::apply_retention_locked() {
-  std::vector<size_t> valid;
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    if (!entries_[i].corrupt()) valid.push_back(i);
+void CheckpointStore::check_quota(const std::vector<pb::CheckpointInfo>& kept,
+                                  uint64_t incoming) const {
+  // Corrupt entries are left out: their files may be gone, and they must not hold a job at its
+  // limit for good.
+  uint64_t total = 0;
+  for (const pb::CheckpointInfo& e : kept) {
+    if (!e.corrupt()) total += std::min<uint64_t>(e.size(), kMaxCheckpointBytes);
   }
-  std::vector<bool> keep(entries_.size(), true);
+  if (total > options_.max_total_bytes) {
+    throw Error::limit_exceeded(
+        fmt::format("storing {} bytes would take the job's checkpoints to {} bytes, over its "
+                    "limit of {} bytes",
+                    incoming, total, options_.max_total_bytes));
+  }
+}
+
+std::vector<pb::CheckpointInfo> CheckpointStore::retained(
+    std::vector<pb::CheckpointInfo> entries, std::vector<pb::CheckpointInfo>& dropped) const {
+  std::vector<size_t> valid;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!entries[i].corrupt()) valid.push_back(i);
+  }
+  std::vector<bool> keep(entries.size(), true);
   for (size_t v = 0; v + options_.keep_last < valid.size(); ++v) keep[valid[v]] = false;
   std::optional<size_t> best;
   for (size_t i : valid) {
-    if (entries_[i].has_test_accuracy() && std::isfinite(entries_[i].test_accuracy()) &&
-        (!best || entries_[i].test_accuracy() > entries_[*best].test_accuracy())) {
+    if (entries[i].has_test_accuracy() && std::isfinite(entries[i].test_accuracy()) &&
+        (!best || entries[i].test_accuracy() > entries[*best].test_accuracy())) {
       best = i;
     }
   }
   if (best) keep[*best] = true;
   std::vector<pb::CheckpointInfo> kept;
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    if (keep[i]) {
-      kept.push_back(entries_[i]);
-    } else {
-      std::remove(path(entries_[i].name()).c_str());
-    }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    (keep[i] ? kept : dropped).push_back(entries[i]);
   }
-  entries_ = std::move(kept);
+  return kept;
 }
 
-void CheckpointStore::save_manifest_locked() {
+void CheckpointStore::save_manifest(const std::vector<pb::CheckpointInfo>& entries,
+                                    bool* replaced) {
   pb::CheckpointManifest manifest;
-  for (const pb::CheckpointInfo& e : entries_) *manifest.add_checkpoint() = e;
+  for (const pb::CheckpointInfo& e : entries) *manifest.add_checkpoint() = e;
   std::string text;
   google::protobuf::TextFormat::PrintToString(manifest, &text);
   try {
-    write_file_atomically((fs::path(dir_) / kManifest).string(), text);
+    write_file_atomically((fs::path(dir_) / kManifest).string(), text, *options_.file_system,
+                          replaced);
   } catch (const Error& e) {
     throw Error::io(e.what());  // the store's own file: never the caller's input
   }

@@ -12,7 +12,10 @@
 //             store names it step-<step, 9 digits>. Storing an existing name replaces it. Names
 //             read back from the manifest are checked the same way; others are ignored.
 //   Retention after each store: the `keep_last` newest (by step) plus the one with the best
-//             (finite) test accuracy stay; the others are deleted.
+//             (finite) test accuracy stay; the others are deleted once the new manifest is
+//             written. A store that fails (full disk, failed fsync or rename, a manifest that
+//             cannot be written) throws Error (I/O) and leaves the previous checkpoints and
+//             manifest as they were, still served.
 //   Integrity on opening, every listed checkpoint is hashed again; a missing or altered file is
 //             marked corrupt: still listed, never served. A damaged manifest is rebuilt, and
 //             checkpoint files it does not list are listed again if they are intact convoy
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/file_system.h"
 #include "dist/sha256.h"
 #include "proto/coordinator.pb.h"
 
@@ -38,7 +42,11 @@ class CheckpointStore {
  public:
   struct Options {
     size_t keep_last = 3;
-    uint64_t max_bytes = uint64_t{1} << 30;
+    uint64_t max_bytes = uint64_t{1} << 30;  // one checkpoint
+    // All the store's checkpoints after retention: an upload that would take them past it is
+    // refused (limit exceeded) before a byte is written.
+    uint64_t max_total_bytes = UINT64_MAX;
+    FileSystem* file_system = &FileSystem::local();  // every write and removal goes through it
   };
 
   // Throws Error when the directory cannot be created or read, or its manifest is damaged.
@@ -58,13 +66,13 @@ class CheckpointStore {
     CheckpointStore& store_;
     pb::CheckpointInfo header_;
     std::string name_, temp_;
-    int fd_ = -1;
+    std::unique_ptr<WritableFile> file_;
     uint64_t received_ = 0;
     Sha256 hash_;
     bool committed_ = false;
   };
 
-  // Checks the header (name, size limit) and opens a temporary file. Throws Error
+  // Checks the header (name, size limits) and opens a temporary file. Throws Error
   // (invalid input, limit exceeded).
   std::unique_ptr<Upload> begin(const pb::CheckpointInfo& header);
   // begin + write + commit of bytes already in memory (size and hash filled in here).
@@ -84,8 +92,13 @@ class CheckpointStore {
   const std::string& dir() const { return dir_; }
 
  private:
-  void save_manifest_locked();
-  void apply_retention_locked();
+  // Writes the manifest listing `entries` (Error: I/O); `*replaced` as write_file_atomically's.
+  void save_manifest(const std::vector<pb::CheckpointInfo>& entries, bool* replaced = nullptr);
+  // Throws Error (limit exceeded) when `kept` (what retention keeps) exceed max_total_bytes.
+  void check_quota(const std::vector<pb::CheckpointInfo>& kept, uint64_t incoming) const;
+  // Which of `entries` retention keeps; the others are appended to `dropped`.
+  std::vector<pb::CheckpointInfo> retained(std::vector<pb::CheckpointInfo> entries,
+                                           std::vector<pb::CheckpointInfo>& dropped) const;
 
   std::string dir_;
   Options options_;

@@ -4,11 +4,13 @@
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
 #include <set>
 
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "dist/grpc_status.h"
 #include "dist/sha256.h"
@@ -184,6 +186,7 @@ std::string CoordinatorClient::download(const std::string& job, const std::strin
   request.set_job_id(job);
   request.set_name(name);
   std::string bytes;
+  bool too_large = false;
   impl_->run("checkpoint download", timeout_seconds, [&](grpc::ClientContext& c) {
     std::unique_ptr<grpc::ClientReader<pb::CheckpointChunk>> reader =
         impl_->stub->DownloadCheckpoint(&c, request);
@@ -191,12 +194,23 @@ std::string CoordinatorClient::download(const std::string& job, const std::strin
     while (reader->Read(&chunk)) {
       if (chunk.has_header()) {
         *header = chunk.header();
-        bytes.reserve(header->size());
+        // The size is the server's word: reserve a little of it; the bytes that arrive grow it.
+        bytes.reserve(std::min<uint64_t>(header->size(), uint64_t{64} << 20));
       }
       bytes += chunk.data();
+      if (bytes.size() > kMaxCheckpointBytes) {
+        too_large = true;
+        c.TryCancel();
+        break;
+      }
     }
-    return reader->Finish();
+    const grpc::Status status = reader->Finish();
+    return too_large ? grpc::Status::OK : status;
   });
+  if (too_large) {
+    throw Error::corruption(fmt::format(
+        "checkpoint download: more than {} bytes (no checkpoint is larger)", kMaxCheckpointBytes));
+  }
   if (bytes.size() != header->size() || sha256_hex(bytes) != header->sha256()) {
     // Damaged in transit or on the server: not something the caller gave.
     throw Error::io("checkpoint download: size or sha256 mismatch");

@@ -175,19 +175,34 @@ void CoordinatorReporter::send_loop() {
         std::lock_guard lock(mutex_);
         stats_.sent += static_cast<uint64_t>(batch.record_size());
       } catch (const Error& e) {
+        // Past the job's record quota at the coordinator, sending again would not help: the batch
+        // is dropped (counted; said once) and heartbeats go on, so that the job is not taken for
+        // gone. Anything else: back to the front, in order, for the next attempt (within the
+        // queue's bound).
+        const bool refused = e.kind() == ErrorKind::kLimitExceeded;
         {
-          // Back to the front, in order, for the next attempt (within the queue's bound).
           std::lock_guard lock(mutex_);
-          for (int i = batch.record_size(); i-- > 0;) {
-            if (steps_.size() >= options_.queue_capacity) {
-              ++stats_.dropped;
-              continue;
+          if (refused) {
+            stats_.dropped += static_cast<uint64_t>(batch.record_size());
+          } else {
+            for (int i = batch.record_size(); i-- > 0;) {
+              if (steps_.size() >= options_.queue_capacity) {
+                ++stats_.dropped;
+                continue;
+              }
+              steps_.push_front(batch.record(i));
             }
-            steps_.push_front(batch.record(i));
           }
         }
-        ok = false;
-        pause(work_, failed(e));
+        if (refused && !warned_quota_) {
+          warned_quota_ = true;
+          warn_(
+              fmt::format("records refused by the coordinator, dropped from now on: {}", e.what()));
+        }
+        if (!refused) {
+          ok = false;
+          pause(work_, failed(e));
+        }
       }
     }
     if (ok && evaluation) {

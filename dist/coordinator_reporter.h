@@ -35,7 +35,7 @@ class CoordinatorReporter {
   };
   struct Stats {
     uint64_t sent = 0;     // step records delivered
-    uint64_t dropped = 0;  // step records dropped because the queue was full
+    uint64_t dropped = 0;  // step records dropped: the queue was full, or past the job's quota
     uint64_t checkpoints_uploaded = 0;
     bool last_checkpoint_refused = false;  // the newest checkpoint handled was refused
     uint64_t failures = 0;                 // failed calls
@@ -83,6 +83,7 @@ class CoordinatorReporter {
   int64_t latest_step_ = 0;
   bool registered_ = false;
   bool in_outage_ = false;
+  bool warned_quota_ = false;  // the sender thread's own
   double backoff_ = 0.5;
   bool stop_ = false;
   int flushing_ = 0;  // flush() calls waiting

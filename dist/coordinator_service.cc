@@ -71,12 +71,28 @@ class TokenInterceptorFactory final : public grpc::experimental::ServerIntercept
 
 }  // namespace
 
+namespace {
+
+// Where the job registry keeps registrations (the state directory is created first: the registry
+// is the first member to open a file there).
+std::string registry_log(const std::string& state_dir) {
+  std::error_code error;
+  std::filesystem::create_directories(state_dir, error);
+  if (error) {
+    throw Error::from_errno(error.value(), fmt::format("cannot create '{}'", state_dir));
+  }
+  return (std::filesystem::path(state_dir) / "registrations.log").string();
+}
+
+}  // namespace
+
 CoordinatorService::CoordinatorService(const CoordinatorOptions& options, const Clock& clock)
     : options_(options),
       clock_(clock),
-      registry_(clock, options.stall_after_seconds, options.gone_after_seconds),
+      registry_(clock, options.stall_after_seconds, options.gone_after_seconds,
+                registry_log(options.state_dir), *options.file_system),
       metrics_((std::filesystem::path(options.state_dir) / "metrics").string(),
-               options.memory_records) {
+               options.memory_records, *options.file_system, options.max_job_records) {
   if (!options.tensorboard_dir.empty()) {
     tensorboard_ = std::make_unique<TensorBoardWriter>(
         options.tensorboard_dir,
@@ -128,9 +144,11 @@ CheckpointStore& CoordinatorService::checkpoints(const std::string& job) {
   std::unique_ptr<CheckpointStore>& store = stores_[job];
   if (!store) {
     try {
+      CheckpointStore::Options store_options = options_.checkpoints;
+      store_options.file_system = options_.file_system;
       store = std::make_unique<CheckpointStore>(
           (std::filesystem::path(options_.state_dir) / "checkpoints" / job).string(),
-          options_.checkpoints);
+          store_options);
     } catch (const Error& e) {
       throw Error::io(e.what());  // the coordinator's own directory: never the caller's fault
     }
@@ -180,6 +198,7 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
                                            pb::HeartbeatResponse*) {
   return answer("Heartbeat", [&] {
     check_token(context);
+    check_job(request->job_id());
     if (!registry_.heartbeat(*request)) {
       throw Error::not_found("rank not registered: call Register first");
     }
@@ -287,6 +306,7 @@ grpc::Status CoordinatorService::GetJobStatus(grpc::ServerContext* context,
                                               pb::JobStatus* status) {
   return answer("GetJobStatus", [&] {
     check_token(context);
+    if (!request->job_id().empty()) check_job(request->job_id());
     if (!job_status(request->job_id(), status)) {
       throw Error::not_found(request->job_id().empty()
                                  ? "no job has registered yet"
@@ -444,6 +464,11 @@ size_t OpenCheckpoint::read(uint64_t offset, char* out, size_t bytes) const {
 std::unique_ptr<OpenCheckpoint> CoordinatorService::open_checkpoint(const std::string& job,
                                                                     const std::string& name) {
   check_job(job);
+  if (name != "latest" && !valid_checkpoint_name(name)) {
+    throw Error::invalid_input(
+        "checkpoint name is not allowed (letters, digits, '.', '_', '-'; "
+        "at most 100; or 'latest')");
+  }
   CheckpointStore& store = checkpoints(job);
   // Verified as it is served: a file damaged since the store opened is marked corrupt and, for
   // "latest", the newest one still intact is served instead. Opened once: retention may delete

@@ -17,7 +17,8 @@
 //      as they arrive), ListCheckpoints and DownloadCheckpoint (a server stream; "latest" names the
 //      newest valid one). A resuming job downloads its latest checkpoint this way.
 //   5. A launcher (`convoy launch`) calls ReportRestart each time it starts a job again after a
-//      failure; GetJobStatus then counts the restarts (kept in memory, like registrations).
+//      failure; GetJobStatus then counts the restarts (kept, like registrations, across restarts
+//      of the coordinator: dist/job_registry.h).
 //
 // Security and limits: with a token configured, every call of this service without
 // "authorization: Bearer <token>" fails with UNAUTHENTICATED; the standard health service stays
@@ -66,6 +67,12 @@ struct CoordinatorOptions {
   // uploads and stalls cannot exhaust the coordinator.
   double upload_idle_seconds = 60;
   int max_concurrent_uploads = 16;
+  // Per job, so that one job cannot fill the disk for the others: step and evaluation records
+  // stored (more are refused: RESOURCE_EXHAUSTED); checkpoints.max_total_bytes bounds its stored
+  // checkpoints.
+  uint64_t max_job_records = 100'000'000;
+  // Every write of the state directory goes through it (it replaces checkpoints.file_system).
+  FileSystem* file_system = &FileSystem::local();
 };
 
 // A stored checkpoint opened for serving (CoordinatorService::open_checkpoint): its listing and
@@ -117,6 +124,7 @@ class CoordinatorService final : public pb::Coordinator::Service {
   // Durability: flush metrics to disk (the server calls this about once a second).
   void sync() {
     metrics_.sync();
+    registry_.sync();
     if (tensorboard_) tensorboard_->sync();
   }
   // Ends uploads idle for longer than upload_idle_seconds (the server calls this ten times a

@@ -8,16 +8,25 @@
 // A registration starts a rank afresh (a new process: its step and progress clock restart), so a
 // job restarted from a checkpoint is not taken for stalled. Launchers report restarts; the count
 // and the latest are part of the status.
-// Registrations live in memory only: after a coordinator restart, workers register again (their
-// reporters do so on reconnecting).
+// Durability: given a log path, registrations and restart counts are also appended to a RecordLog
+// (dist/record_log.h) that the constructor replays, so that they survive a coordinator restart:
+// ranks come back as registered at the moment of the restart (alive until they miss heartbeats
+// for gone_after seconds) and their next heartbeat is accepted without registering again. The
+// constructor compacts the log to one record per rank and one per job with restarts, and so do
+// appends once they outgrow the compacted log. A log that cannot be read, appended to or
+// compacted is reported on stderr and the registrations are still taken (in memory):
+// registering, and the coordinator's start, never fail because of its disk.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/file_system.h"
 #include "dist/clock.h"
+#include "dist/record_log.h"
 #include "proto/coordinator.pb.h"
 
 namespace convoy {
@@ -27,8 +36,9 @@ const char* rank_state_name(pb::RankStatus::State state);
 
 class JobRegistry {
  public:
-  JobRegistry(const Clock& clock, double stall_after, double gone_after)
-      : clock_(clock), stall_after_(stall_after), gone_after_(gone_after) {}
+  // `log_path` empty: memory only. Throws Error (I/O) when the log cannot be read or compacted.
+  JobRegistry(const Clock& clock, double stall_after, double gone_after,
+              const std::string& log_path = "", FileSystem& file_system = FileSystem::local());
 
   // Limits on what one job may register, so that memory and status calls stay small.
   static constexpr int32_t kMaxWorldSize = 4096;
@@ -42,6 +52,8 @@ class JobRegistry {
   void register_rank(const pb::RegisterRequest& request);
   // False when the rank never registered (the caller should ask it to).
   bool heartbeat(const pb::HeartbeatRequest& request);
+  // Makes the log's appends durable (the coordinator calls it about once a second).
+  void sync();
   // Remembers the latest step record of a rank (also counts as progress).
   void observe(const std::string& job, const pb::StepRecord& record);
   // Counts a restart of `record.job_id()` (known or not yet registered). Throws Error (invalid
@@ -73,12 +85,31 @@ class JobRegistry {
     pb::RestartRecord last_restart;
   };
   void advance(Rank& r, int64_t step, double now);
+  static void check(const pb::RegisterRequest& request);
+  static void check(const pb::RestartRecord& record);
+  void register_locked(const pb::RegisterRequest& request);
+  void restart_locked(const pb::RestartRecord& record, int32_t restarts);
+  // The log's part, under log_mutex_ (taken before mutex_ when both are).
+  void persist_log_locked(const pb::RegistryEvent& event);
+  void compact_log_locked();
+  // Every rank's registration and every job's restarts, as log records.
+  std::vector<std::string> snapshot() const;
+  static void warn(const std::string& message);
 
   const Clock& clock_;
   const double stall_after_, gone_after_;
   mutable std::mutex mutex_;
   std::map<std::string, Job> jobs_;
   std::string latest_job_;
+  // Durability (see the top): the log, its own lock, and how much it holds beyond the last
+  // compaction. File I/O happens under log_mutex_ only, never under mutex_, so that a slow disk
+  // does not hold up heartbeats.
+  static constexpr uint64_t kCompactAfterBytes = 1 << 20;
+  const std::string log_path_;
+  FileSystem& file_system_;
+  std::mutex log_mutex_;
+  std::unique_ptr<RecordLog> log_;  // null: memory only
+  uint64_t compacted_bytes_ = 0, appended_bytes_ = 0;
 };
 
 }  // namespace convoy

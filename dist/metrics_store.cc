@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/io/coded_stream.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -20,12 +21,26 @@ bool valid_job_id(const std::string& job) {
   return true;
 }
 
-MetricsStore::MetricsStore(std::string dir, size_t memory_records)
-    : dir_(std::move(dir)), memory_records_(memory_records) {
+MetricsStore::MetricsStore(std::string dir, size_t memory_records, FileSystem& file_system,
+                           uint64_t max_job_records)
+    : dir_(std::move(dir)),
+      memory_records_(memory_records),
+      file_system_(file_system),
+      max_job_records_(max_job_records) {
   std::filesystem::create_directories(dir_);
   for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
     const std::string name = entry.path().filename().string();
     if (entry.is_directory() && valid_job_id(name)) job_locked(name);
+  }
+}
+
+void MetricsStore::check_limit_locked(const std::string& name, const Job& job,
+                                      uint64_t more) const {
+  const uint64_t stored = job.step_count + job.evaluation_list.size();
+  if (more > max_job_records_ - std::min(stored, max_job_records_)) {
+    throw Error::limit_exceeded(
+        fmt::format("job '{}' has stored {} records, and may store at most {}", name, stored,
+                    max_job_records_));
   }
 }
 
@@ -42,21 +57,26 @@ MetricsStore::Job& MetricsStore::job_locked(const std::string& name) {
     throw Error::io(fmt::format("cannot create '{}': {}", dir.string(), error.message()));
   }
   job.steps_path = (dir / "steps.log").string();
-  job.steps = std::make_unique<RecordLog>(job.steps_path, [&](std::string_view bytes) {
-    pb::StepRecord r;
-    if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
-    job.series.add(r);
-    job.recent.push_back(std::move(r));
-    if (job.recent.size() > memory_records_) job.recent.pop_front();
-    ++job.step_count;
-  });
-  job.evaluations =
-      std::make_unique<RecordLog>((dir / "evaluations.log").string(), [&](std::string_view bytes) {
+  job.steps = std::make_unique<RecordLog>(
+      job.steps_path,
+      [&](std::string_view bytes) {
+        pb::StepRecord r;
+        if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
+        job.series.add(r);
+        job.recent.push_back(std::move(r));
+        if (job.recent.size() > memory_records_) job.recent.pop_front();
+        ++job.step_count;
+      },
+      file_system_);
+  job.evaluations = std::make_unique<RecordLog>(
+      (dir / "evaluations.log").string(),
+      [&](std::string_view bytes) {
         pb::EvaluationRecord e;
         if (e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
           job.evaluation_list.push_back(std::move(e));
         }
-      });
+      },
+      file_system_);
   return jobs_.emplace(name, std::move(job)).first->second;
 }
 
@@ -66,6 +86,7 @@ void MetricsStore::append(const std::string& name, const std::vector<pb::StepRec
   {
     std::lock_guard lock(mutex_);
     Job& job = job_locked(name);
+    check_limit_locked(name, job, records.size());
     job.steps->append(bytes);
     for (const pb::StepRecord& r : records) {
       job.series.add(r);
@@ -90,6 +111,7 @@ void MetricsStore::append(const std::string& name, const pb::EvaluationRecord& e
   {
     std::lock_guard lock(mutex_);
     Job& job = job_locked(name);
+    check_limit_locked(name, job, 1);
     job.evaluations->append({evaluation.SerializeAsString()});
     job.evaluation_list.push_back(evaluation);
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -25,9 +26,14 @@ class MetricsStore {
   // Per-class lists in one evaluation (precision, recall) hold at most this many values.
   static constexpr int kMaxClasses = 10000;
 
-  // Loads every job already stored under `dir` (creating `dir` if needed).
-  MetricsStore(std::string dir, size_t memory_records);
+  // Loads every job already stored under `dir` (creating `dir` if needed). A job stores at most
+  // `max_job_records` step and evaluation records together.
+  MetricsStore(std::string dir, size_t memory_records,
+               FileSystem& file_system = FileSystem::local(),
+               uint64_t max_job_records = UINT64_MAX);
 
+  // Both throw Error (limit exceeded) when the job would store more than max_job_records, and
+  // Error (I/O) when the disk fails; then none of the records is stored.
   void append(const std::string& job, const std::vector<pb::StepRecord>& records);
   // Throws Error (invalid input) for an evaluation with more than kMaxClasses values per list, or
   // a confusion matrix that is neither empty nor classes x classes.
@@ -75,10 +81,14 @@ class MetricsStore {
     std::string steps_path;
   };
   Job& job_locked(const std::string& job);
+  // Throws Error (limit exceeded) when `more` records would take `job` past max_job_records_.
+  void check_limit_locked(const std::string& name, const Job& job, uint64_t more) const;
   static pb::MetricsPage fit_to_size(pb::MetricsPage page);
 
   std::string dir_;
   size_t memory_records_;
+  FileSystem& file_system_;
+  uint64_t max_job_records_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   std::map<std::string, Job> jobs_;

@@ -1,14 +1,12 @@
 #include "dist/record_log.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <stdexcept>
 
+#include "core/atomic_file.h"
 #include "core/crc32.h"
 #include "core/error.h"
 
@@ -22,53 +20,57 @@ uint32_t le32(const char* p) {
   return v;
 }
 
-// Visits whole, checksummed records; returns the byte length of the intact prefix.
+// Visits whole, checksummed records; returns the byte length of the intact prefix. A length
+// beyond the end of the file ends the scan before anything is allocated for it.
 uint64_t scan(const std::string& path, const std::function<void(std::string_view)>& visit) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) {
+    std::error_code error;
+    if (!std::filesystem::exists(path, error) && !error) return 0;  // a new log
+    // Unreadable is not empty: opening must not cut the log (or compact it) to nothing.
+    throw Error::io(fmt::format("cannot read '{}'", path));
+  }
+  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
   uint64_t good = 0;
   std::string payload;
   char header[8];
   while (in.read(header, 8)) {
     const uint32_t length = le32(header), crc = le32(header + 4);
+    if (length > file_size - good - 8) break;
     payload.resize(length);
     if (!in.read(payload.data(), length) || crc32(payload) != crc) break;
     visit(payload);
     good += 8 + length;
   }
+  // A read that failed (EIO) is not a torn tail: the rest must not be cut off.
+  if (in.bad()) throw Error::io(fmt::format("cannot read '{}' past byte {}", path, good));
   return good;
+}
+
+// Records framed as the file holds them.
+std::string frame(const std::vector<std::string>& records) {
+  std::string buffer;
+  for (const std::string& r : records) {
+    const uint32_t length = static_cast<uint32_t>(r.size()), crc = crc32(r);
+    buffer.append(reinterpret_cast<const char*>(&length), 4);
+    buffer.append(reinterpret_cast<const char*>(&crc), 4);
+    buffer += r;
+  }
+  return buffer;
 }
 
 }  // namespace
 
-namespace {
-
-// A descriptor for one call, closed when it goes.
-class Descriptor {
- public:
-  Descriptor(const std::string& path, int flags) : fd_(::open(path.c_str(), flags, 0644)) {
-    if (fd_ < 0) {
-      throw Error::io(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
-    }
-  }
-  ~Descriptor() { ::close(fd_); }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-}  // namespace
-
-RecordLog::RecordLog(const std::string& path, const std::function<void(std::string_view)>& replay)
-    : path_(path) {
-  const uint64_t good = scan(path, replay);
+RecordLog::RecordLog(const std::string& path, const std::function<void(std::string_view)>& replay,
+                     FileSystem& file_system)
+    : path_(path), file_system_(file_system) {
+  size_ = scan(path, replay);
   // Drop a damaged tail (a crash in the middle of an append): appends continue after the good part.
-  const Descriptor file(path, O_WRONLY | O_CREAT | O_CLOEXEC);
-  if (::ftruncate(file.get(), static_cast<off_t>(good)) != 0) {
-    throw Error::io(fmt::format("cannot prepare '{}': {}", path, std::strerror(errno)));
-  }
+  as_io_error([&] {
+    file_system_.open(path, FileSystem::Mode::kAppend)->close();
+    file_system_.truncate(path, size_);
+  });
 }
 
 RecordLog::~RecordLog() {
@@ -80,34 +82,53 @@ RecordLog::~RecordLog() {
 }
 
 void RecordLog::append(const std::vector<std::string>& records) {
-  std::string buffer;
-  for (const std::string& r : records) {
-    const uint32_t length = static_cast<uint32_t>(r.size()), crc = crc32(r);
-    buffer.append(reinterpret_cast<const char*>(&length), 4);
-    buffer.append(reinterpret_cast<const char*>(&crc), 4);
-    buffer += r;
+  const std::string buffer = frame(records);
+  if (cut_pending_) {
+    as_io_error([&] { file_system_.truncate(path_, size_); });
+    cut_pending_ = false;
   }
-  const Descriptor file(path_, O_WRONLY | O_APPEND | O_CLOEXEC);
-  for (size_t done = 0; done < buffer.size();) {
-    const ssize_t n = ::write(file.get(), buffer.data() + done, buffer.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error::io(fmt::format("cannot append to '{}': {}", path_, std::strerror(errno)));
+  try {
+    as_io_error([&] {
+      const std::unique_ptr<WritableFile> file =
+          file_system_.open(path_, FileSystem::Mode::kAppend);
+      file->append(buffer);
+      file->close();
+    });
+  } catch (const Error&) {
+    // A part of the batch may be in the file: cut it off, so the next append does not follow a
+    // damaged record (opening the log would stop there and lose everything after it).
+    try {
+      file_system_.truncate(path_, size_);
+    } catch (const Error&) {
+      cut_pending_ = true;
     }
-    done += static_cast<size_t>(n);
+    throw;
   }
+  size_ += buffer.size();
   dirty_ = true;
 }
 
 void RecordLog::sync() {
   if (!dirty_) return;
-  const Descriptor file(path_, O_RDONLY | O_CLOEXEC);
-  ::fsync(file.get());
+  as_io_error([&] {
+    const std::unique_ptr<WritableFile> file = file_system_.open(path_, FileSystem::Mode::kAppend);
+    file->sync();
+    file->close();
+  });
   dirty_ = false;
 }
 
 void RecordLog::read(const std::string& path, const std::function<void(std::string_view)>& visit) {
   scan(path, visit);
+}
+
+void RecordLog::write(const std::string& path, const std::vector<std::string>& records,
+                      FileSystem& file_system) {
+  try {
+    write_file_atomically(path, frame(records), file_system);
+  } catch (const Error& e) {
+    throw Error::io(e.what());  // the log is the coordinator's own file
+  }
 }
 
 }  // namespace convoy

@@ -98,6 +98,24 @@ int run_cli(int argc, char** argv) {
                 "Largest checkpoint accepted (MiB, at most 2048: a checkpoint cannot be larger)")
       ->check(positive_number() & CLI::Range(0.0, double(kMaxCheckpointBytes >> 20)))
       ->capture_default_str();
+  c->add_option(
+       "--max-job-records", coordinator.max_job_records,
+       "Step and evaluation records a job may store; more are refused (RESOURCE_EXHAUSTED)")
+      ->check(positive_number())
+      ->capture_default_str();
+  c->add_option("--upload-idle-seconds", coordinator.upload_idle_seconds,
+                "An upload that sends nothing for this long is ended and its partial file removed")
+      ->check(positive_number())
+      ->capture_default_str();
+  c->add_option("--max-concurrent-uploads", coordinator.max_concurrent_uploads,
+                "Uploads received at once; more are refused (UNAVAILABLE: try again later)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}))
+      ->capture_default_str();
+  c->add_option("--max-job-checkpoint-mb", coordinator.max_job_checkpoint_mb,
+                "MiB a job's stored checkpoints may take after retention; an upload that would "
+                "exceed it is refused")
+      ->check(positive_number())
+      ->capture_default_str();
 
   MonitorCommand monitor;
   CLI::App* mon = app.add_subcommand("monitor", "Watch and fetch from a coordinator");

@@ -97,6 +97,10 @@ struct CoordinatorCommand {
   double gone_after = 30;
   int64_t keep_checkpoints = 3;
   double max_checkpoint_mb = 1024;
+  int64_t max_job_records = 100'000'000;
+  double max_job_checkpoint_mb = 16384;
+  double upload_idle_seconds = 60;
+  int64_t max_concurrent_uploads = 16;
 };
 int run_coordinator(const CoordinatorCommand& cmd);
 

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -57,6 +58,11 @@ int run_coordinator(const CoordinatorCommand& cmd) {
   options.gone_after_seconds = cmd.gone_after;
   options.checkpoints.keep_last = static_cast<size_t>(cmd.keep_checkpoints);
   options.checkpoints.max_bytes = static_cast<uint64_t>(cmd.max_checkpoint_mb * (1 << 20));
+  options.checkpoints.max_total_bytes =
+      static_cast<uint64_t>(std::min(cmd.max_job_checkpoint_mb * (1 << 20), 0x1p63));
+  options.max_job_records = static_cast<uint64_t>(cmd.max_job_records);
+  options.upload_idle_seconds = cmd.upload_idle_seconds;
+  options.max_concurrent_uploads = static_cast<int>(cmd.max_concurrent_uploads);
 
   // Block the signals here, and wait for them on a thread of our own: no async-signal work.
   sigset_t signals;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
+#include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -118,9 +120,10 @@ std::optional<int> command_threads(const std::vector<std::string>& command) {
 }
 
 int total_slots(const std::vector<HostSlots>& hosts) {
-  int slots = 0;
-  for (const HostSlots& h : hosts) slots += h.slots;
-  return slots;
+  // A long host list can offer more slots than an int holds: count on, in 64 bits, and saturate.
+  int64_t slots = 0;
+  for (const HostSlots& h : hosts) slots = std::min<int64_t>(slots + h.slots, INT_MAX);
+  return static_cast<int>(slots);
 }
 
 std::vector<std::string> mpirun_argv(const LaunchRequest& request) {

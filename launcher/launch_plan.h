@@ -51,7 +51,7 @@ std::vector<HostSlots> parse_discovered_hosts(const std::string& text, const std
 // The thread count the command gives its ranks (`--threads N` or `--threads=N`), if any.
 std::optional<int> command_threads(const std::vector<std::string>& command);
 
-// The slots of all hosts together.
+// The slots of all hosts together (at most INT_MAX).
 int total_slots(const std::vector<HostSlots>& hosts);
 
 // The mpirun argv; Error (invalid input) for a request that cannot run (no command, -np 0).

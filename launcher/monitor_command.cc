@@ -91,12 +91,44 @@ std::string status_text(const pb::JobStatus& s) {
   return out;
 }
 
+// protobuf's JSON form writes `bytes` fields in base64, and the protocol's text (job ids, names,
+// hosts, hashes) travels as `bytes` (proto/coordinator.proto): put the text back, recursively.
+void bytes_as_text(const google::protobuf::Message& message, nlohmann::json& json) {
+  const google::protobuf::Descriptor* descriptor = message.GetDescriptor();
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    if (field->is_map() || !json.contains(field->json_name())) continue;
+    nlohmann::json& value = json[field->json_name()];
+    const int n = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int k = 0; k < n; ++k) {
+      nlohmann::json& item = field->is_repeated() ? value[static_cast<size_t>(k)] : value;
+      if (field->type() == google::protobuf::FieldDescriptor::TYPE_BYTES) {
+        item = field->is_repeated() ? reflection->GetRepeatedString(message, field, k)
+                                    : reflection->GetString(message, field);
+      } else if (field->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        bytes_as_text(field->is_repeated() ? reflection->GetRepeatedMessage(message, field, k)
+                                           : reflection->GetMessage(message, field),
+                      item);
+      }
+    }
+  }
+}
+
+// `message` as one line of JSON (protobuf's field names), its text fields as text; bytes that are
+// not UTF-8 (a coordinator of another version) are replaced, never a crash.
+std::string to_json(const google::protobuf::Message& message) {
+  std::string text;
+  google::protobuf::util::MessageToJsonString(message, &text);
+  nlohmann::json json = nlohmann::json::parse(text);
+  bytes_as_text(message, json);
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 int status(CoordinatorClient& client, const MonitorCommand& cmd) {
   const pb::JobStatus s = job_status(client, cmd);
   if (cmd.json) {
-    std::string json;
-    google::protobuf::util::MessageToJsonString(s, &json);
-    fmt::print("{}\n", json);
+    fmt::print("{}\n", to_json(s));
   } else {
     fmt::print("{}", status_text(s));
   }
@@ -177,9 +209,7 @@ int checkpoints(CoordinatorClient& client, const MonitorCommand& cmd) {
   const std::string job = cmd.job.empty() ? job_status(client, cmd).job_id() : cmd.job;
   const pb::CheckpointList list = ask(cmd, [&] { return client.list_checkpoints(job); });
   if (cmd.json) {
-    std::string json;
-    google::protobuf::util::MessageToJsonString(list, &json);
-    fmt::print("{}\n", json);
+    fmt::print("{}\n", to_json(list));
     return 0;
   }
   fmt::print("{:<24} {:>6} {:>9} {:>12} {:>9}  {}\n", "name", "epoch", "step", "bytes", "accuracy",

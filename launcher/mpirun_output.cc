@@ -31,7 +31,10 @@ void MpirunOutput::finish() {
 }
 
 void MpirunOutput::line(std::string_view text) {
-  static const std::regex tag(R"(\[\d+,(\d+)\]<(stdout|stderr)>:)");
+  // Digits bounded: a rank fits an int, and libstdc++'s regex recurses once per repetition (an
+  // unbounded run of digits in a 1 MiB line would overflow the stack). Found by fuzzing: a tag
+  // of rank 22222222220 made std::stoi throw.
+  static const std::regex tag(R"(\[\d{1,9},(\d{1,9})\]<(stdout|stderr)>:)");
   using Iterator = std::regex_iterator<std::string_view::const_iterator>;
   const Iterator end;
   Iterator it(text.begin(), text.end(), tag);
@@ -73,8 +76,11 @@ void MpirunOutput::own_line(std::string_view text) {
 // Open MPI 4's messages about a job that failed (orte/mca/errmgr, orte/tools/orterun help texts).
 void MpirunOutput::read_failure(std::string_view text) {
   static const std::regex signalled(
-      R"(process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+) \(([^)]*)\))");
-  static const std::regex process_name(R"(Process name:\s*\[\[\d+,\d+\],(\d+)\])");
+      R"(process rank (\d{1,9}) with PID \d+ on node (\S+) exited on signal (\d+) \(([^)]*)\))");
+  static const std::regex process_name(R"(Process name:\s*\[\[\d+,\d+\],(\d{1,9})\])");
+  // mpirun's messages are short; a long line is not one of them (and the patterns' repetitions
+  // recurse once per character).
+  if (text.size() > kMaxMessageBytes) return;
   static const std::regex exit_code(R"(Exit code:\s*(\d+))");
   static const std::regex lost_daemon(R"(Remote daemon:\s*\S+ on node (\S+))");
   const std::string s(text);

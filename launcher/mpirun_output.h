@@ -50,6 +50,7 @@ class MpirunOutput {
   void read_failure(std::string_view text);
 
   static constexpr size_t kMaxLineBytes = size_t{1} << 20;  // longer lines are cut here
+  static constexpr size_t kMaxMessageBytes = 4096;  // longer lines are not read for failures
   Write out_, err_;
   std::string partial_[2];
   std::map<std::pair<int, bool>, std::string> rank_partial_;  // (rank, stdout?) -> unfinished

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "dist/metrics_store.h"
 #include "dist/training_session.h"
 #include "launcher/command_support.h"
@@ -78,7 +79,11 @@ Inputs load_inputs(const TrainCommand& cmd, const Job& job) {
   Inputs in;
   in.spec = for_flag("--model", [&] { return load_model_spec(cmd.model); });
   const ModelPlan plan = plan_model(in.spec, cmd.model);
-  if (!cmd.save.empty() && job.is_root()) check_writable(cmd.save, "--save");
+  if (!cmd.save.empty() && job.is_root()) {
+    check_writable(cmd.save, "--save");
+    // A run killed while saving left its temporary beside the file: gone before this run starts.
+    remove_stale_temporaries(cmd.save);
+  }
   if (!cmd.trace.empty()) {
     check_writable(timeline_path(cmd.trace, job.rank(), job.size()), "--trace");
   }

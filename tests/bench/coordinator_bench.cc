@@ -9,11 +9,14 @@
 //   build/tests/bench/coordinator_bench [--workers 64] [--hz 20] [--seconds 10] [--mb 100]
 //
 // Or, with --feed HOST:PORT, it feeds a running coordinator instead (for
-// tests/bench/dashboard_bench.mjs): [--token-file F] [--job ID] [--preload N] records of
-// --workers ranks at once, then the workers at --hz for --seconds.
+// tests/bench/dashboard_bench.mjs and tests/bench/coordinator_soak.py): [--token-file F]
+// [--job ID] [--preload N] records of --workers ranks at once, then the workers at --hz for
+// --seconds, while [--watchers N] clients watch the job and [--upload-every S] a checkpoint of
+// [--upload-mb M] is uploaded every S seconds.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -34,6 +37,17 @@ using namespace convoy;
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * double(v.size())))];
+}
+
+// `megabytes` MiB of pseudo-random bytes (a checkpoint's worth that does not compress).
+std::string random_megabytes(int megabytes, uint64_t seed) {
+  std::string bytes(static_cast<size_t>(megabytes) << 20, '\0');
+  std::mt19937_64 random(seed);
+  for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+    const uint64_t v = random();
+    std::memcpy(bytes.data() + i, &v, 8);
+  }
+  return bytes;
 }
 
 // A plausible step record of rank `rank`: a decaying loss, a rising accuracy, ~1,000 images/s.
@@ -119,7 +133,7 @@ nlohmann::json simulate_workers(const CoordinatorAddress& address, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
-  int workers = 64, hz = 20, seconds = 10, mb = 100;
+  int workers = 64, hz = 20, seconds = 10, mb = 100, watchers = 0, upload_every = 0, upload_mb = 10;
   std::string feed, job = "dashboard", token_file;
   int64_t preload = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -133,6 +147,9 @@ int main(int argc, char** argv) {
     if (flag == "--hz") hz = value;
     if (flag == "--seconds") seconds = value;
     if (flag == "--mb") mb = value;
+    if (flag == "--watchers") watchers = value;
+    if (flag == "--upload-every") upload_every = value;
+    if (flag == "--upload-mb") upload_mb = value;
   }
   if (!feed.empty()) {
     // Feeding a coordinator elsewhere (tests/bench/dashboard_bench.mjs): `preload` records of
@@ -176,7 +193,72 @@ int main(int argc, char** argv) {
     }
     nlohmann::json out;
     out["preload"] = {{"records", steps * workers}, {"seconds", t0.seconds()}};
+    // Watchers: each counts the step records its stream delivers.
+    std::vector<std::unique_ptr<CoordinatorClient>> watcher_clients;
+    std::vector<int64_t> watched(static_cast<size_t>(watchers), 0);
+    std::vector<std::thread> threads;
+    for (int w = 0; w < watchers; ++w) {
+      watcher_clients.push_back(std::make_unique<CoordinatorClient>(address));
+      threads.emplace_back([&, w] {
+        try {
+          watcher_clients[static_cast<size_t>(w)]->watch_metrics(
+              job,
+              [&](const pb::MetricsBatch& arrived) {
+                watched[static_cast<size_t>(w)] += arrived.record_size();
+              },
+              seconds + 60.0);
+        } catch (const Error& e) {
+          fmt::print(stderr, "watcher {}: {}\n", w, e.what());
+        }
+      });
+    }
+    // Uploads: a checkpoint of random bytes every `upload_every` seconds.
+    std::atomic<bool> feeding{true};
+    std::vector<double> upload_seconds;
+    int uploads_failed = 0;
+    if (upload_every > 0) {
+      threads.emplace_back([&] {
+        std::string bytes = random_megabytes(upload_mb, 2);
+        CoordinatorClient uploader(address);
+        for (int64_t n = 1; feeding; ++n) {
+          const auto next = std::chrono::steady_clock::now() + std::chrono::seconds(upload_every);
+          pb::CheckpointInfo header;
+          header.set_job_id(job);
+          header.set_step(n);
+          bytes[0] = static_cast<char>(n);
+          const Stopwatch t;
+          try {
+            uploader.upload(header, bytes);
+            upload_seconds.push_back(t.seconds());
+          } catch (const Error& e) {
+            ++uploads_failed;
+            fmt::print(stderr, "upload {}: {}\n", n, e.what());
+          }
+          while (feeding && std::chrono::steady_clock::now() < next) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+        }
+      });
+    }
     out["metrics_load"] = simulate_workers(address, job, workers, hz, seconds, steps + 1);
+    feeding = false;
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // the last batches reach the watchers
+    for (auto& c : watcher_clients) c->cancel_all();
+    for (std::thread& t : threads) t.join();
+    if (watchers > 0) {
+      out["watchers"] = {{"count", watchers},
+                         {"records_min", *std::min_element(watched.begin(), watched.end())},
+                         {"records_max", *std::max_element(watched.begin(), watched.end())}};
+    }
+    if (upload_every > 0) {
+      out["uploads"] = {
+          {"megabytes", upload_mb},
+          {"stored", upload_seconds.size()},
+          {"failed", uploads_failed},
+          {"seconds_max", upload_seconds.empty()
+                              ? 0.0
+                              : *std::max_element(upload_seconds.begin(), upload_seconds.end())}};
+    }
     fmt::print("{}\n", out.dump());
     return 0;
   }
@@ -195,12 +277,7 @@ int main(int argc, char** argv) {
 
   // 2. A large checkpoint over loopback.
   {
-    std::string bytes(static_cast<size_t>(mb) << 20, '\0');
-    std::mt19937_64 random(1);
-    for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
-      const uint64_t v = random();
-      std::memcpy(bytes.data() + i, &v, 8);
-    }
+    const std::string bytes = random_megabytes(mb, 1);
     CoordinatorClient client(address);
     pb::CheckpointInfo header;
     header.set_job_id("big");

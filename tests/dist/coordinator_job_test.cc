@@ -224,6 +224,58 @@ TEST_F(CoordinatorJob, TrainingOutlivesTheCoordinatorAndReportingResumes) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 277);  // header + 276 rows
 }
 
+// The durability promise (README, "Reliability"): a record the coordinator acknowledged is in the
+// operating system's hands, so a SIGKILL of the coordinator loses none of them (a crash of the
+// machine can lose the last second: the logs are fsynced about once a second).
+TEST_F(CoordinatorJob, AcknowledgedRecordsAndRegistrationsSurviveASigkill) {
+  auto coordinator = std::make_unique<Coordinator>(dir_, port_);
+  int64_t acknowledged = 0;
+  {  // a client of its own: the restarted coordinator gets a fresh connection
+    CoordinatorClient client({address_, "", ""});
+    pb::RegisterRequest registration;
+    registration.set_job_id("durable");
+    registration.set_world_size(2);
+    registration.set_host("worker-a");
+    for (int rank = 0; rank < 2; ++rank) {
+      registration.set_rank(rank);
+      client.register_rank(registration, 10);
+    }
+    for (int batch = 0; batch < 200; ++batch) {
+      pb::MetricsBatch records;
+      records.set_job_id("durable");
+      for (int i = 0; i < 10; ++i) {
+        pb::StepRecord* r = records.add_record();
+        r->set_rank(i % 2);
+        r->set_step(batch * 5 + i / 2 + 1);
+        r->set_loss(1.0 / (batch + 1));
+      }
+      client.report_metrics(records, 10);
+      acknowledged += records.record_size();
+    }
+    pb::EvaluationRecord evaluation;
+    evaluation.set_job_id("durable");
+    evaluation.set_step(1000);
+    evaluation.set_test_accuracy(0.875);
+    client.report_evaluation(evaluation, 10);
+  }
+  coordinator->kill();  // SIGKILL right after the last acknowledgement
+  coordinator = std::make_unique<Coordinator>(dir_, port_, "restarted");
+  CoordinatorClient again({address_, "", ""});
+  pb::MetricsQuery query;
+  query.set_job_id("durable");
+  const pb::MetricsPage page = again.query_metrics(query);
+  EXPECT_EQ(page.record_size(), acknowledged);
+  ASSERT_EQ(page.evaluation_size(), 1);
+  EXPECT_EQ(page.evaluation(0).test_accuracy(), 0.875);
+  const pb::JobStatus status = again.job_status("durable");
+  EXPECT_EQ(status.world_size(), 2);
+  EXPECT_EQ(status.rank_size(), 2);
+  pb::HeartbeatRequest heartbeat;
+  heartbeat.set_job_id("durable");
+  heartbeat.set_rank(1);
+  EXPECT_NO_THROW(again.heartbeat(heartbeat, 10));  // no need to register again
+}
+
 TEST_F(CoordinatorJob, AFinalCheckpointTheCoordinatorRefusesFailsTheJob) {
   // A limit of 10 KB: lenet5's checkpoints (about 0.5 MB) are all refused.
   Coordinator coordinator(dir_, port_, "coordinator", {"--max-checkpoint-mb", "0.01"});

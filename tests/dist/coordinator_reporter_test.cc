@@ -77,6 +77,49 @@ TEST(CoordinatorReporter, QueuesWhileAwayAndDeliversEverythingAfterARestart) {
   EXPECT_NE(warnings[1].find("resumed"), std::string::npos) << warnings[1];
 }
 
+TEST(CoordinatorReporter, RecordsPastTheJobsQuotaAreDroppedAndHeartbeatsGoOn) {
+  testing::TempDir dir;
+  SteadyClock clock;
+  CoordinatorOptions options;
+  options.state_dir = dir.file("state");
+  options.max_job_records = 150;
+  CoordinatorServer server(options, "127.0.0.1:0", clock);
+  const std::string address = "127.0.0.1:" + std::to_string(server.port());
+  std::vector<std::string> warnings;
+  std::mutex warnings_mutex;
+  pb::RegisterRequest identity;
+  identity.set_job_id("j");
+  identity.set_world_size(1);
+  CoordinatorReporter::Options reporter_options;
+  reporter_options.heartbeat_seconds = 0.05;
+  CoordinatorReporter reporter({address, "", ""}, identity, reporter_options,
+                               [&](const std::string& w) {
+                                 std::lock_guard lock(warnings_mutex);
+                                 warnings.push_back(w);
+                               });
+  for (int64_t s = 1; s <= 100; ++s) reporter.record_step(record(s));
+  ASSERT_TRUE(reporter.flush(10));
+  for (int64_t s = 101; s <= 300; ++s) reporter.record_step(record(s));
+  // Delivered as far as the quota lets it; the rest is dropped, not sent again and again.
+  ASSERT_TRUE(reporter.flush(10)) << "the reporter kept retrying refused records";
+  CoordinatorClient client({address, "", ""});
+  EXPECT_LE(stored(client), 150u);
+  EXPECT_GE(stored(client), 100u);
+  const CoordinatorReporter::Stats stats = reporter.stats();
+  EXPECT_EQ(stats.sent + stats.dropped, 300u);
+  EXPECT_GT(stats.dropped, 0u);
+  // Heartbeats go on (the rank is not taken for gone), carrying the count of dropped records.
+  uint64_t reported = 0;
+  for (int i = 0; i < 100 && reported != stats.dropped; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    reported = client.job_status("j").rank(0).records_dropped();
+  }
+  EXPECT_EQ(reported, stats.dropped);
+  std::lock_guard lock(warnings_mutex);
+  ASSERT_EQ(warnings.size(), 1u);  // said once
+  EXPECT_NE(warnings[0].find("refused"), std::string::npos) << warnings[0];
+}
+
 TEST(CoordinatorReporter, BoundedQueueDropsTheOldest) {
   pb::RegisterRequest identity;
   identity.set_job_id("j");

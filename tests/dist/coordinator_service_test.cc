@@ -681,8 +681,46 @@ TEST_F(Coordinator, RestartKeepsHistoryAndRefusesCorruptCheckpoints) {
     EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos);
   }
   EXPECT_EQ(c.download("job1", "latest", &h), payload(5000, 5));  // the newest valid one
-  // The rank must register again after the restart.
-  EXPECT_EQ(heartbeat(c, 0, 41).error_code(), grpc::StatusCode::NOT_FOUND);
+  // The registration survived the restart: the rank's next heartbeat is accepted as it is.
+  EXPECT_EQ(heartbeat(c, 0, 41).error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(heartbeat(c, 1, 41).error_code(), grpc::StatusCode::NOT_FOUND);  // never registered
+}
+
+TEST_F(Coordinator, RegistrationsAndRestartCountsSurviveARestartAndTheLogStaysCompact) {
+  start();
+  {
+    CoordinatorClient c = client();
+    // Twenty restarts of a 2-rank job: 40 registrations and 20 restarts appended.
+    for (int restart = 1; restart <= 20; ++restart) {
+      pb::RestartRecord r;
+      r.set_job_id("job1");
+      r.set_restart(restart);
+      r.set_cause("killed by signal 9 (Killed)");
+      c.report_restart(r);
+      ASSERT_TRUE(register_rank(c, 0).ok());
+      ASSERT_TRUE(register_rank(c, 1).ok());
+    }
+  }
+  const auto log_size = [&] {
+    return std::filesystem::file_size(dir_.file("state/registrations.log"));
+  };
+  const uintmax_t before = log_size();
+  for (int i = 0; i < 2; ++i) {
+    restart();
+    CoordinatorClient c = client();
+    const pb::JobStatus s = status(c);
+    EXPECT_EQ(s.world_size(), 2);
+    ASSERT_EQ(s.rank_size(), 2);
+    EXPECT_EQ(s.rank(1).host(), "host1");
+    EXPECT_EQ(s.rank(0).state(), pb::RankStatus::ALIVE);
+    EXPECT_EQ(s.restarts(), 20);
+    EXPECT_EQ(heartbeat(c, 1, 5).error_code(), grpc::StatusCode::OK);
+  }
+  EXPECT_LT(log_size() * 10, before);  // two registrations and one restart record are left
+  // Ranks that stop calling are gone after gone_after seconds, as before a restart.
+  clock_.advance(31);
+  CoordinatorClient c = client();
+  EXPECT_EQ(status(c).rank(0).state(), pb::RankStatus::GONE);
 }
 
 TEST_F(Coordinator, TokenRequiredForEveryCall) {

@@ -73,4 +73,36 @@ std::string tiny_checkpoint_bytes() {
   return serialize_checkpoint(make_checkpoint(model, &optimizer, position));
 }
 
+namespace {
+
+class UnsyncedFile final : public WritableFile {
+ public:
+  explicit UnsyncedFile(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
+  void append(std::string_view data) override { base_->append(data); }
+  void sync() override {}
+  void close() override { base_->close(); }
+
+ private:
+  std::unique_ptr<WritableFile> base_;
+};
+
+class UnsyncedFileSystem final : public FileSystem {
+ public:
+  std::unique_ptr<WritableFile> open(const std::string& path, Mode mode) override {
+    return std::make_unique<UnsyncedFile>(local().open(path, mode));
+  }
+  void rename(const std::string& from, const std::string& to) override { local().rename(from, to); }
+  void link(const std::string& from, const std::string& to) override { local().link(from, to); }
+  void truncate(const std::string& path, uint64_t size) override { local().truncate(path, size); }
+  void sync_dir(const std::string&) override {}
+  bool remove(const std::string& path) override { return local().remove(path); }
+};
+
+}  // namespace
+
+FileSystem& file_system_without_sync() {
+  static UnsyncedFileSystem* const file_system = new UnsyncedFileSystem;  // as local()
+  return *file_system;
+}
+
 }  // namespace convoy::fuzz

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/file_system.h"
 #include "core/model_spec.h"
 
 namespace convoy::fuzz {
@@ -30,6 +31,10 @@ void refused_or_accepted(F&& body) {
   } catch (const Error&) {
   }
 }
+
+// The local file system without fsync: targets that write state (the coordinator's files) test
+// parsing, not durability, and fsync would slow the search a hundredfold.
+FileSystem& file_system_without_sync();
 
 // Whether a validated model is small enough to build in a fuzz target (its layers at batch 2, and
 // their number): building larger ones measures oneDNN, not convoy's parsing, and slows the search.

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -160,48 +161,48 @@ def rpc_seeds(convoy_ckpt):
     def frames(*chunks):
         return b"".join(struct.pack("<H", len(c)) + c for c in (x.SerializeToString() for x in chunks))
 
-    register = [pb.RegisterRequest(job_id="j1", rank=r, world_size=2, host="h", pid=10 + r,
-                                   command_line=["convoy", "train"]) for r in (0, 1)]
-    heartbeat = pb.HeartbeatRequest(job_id="j1", rank=0, step=3)
-    batch = pb.MetricsBatch(job_id="j1", record=[
+    register = [pb.RegisterRequest(job_id=b"j1", rank=r, world_size=2, host=b"h", pid=10 + r,
+                                   command_line=[b"convoy", b"train"]) for r in (0, 1)]
+    heartbeat = pb.HeartbeatRequest(job_id=b"j1", rank=0, step=3)
+    batch = pb.MetricsBatch(job_id=b"j1", record=[
         pb.StepRecord(rank=0, step=s, epoch=0, loss=1.0 / s, accuracy=0.5, images_per_second=100,
                       learning_rate=0.1, total_steps=10) for s in range(1, 4)])
-    evaluation = pb.EvaluationRecord(job_id="j1", step=3, epoch=0, test_loss=0.4,
+    evaluation = pb.EvaluationRecord(job_id=b"j1", step=3, epoch=0, test_loss=0.4,
                                      test_accuracy=0.8, precision=[0.5] * 10, recall=[0.5] * 10)
-    restart = pb.RestartRecord(job_id="j1", restart=1, rank=1, host="h",
-                               cause="killed by signal 9 (Killed)")
+    restart = pb.RestartRecord(job_id=b"j1", restart=1, rank=1, host=b"h",
+                               cause=b"killed by signal 9 (Killed)")
     put("coordinator_rpc", "worker_lifecycle",
         call(0, register[0]) + call(0, register[1]) + call(1, heartbeat) + call(2, batch)
-        + call(3, evaluation) + call(5, restart) + call(6, pb.JobStatusRequest(job_id="j1"))
-        + call(7, pb.MetricsQuery(job_id="j1", from_step=1, to_step=3, limit=2)))
+        + call(3, evaluation) + call(5, restart) + call(6, pb.JobStatusRequest(job_id=b"j1"))
+        + call(7, pb.MetricsQuery(job_id=b"j1", from_step=1, to_step=3, limit=2)))
     put("coordinator_rpc", "reader_of_seeded",
-        call(6, pb.JobStatusRequest(job_id="seeded")) + call(7, pb.MetricsQuery(job_id="seeded"))
-        + call(8, pb.WatchRequest(job_id="seeded")) + call(9, pb.ListCheckpointsRequest(job_id="seeded"))
-        + call(10, pb.DownloadRequest(job_id="seeded", name="latest")))
-    header = pb.CheckpointInfo(job_id="j2", size=len(convoy_ckpt),
-                               sha256=hashlib.sha256(convoy_ckpt).hexdigest(), epoch=0, step=2)
+        call(6, pb.JobStatusRequest(job_id=b"seeded")) + call(7, pb.MetricsQuery(job_id=b"seeded"))
+        + call(8, pb.WatchRequest(job_id=b"seeded")) + call(9, pb.ListCheckpointsRequest(job_id=b"seeded"))
+        + call(10, pb.DownloadRequest(job_id=b"seeded", name=b"latest")))
+    header = pb.CheckpointInfo(job_id=b"j2", size=len(convoy_ckpt),
+                               sha256=hashlib.sha256(convoy_ckpt).hexdigest().encode(), epoch=0, step=2)
     half = len(convoy_ckpt) // 2
     put("coordinator_rpc", "upload",
         call(4, frames(pb.CheckpointChunk(header=header, data=convoy_ckpt[:half]),
                        pb.CheckpointChunk(data=convoy_ckpt[half:])))
-        + call(9, pb.ListCheckpointsRequest(job_id="j2"))
-        + call(10, pb.DownloadRequest(job_id="j2", name="latest")))
+        + call(9, pb.ListCheckpointsRequest(job_id=b"j2"))
+        + call(10, pb.DownloadRequest(job_id=b"j2", name=b"latest")))
     put("coordinator_rpc", "upload_header_fixed_by_harness",
-        call(4 + 33, frames(pb.CheckpointChunk(header=pb.CheckpointInfo(job_id="j4", name="n1"),
+        call(4 + 33, frames(pb.CheckpointChunk(header=pb.CheckpointInfo(job_id=b"j4", name=b"n1"),
                                                data=convoy_ckpt)))
-        + call(9, pb.ListCheckpointsRequest(job_id="j4")))
+        + call(9, pb.ListCheckpointsRequest(job_id=b"j4")))
     put("coordinator_rpc", "upload_short",
         call(4, frames(pb.CheckpointChunk(header=header, data=convoy_ckpt[:half]))))
-    put("coordinator_rpc", "no_token", call(6, pb.JobStatusRequest(job_id="seeded"), 1)
+    put("coordinator_rpc", "no_token", call(6, pb.JobStatusRequest(job_id=b"seeded"), 1)
         + call(0, register[0], 1))
-    put("coordinator_rpc", "wrong_token", call(10, pb.DownloadRequest(job_id="seeded"), 2))
+    put("coordinator_rpc", "wrong_token", call(10, pb.DownloadRequest(job_id=b"seeded"), 2))
     put("coordinator_rpc", "bad_names",
-        call(0, pb.RegisterRequest(job_id="../x", rank=0, world_size=1))
-        + call(0, pb.RegisterRequest(job_id="a/b", rank=0, world_size=1))
-        + call(0, pb.RegisterRequest(job_id="a\0b", rank=0, world_size=1))
-        + call(0, pb.RegisterRequest(job_id="x" * 300, rank=0, world_size=1))
-        + call(0, pb.RegisterRequest(job_id="j3", rank=5, world_size=2))
-        + call(10, pb.DownloadRequest(job_id="seeded", name="../../etc/passwd")))
+        call(0, pb.RegisterRequest(job_id=b"../x", rank=0, world_size=1))
+        + call(0, pb.RegisterRequest(job_id=b"a/b", rank=0, world_size=1))
+        + call(0, pb.RegisterRequest(job_id=b"a\0b", rank=0, world_size=1))
+        + call(0, pb.RegisterRequest(job_id=b"x" * 300, rank=0, world_size=1))
+        + call(0, pb.RegisterRequest(job_id=b"j3", rank=5, world_size=2))
+        + call(10, pb.DownloadRequest(job_id=b"seeded", name=b"../../etc/passwd")))
 
 
 def http_seeds():
@@ -231,6 +232,76 @@ def http_seeds():
     put("coordinator_http", "head", b"HEAD /api/jobs HTTP/1.1\r\nHost: x\r\n" + bearer + b"\r\n")
 
 
+def state_seeds():
+    """The coordinator's state files: a manifest, record logs and the registrations log."""
+    sys.path.insert(0, generated_protos())
+    import coordinator_pb2 as pb
+
+    def log(*messages):
+        out = b""
+        for m in messages:
+            payload = m.SerializeToString()
+            out += struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+        return out
+
+    manifest = pb.CheckpointManifest()
+    c = manifest.checkpoint.add()
+    c.name, c.step, c.epoch, c.size = b"step-000000001", 1, 0, 100
+    c.sha256 = b"0" * 64
+    c = manifest.checkpoint.add()
+    c.name, c.step = b"../escape", 2
+    put("coordinator_state", "manifest", b"\x00" + str(manifest).encode())
+    put("coordinator_state", "manifest_damaged", b"\x00checkpoint { name: \"step-")
+    steps = []
+    for s in range(1, 6):
+        r = pb.StepRecord()
+        r.step, r.rank, r.loss, r.accuracy = s, s % 2, 1.0 / s, 0.1 * s
+        steps.append(r)
+    put("coordinator_state", "steps", b"\x01" + log(*steps))
+    put("coordinator_state", "steps_torn", b"\x01" + log(*steps)[:-7])
+    e = pb.EvaluationRecord()
+    e.step, e.test_accuracy, e.test_loss = 5, 0.5, 1.2
+    e.precision.extend([0.5, 0.5])
+    e.recall.extend([0.5, 0.5])
+    e.confusion.extend([1, 2, 3, 4])
+    put("coordinator_state", "evaluations", b"\x02" + log(e))
+    events = []
+    for rank in range(2):
+        ev = pb.RegistryEvent()
+        ev.registration.job_id, ev.registration.rank = b"job", rank
+        ev.registration.world_size, ev.registration.host = 2, b"host"
+        events.append(ev)
+    ev = pb.RegistryEvent()
+    ev.restart.job_id, ev.restart.restart, ev.restart.cause = b"job", 1, b"killed by signal 9"
+    ev.restarts = 3
+    events.append(ev)
+    put("coordinator_state", "registrations", b"\x03" + log(*events))
+
+
+def launcher_seeds():
+    def piece(pipe, text):
+        out = b""
+        while text:
+            part, text = text[:127], text[127:]
+            out += bytes([len(part) << 1 | pipe]) + part
+        return out
+
+    put("mpirun_output", "tagged",
+        piece(0, b"[1,0]<stdout>:epoch 1/5: loss 0.5\n[1,1]<stdout>:hello\n") +
+        piece(1, b"[1,1]<stderr>:warning\n"))
+    put("mpirun_output", "failure", piece(1, (
+        b"--------------------------------------------------------------------------\n"
+        b"mpirun noticed that process rank 1 with PID 0 on node b exited on signal 9 (Killed).\n"
+        b"--------------------------------------------------------------------------\n")))
+    put("mpirun_output", "exit_code", piece(1, (
+        b"Primary job  terminated normally, but 1 process returned\n"
+        b"a non-zero exit code. Per user-direction, the job has been aborted.\n"
+        b"  Process name: [[1234,1],1]\n  Exit code:    3\n")))
+    put("mpirun_output", "partial", piece(0, b"[1,0]<stdout>:abc") + piece(0, b"[1,0]<stdout>:def\n"))
+    put("hostfile", "openmpi", b"\x00# hosts\nnode-a slots=4\nnode-b slots=2 max_slots=8\n\n")
+    put("hostfile", "discovered", b"\x01node-a:4\nnode-b\n# comment\n")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_corpus.py path/to/convoy")
@@ -244,6 +315,8 @@ def main():
     checkpoint_seeds(convoy)
     rpc_seeds(open(os.path.join(CORPUS, "checkpoint", "tiny_sgd"), "rb").read())
     http_seeds()
+    state_seeds()
+    launcher_seeds()
 
 
 if __name__ == "__main__":

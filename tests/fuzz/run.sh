@@ -2,6 +2,7 @@
 # Runs every libFuzzer target of a CONVOY_FUZZ build for a bounded time (deploy/local.sh fuzz).
 #
 #   tests/fuzz/run.sh BUILD_DIR SECONDS [PARALLEL]
+#   FUZZ_RUNS=1000000 tests/fuzz/run.sh BUILD_DIR 0 [PARALLEL]   (a number of inputs instead)
 #
 # Each target starts from its seed corpus and regression inputs (tests/fuzz/corpus/<name>,
 # regressions/<name>), copied to BUILD_DIR/tests/fuzz/work/<name>, where what it finds
@@ -42,7 +43,9 @@ run_one() {
   # win).
   local options=()
   if [[ -f $here/$name.options ]]; then mapfile -t options < <(grep -v '^#' "$here/$name.options"); fi
-  if OMP_NUM_THREADS=1 "$target" "$out/work/$name" -max_total_time="$seconds" -timeout=1 \
+  local budget=(-max_total_time="$seconds")
+  if [[ -n ${FUZZ_RUNS:-} ]]; then budget=(-runs="$FUZZ_RUNS"); fi
+  if OMP_NUM_THREADS=1 "$target" "$out/work/$name" "${budget[@]}" -timeout=1 \
     -malloc_limit_mb=100 -rss_limit_mb=2560 -print_final_stats=1 "${options[@]}" \
     -artifact_prefix="$out/findings/$name/" >"$log" 2>&1; then
     echo "$name ok $(grep -m1 -o 'number_of_executed_units: [0-9]*' "$log" | cut -d' ' -f2)" \
@@ -52,7 +55,7 @@ run_one() {
   fi
 }
 export -f run_one
-export here out seconds
+export here out seconds FUZZ_RUNS
 # The targets' scratch files (fuzz_support.h), also those of a run that ended on a finding.
 export TMPDIR="$out/tmp"
 rm -rf "$TMPDIR" "$out"/*.result && mkdir -p "$TMPDIR"
@@ -77,5 +80,7 @@ for target in "${targets[@]}"; do
     status=1
   fi
 done
-echo "fuzzing: $total executions in all, $seconds s per target"
+budget="$seconds s"
+if [[ -n ${FUZZ_RUNS:-} ]]; then budget="$FUZZ_RUNS inputs"; fi
+echo "fuzzing: $total executions in all, $budget per target"
 exit "$status"

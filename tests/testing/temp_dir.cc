@@ -24,8 +24,12 @@ TempDir::~TempDir() {
 
 std::string TempDir::write(const std::string& name, const std::string& bytes) const {
   const std::string p = file(name);
-  std::ofstream(p, std::ios::binary) << bytes;
+  write_file(p, bytes);
   return p;
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
 
 std::string read_file(const std::string& path) {

@@ -22,6 +22,8 @@ class TempDir {
   std::string path_;
 };
 
+// Writes `bytes` to `path`, replacing it.
+void write_file(const std::string& path, const std::string& bytes);
 // The bytes of a file (empty when it cannot be read).
 std::string read_file(const std::string& path);
 // `bytes` gzip-compressed (zlib, gzip framing).
