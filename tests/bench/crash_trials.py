@@ -6,7 +6,7 @@ Four scenarios, each `--trials` kills (lenet5 on the first 640 Fashion-MNIST ima
   save         `convoy train --save M`, killed while it writes M (the moment its temporary file
                appears, plus 0-0.5 ms)
   dir          `convoy train --checkpoint-dir D --checkpoint-every 1 --keep-checkpoints 2
-               --resume`, killed while a checkpoint or the manifest is being written or old
+               --resume` (after a first run has stored checkpoints), killed while a checkpoint or the manifest is being written or old
                checkpoints deleted (a temporary appears after a random 0-1 s, plus 0-3 ms)
   upload       a coordinator receiving a checkpoint upload from `convoy train --coordinator
                --checkpoint-every 1`, killed while the upload's temporary file exists (plus 0-0.5 ms)
@@ -166,12 +166,19 @@ class Trials:
         train = ["train", "--model", "lenet5"] + DATA + [
             "--epochs", "1000", "--checkpoint-dir", d, "--checkpoint-every", "1",
             "--keep-checkpoints", "2", "--resume"]
+        # A first run stores checkpoints unharmed: from then on there is one to lose. (Waiting a
+        # fixed time instead is not enough: a slow build, such as a sanitized one, may not have
+        # finished its first checkpoint by then.)
+        first = ["train", "--model", "lenet5"] + DATA + [
+            "--epochs", "2", "--checkpoint-dir", d, "--checkpoint-every", "1",
+            "--keep-checkpoints", "2"]
+        subprocess.run([self.convoy] + first, check=True, capture_output=True)
         counts = dict(valid=0, stale=0, corrupt=0, hit=0)
         previous = None
         for i in range(trials):
             before = temporaries(d)
             proc = self.start(train)
-            time.sleep(self.rng.uniform(0, 1.0) if i else 1.0)
+            time.sleep(self.rng.uniform(0, 1.0))
             if wait_for_temporary(d, proc, 60, before):
                 time.sleep(self.rng.uniform(0, 0.003))
             err = self.kill(proc)
@@ -188,8 +195,9 @@ class Trials:
             previous = left
             latest, _ = self.manifest_latest(d)
             counts["valid"] += latest is not None and self.evaluate(latest)
+        # The last kill's temporaries must be gone once the next start has written something.
         proc = self.start(train)
-        time.sleep(1.0)
+        wait_for_temporary(d, proc, 60, previous or [])
         self.kill(proc)
         counts["stale"] += sum(1 for t in (previous or []) if os.path.exists(t))
         return counts
