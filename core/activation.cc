@@ -37,6 +37,10 @@ std::vector<EltwiseStage> activation_stages(const pb::LayerSpec& spec, const std
 }
 
 void Activation::build_forward(BuildContext& ctx, const Tensor& src) {
+  if (pass_through_) {
+    dst_ = src;
+    return;
+  }
   const auto prop =
       ctx.training() ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   stage_src_ = {src};
@@ -59,6 +63,10 @@ void Activation::build_forward(BuildContext& ctx, const Tensor& src) {
 void Activation::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
   if (!need_diff_src) return;
   CONVOY_CHECK(diff_dst.desc() == dst_.desc());
+  if (pass_through_) {
+    diff_src_ = diff_dst;
+    return;
+  }
   Tensor grad = diff_dst;
   for (size_t i = stages_.size(); i-- > 0;) {
     const EltwiseStage& s = stages_[i];

@@ -25,8 +25,12 @@ class Activation : public Layer {
 
   void build_forward(BuildContext& ctx, const Tensor& src) override;
   void build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) override;
+  // The layer before applies this activation (Layer::applies_following_relu): dst() is src and
+  // diff_src() is diff_dst, with no work of its own. Call before build_forward.
+  void pass_through() { pass_through_ = true; }
 
  private:
+  bool pass_through_ = false;
   std::vector<EltwiseStage> stages_;
   std::vector<Tensor> stage_src_;  // input of each stage: the layer's src, then intermediates
   std::vector<dnnl::eltwise_forward::primitive_desc> forward_pds_;

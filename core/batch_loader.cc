@@ -90,8 +90,8 @@ void BatchLoader::fill(Batch& batch, int64_t index) const {
   const auto sample_size = static_cast<size_t>(data_.shape.elements());
   for (int64_t i = 0; i < count; ++i) {
     const int64_t s = order_[static_cast<size_t>(first + i)];
-    std::memcpy(batch.samples.data() + static_cast<size_t>(i) * sample_size, data_.sample(s).data(),
-                sample_size * sizeof(float));
+    data_.copy_sample(s,
+                      {batch.samples.data() + static_cast<size_t>(i) * sample_size, sample_size});
     batch.labels[static_cast<size_t>(i)] = data_.labels[static_cast<size_t>(s)];
     batch.ids[static_cast<size_t>(i)] = s;
     if (augmentation_.enabled()) {

@@ -26,6 +26,7 @@ void append_file(const std::filesystem::path& path, Dataset& d) {
                     path.string(), bytes.size(), kRecord));
   }
   const auto records = static_cast<int64_t>(bytes.size()) / kRecord;
+  d.pixels.reserve(d.pixels.size() + static_cast<size_t>(records * kPixels));
   for (int64_t r = 0; r < records; ++r) {
     const char* record = bytes.data() + r * kRecord;
     const auto label = static_cast<unsigned char>(record[0]);
@@ -34,12 +35,21 @@ void append_file(const std::filesystem::path& path, Dataset& d) {
           fmt::format("'{}': record {} has label {}, not below 10", path.string(), r, label));
     }
     d.labels.push_back(label);
-    for (int64_t i = 0; i < kPixels; ++i) {
-      const auto c = static_cast<size_t>(i / 1024);
-      const float p = static_cast<unsigned char>(record[1 + i]) / 255.f;
-      d.samples.push_back((p - kCifar10Mean[c]) / kCifar10Std[c]);
+    d.pixels.insert(d.pixels.end(), record + 1, record + kRecord);
+  }
+}
+
+// Each channel's value of every byte: scaled to [0, 1], then normalised with the channel's
+// mean and standard deviation.
+std::vector<std::array<float, 256>> pixel_values() {
+  std::vector<std::array<float, 256>> values(3);
+  for (size_t c = 0; c < 3; ++c) {
+    for (size_t v = 0; v < 256; ++v) {
+      const float p = static_cast<float>(v) / 255.f;
+      values[c][v] = (p - kCifar10Mean[c]) / kCifar10Std[c];
     }
   }
+  return values;
 }
 
 }  // namespace
@@ -57,6 +67,7 @@ Dataset load_cifar10(const std::string& dir, Split split) {
   } else {
     append_file(std::filesystem::path(dir) / "test_batch.bin", d);
   }
+  d.pixel_values = pixel_values();
   return d;
 }
 

@@ -84,6 +84,12 @@ class Layer {
   virtual std::span<float> batch_statistics() { return {}; }
   virtual void update_running_statistics() {}
 
+  // Fusion of a ReLU into the layer before it (model.cc): when a plain ReLU follows, the model
+  // offers it before build_forward; after build_forward the layer says whether it applies the
+  // ReLU itself (to its output, and to its gradient in backward). The ReLU then passes through.
+  virtual void offer_following_relu() {}
+  virtual bool applies_following_relu() const { return false; }
+
  protected:
   Tensor dst_;
   Tensor diff_src_;

@@ -26,7 +26,7 @@ Dataset load_mnist(const std::string& dir, const std::string& dataset, Split spl
   const std::string prefix = split == Split::kTrain ? "train" : "t10k";
   const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
-  const IdxArray images = read_idx(images_path, kIdxImagesMagic);
+  IdxArray images = read_idx(images_path, kIdxImagesMagic);
   const IdxArray labels = read_idx(labels_path, kIdxLabelsMagic);
   if (images.dims[0] != labels.dims[0]) {
     throw Error::invalid_input(fmt::format("'{}' holds {} images but '{}' holds {} labels",
@@ -37,10 +37,9 @@ Dataset load_mnist(const std::string& dir, const std::string& dataset, Split spl
   d.name = dataset;
   d.shape = {1, {images.dims[1], images.dims[2]}};
   d.class_names = class_names_for(dataset);
-  d.samples.resize(images.data.size());
-  for (size_t i = 0; i < images.data.size(); ++i) {
-    d.samples[i] = static_cast<float>(images.data[i]) / 255.0f;
-  }
+  std::array<float, 256> value{};
+  for (size_t v = 0; v < value.size(); ++v) value[v] = static_cast<float>(v) / 255.0f;
+  d.set_pixels(std::move(images.data), {value});
   d.labels.resize(labels.data.size());
   for (size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] >= d.class_names.size()) {

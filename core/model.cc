@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/activation.h"
 #include "core/error.h"
 #include "core/initializer.h"
 #include "core/layer_registry.h"
@@ -22,25 +23,33 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
   ctx_.set_batch_size(batch_size);
   input_ = Tensor(plain_desc(plan_.input.batch_dims(batch_size)), engine);
 
+  std::vector<const LayerType*> types;  // in the order of layers_
   for (const LayerPlan& lp : plan_.layers) {
-    layers_.push_back(find_layer_type(lp.spec->type())->create(*lp.spec, lp.in, lp.name));
+    types.push_back(find_layer_type(lp.spec->type()));
+    layers_.push_back(types.back()->create(*lp.spec, lp.in, lp.name));
   }
   // A ReLU followed by max pooling runs as max pooling followed by the ReLU (the registry says
   // which layers may, and why): the ReLU then works on a quarter of the data for 2x2 pooling.
   // Neither layer has parameters, so parameter order is unchanged.
   for (size_t i = 0; i + 1 < layers_.size(); ++i) {
-    if (find_layer_type(plan_.layers[i].spec->type())->may_run_after_max_pooling &&
-        find_layer_type(plan_.layers[i + 1].spec->type())->max_pooling) {
+    if (types[i]->may_run_after_max_pooling && types[i + 1]->max_pooling) {
       std::swap(layers_[i], layers_[i + 1]);
+      std::swap(types[i], types[i + 1]);
       ++i;
     }
   }
 
-  // Forward, first to last: each layer sees the previous layer's output in its chosen layout.
+  // Forward, first to last: each layer sees the previous layer's output in its chosen layout. A
+  // ReLU that the layer before it applies (layer.h) passes its input through.
   const Tensor* src = &input_;
-  for (const auto& layer : layers_) {
-    layer->build_forward(ctx_, *src);
-    src = &layer->dst();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const bool relu_follows = i + 1 < layers_.size() && types[i + 1]->name == "ReLU";
+    if (relu_follows) layers_[i]->offer_following_relu();
+    layers_[i]->build_forward(ctx_, *src);
+    if (relu_follows && layers_[i]->applies_following_relu()) {
+      static_cast<Activation&>(*layers_[i + 1]).pass_through();
+    }
+    src = &layers_[i]->dst();
   }
 
   // The head: logits as a plain [batch, classes] view of the last layer's output.

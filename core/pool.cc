@@ -54,6 +54,20 @@ void Pool::build_forward(BuildContext& ctx, const Tensor& src) {
   const Dims dst_dims = config_.output_shape(in, name()).batch_dims(src_dims[0]);
   padding_r_ = config_.window.right_padding(in.spatial);
   src_desc_ = src.desc();
+  if (config_.algorithm == dnnl::algorithm::pooling_max) {
+    window_max_ = WindowMaxPool::create(src_desc_, config_.window);
+  }
+  if (window_max_) {
+    CONVOY_CHECK(window_max_->dst_desc().dims() == dst_dims);
+    dst_ = Tensor(window_max_->dst_desc(), ctx.engine());
+    argmax_ = AlignedBuffer<uint8_t>(window_max_->argmax_bytes());
+    const bool relu = relu_offered_;
+    forward_ops_.emplace_back([this, in = src.memory(), out = dst_.memory(), relu] {
+      window_max_->forward(static_cast<const float*>(in.get_data_handle()),
+                           static_cast<float*>(out.get_data_handle()), argmax_.data(), relu);
+    });
+    return;
+  }
 
   const auto prop =
       ctx.training() ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
@@ -76,6 +90,14 @@ void Pool::build_forward(BuildContext& ctx, const Tensor& src) {
 void Pool::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
   if (!need_diff_src) return;  // no parameters: nothing to compute
   CONVOY_CHECK(diff_dst.desc() == dst_.desc());
+  if (window_max_) {
+    diff_src_ = Tensor(src_desc_, ctx.engine());
+    backward_ops_.emplace_back([this, grad = diff_dst.memory(), out = diff_src_.memory()] {
+      window_max_->backward(static_cast<const float*>(grad.get_data_handle()), argmax_.data(),
+                            static_cast<float*>(out.get_data_handle()));
+    });
+    return;
+  }
   dnnl::pooling_backward::desc d(config_.algorithm, src_desc_, diff_dst.desc(),
                                  config_.window.stride, config_.window.kernel, config_.window.pad,
                                  padding_r_);

@@ -14,6 +14,7 @@
 #include "core/random.h"
 #include "core/stopwatch.h"
 #include "core/trainer.h"
+#include "core/weighted_layer.h"
 #include "dist/data_parallel.h"
 #include "launcher/command_support.h"
 #include "launcher/run_job.h"
@@ -41,28 +42,45 @@ double timed_median(Communicator& comm, int repeats, F&& body) {
   return median(ms);
 }
 
-nlohmann::json per_layer_times(Model& model, const dnnl::stream& stream, const Batch& batch,
-                               int64_t steps) {
+// Each layer's forward and backward time, and the rest of a step's work in the training process:
+// the input's copy, the head (logits' reorder, loss and its gradient) and the optimizer's update.
+// "step_breakdown" sums them up as convolutions and dense layers against everything else.
+void per_layer_times(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
+                     const Batch& batch, int64_t steps, nlohmann::json& line) {
   const size_t n = model.layer_count();
   std::vector<double> fwd(n, 0.0), bwd(n, 0.0);
+  double input = 0, loss = 0, update = 0;
   for (int64_t s = 0; s < steps; ++s) {
-    model.set_input({batch.samples.data(), batch.samples.size()});
     Stopwatch mark;
+    model.set_input({batch.samples.data(), batch.samples.size()});
+    input += mark.lap_milliseconds();
     auto lap = [&](std::vector<double>& into) {
       return [&](size_t i) { into[i] += mark.lap_milliseconds(); };
     };
     model.forward(stream, lap(fwd));
     model.loss(stream, batch.labels, batch.count);
-    mark.restart();
+    loss += mark.lap_milliseconds();  // with the head's reorders (in forward and backward)
     model.backward(stream, lap(bwd));
+    optimizer.step();
+    update += mark.lap_milliseconds();
   }
+  const double scale = 1.0 / double(steps);
   nlohmann::json layers = nlohmann::json::array();
+  double weighted = 0, other = input + loss + update;
   for (size_t i = 0; i < n; ++i) {
     layers.push_back({{"name", model.layer(i).name()},
-                      {"forward_ms", fwd[i] / double(steps)},
-                      {"backward_ms", bwd[i] / double(steps)}});
+                      {"forward_ms", fwd[i] * scale},
+                      {"backward_ms", bwd[i] * scale}});
+    (dynamic_cast<const WeightedLayer*>(&model.layer(i)) != nullptr ? weighted : other) +=
+        fwd[i] + bwd[i];
   }
-  return layers;
+  line["layers"] = layers;
+  line["step_breakdown"] = {{"input_ms", input * scale},
+                            {"loss_ms", loss * scale},
+                            {"optimizer_ms", update * scale},
+                            {"conv_and_dense_ms", weighted * scale},
+                            {"everything_else_ms", other * scale},
+                            {"everything_else_fraction", other / (weighted + other)}};
 }
 
 int bench(const BenchCommand& cmd, Job& job) {
@@ -159,7 +177,7 @@ int bench(const BenchCommand& cmd, Job& job) {
              double(after.buckets_reduced - before.buckets_reduced)},
     };
   }
-  if (cmd.per_layer) line["layers"] = per_layer_times(model, stream, batch, cmd.steps);
+  if (cmd.per_layer) per_layer_times(model, optimizer, stream, batch, cmd.steps, line);
   if (job.is_root()) fmt::print("{}\n", line.dump());
   return 0;
 }

@@ -14,7 +14,10 @@ namespace {
 
 // Sample i has every pixel equal to i and label i % 10.
 Dataset numbered(int64_t n) {
-  Dataset d{"test", {1, {2, 2}}, class_names_for("mnist"), {}, {}};
+  Dataset d;
+  d.name = "test";
+  d.shape = {1, {2, 2}};
+  d.class_names = class_names_for("mnist");
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < 4; ++k) d.samples.push_back(static_cast<float>(i));
     d.labels.push_back(static_cast<int32_t>(i % 10));
@@ -49,6 +52,32 @@ TEST(Shuffle, PermutationIsDeterministicPerSeedAndEpoch) {
   for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(sorted[static_cast<size_t>(i)], i);
   // Not the identity, and roughly uniform: the first element is not stuck near 0.
   EXPECT_NE(a, sorted);
+}
+
+// Image bytes stay bytes in memory; each batch gets every byte's value from its channel's table.
+TEST(BatchLoader, ConvertsImageBytesPerChannelIntoTheBatch) {
+  Dataset d;
+  d.name = "bytes";
+  d.shape = {2, {1, 3}};
+  d.class_names = class_names_for("mnist");
+  std::array<float, 256> red{}, green{};
+  for (size_t v = 0; v < 256; ++v) {
+    red[v] = static_cast<float>(v) / 255.f;
+    green[v] = -static_cast<float>(v);
+  }
+  d.set_pixels({0, 1, 255, 7, 8, 9, /*sample 1:*/ 10, 20, 30, 40, 50, 60}, {red, green});
+  d.labels = {4, 5};
+  EXPECT_EQ(d.sample(1), (std::vector<float>{10 / 255.f, 20 / 255.f, 30 / 255.f, -40, -50, -60}));
+  BatchLoader loader(d, 2);
+  loader.start({1, 0}, /*keep_partial=*/true);
+  const Batch* b = loader.next();
+  ASSERT_NE(b, nullptr);
+  const std::vector<float> got(b->samples.data(), b->samples.data() + 12);
+  EXPECT_EQ(got, (std::vector<float>{10 / 255.f, 20 / 255.f, 30 / 255.f, -40, -50, -60, 0.f,
+                                     1 / 255.f, 1.f, -7, -8, -9}));
+  EXPECT_EQ(b->labels[0], 5);
+  EXPECT_EQ(d.head(1).pixels.size(), 6u);
+  EXPECT_EQ(d.head(1).sample(0), d.sample(0));
 }
 
 TEST(BatchLoader, ServesTheOrderInBatchesWithPartialLast) {

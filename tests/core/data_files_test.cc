@@ -61,7 +61,7 @@ TEST(Cifar10, ReadsRecordsNormalizesPerChannelAndRefusesPartialRecords) {
   EXPECT_EQ(train.labels[1], 9);
   EXPECT_EQ(train.labels[8], 5);
   EXPECT_EQ(train.class_names[0], "airplane");
-  const std::span<const float> first = train.sample(0);
+  const std::vector<float> first = train.sample(0);
   EXPECT_NEAR(first[0], (1.0 - 0.4914) / 0.2470, 1e-5);             // red plane
   EXPECT_NEAR(first[1024], (0.0 - 0.4822) / 0.2435, 1e-5);          // green plane
   EXPECT_NEAR(first[3071], (128 / 255.0 - 0.4465) / 0.2616, 1e-5);  // blue plane

@@ -127,9 +127,11 @@ TEST(Mnist, LoadsAndScalesPixels) {
   const Dataset d = load_mnist(m.dir.path(), "fashion-mnist", Split::kTrain);
   EXPECT_EQ(d.count(), 2);
   EXPECT_EQ(d.shape.str(), "1x2x3");
-  EXPECT_FLOAT_EQ(d.samples[0], 250.f / 255.f);
-  EXPECT_FLOAT_EQ(d.samples[5], 255.f / 255.f);  // 250 + 5
-  EXPECT_FLOAT_EQ(d.samples[6], 0.f);            // 250 + 6 wraps to 0 in a byte
+  EXPECT_EQ(d.pixels.size(), 12u);  // held as the file's bytes, converted per batch
+  const std::vector<float> first = d.sample(0), second = d.sample(1);
+  EXPECT_FLOAT_EQ(first[0], 250.f / 255.f);
+  EXPECT_FLOAT_EQ(first[5], 255.f / 255.f);  // 250 + 5
+  EXPECT_FLOAT_EQ(second[0], 0.f);           // 250 + 6 wraps to 0 in a byte
   EXPECT_EQ(d.labels, (std::vector<int32_t>{9, 0}));
   EXPECT_EQ(d.class_names[9], "Ankle boot");
 }

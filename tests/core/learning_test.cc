@@ -18,7 +18,10 @@ namespace {
 // Noisy sine waves of 128 steps; the class is the frequency (2, 4, 6 or 8 cycles), the phase and
 // amplitude are random.
 Dataset waveforms(int64_t count, uint64_t seed) {
-  Dataset d{"waves", {1, {128}}, {"2", "4", "6", "8"}, {}, {}};
+  Dataset d;
+  d.name = "waves";
+  d.shape = {1, {128}};
+  d.class_names = {"2", "4", "6", "8"};
   Rng rng(seed);
   for (int64_t i = 0; i < count; ++i) {
     const auto label = static_cast<int32_t>(rng.below(4));
@@ -38,7 +41,10 @@ Dataset waveforms(int64_t count, uint64_t seed) {
 // 16x16x16 noisy volumes: a plane wave (2 cycles, random phase) varying along z, y or x (classes
 // 0-2), or a bright ball of radius 3 at a random place (class 3).
 Dataset volumes(int64_t count, uint64_t seed) {
-  Dataset d{"volumes", {1, {16, 16, 16}}, {"wave-z", "wave-y", "wave-x", "ball"}, {}, {}};
+  Dataset d;
+  d.name = "volumes";
+  d.shape = {1, {16, 16, 16}};
+  d.class_names = {"wave-z", "wave-y", "wave-x", "ball"};
   Rng rng(seed);
   for (int64_t i = 0; i < count; ++i) {
     const auto label = static_cast<int32_t>(rng.below(4));

@@ -11,7 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   convoy::fuzz::refused_or_accepted([&] {
     const convoy::Dataset set = convoy::load_cifar10(dir, convoy::Split::kTest);
     if (set.count() * 3073 != static_cast<int64_t>(size) ||
-        set.samples.size() != set.labels.size() * 3072) {
+        set.pixels.size() != set.labels.size() * 3072) {
       std::abort();  // accepted, but not every record read
     }
     for (const int32_t label : set.labels) {

@@ -1,0 +1,209 @@
+#include "core/window_max_pool.h"
+
+#include <emmintrin.h>  // SSE2, part of every x86-64 CPU
+
+#include <algorithm>
+#include <cstring>
+
+namespace convoy {
+
+namespace {
+
+using tag = dnnl::memory::format_tag;
+
+}  // namespace
+
+std::optional<WindowMaxPool> WindowMaxPool::create(const dnnl::memory::desc& src,
+                                                   const Window& window) {
+  const Dims dims = src.dims();
+  if (dims.size() != 4 || src.data_type() != dnnl::memory::data_type::f32) return std::nullopt;
+  if (window.kernel.size() != 2 || window.stride != window.kernel) return std::nullopt;
+  if (std::any_of(window.pad.begin(), window.pad.end(), [](int64_t p) { return p != 0; })) {
+    return std::nullopt;
+  }
+  const int64_t n = dims[0], c = dims[1], h = dims[2], w = dims[3];
+  const int64_t kh = window.kernel[0], kw = window.kernel[1];
+  if (kh * kw > 64 || kh > h || kw > w) return std::nullopt;
+  const Dims out_dims{n, c, h / kh, w / kw};
+
+  WindowMaxPool pool;
+  pool.images_ = n;
+  pool.kernel_h_ = kh;
+  pool.kernel_w_ = kw;
+  pool.in_h_ = h;
+  pool.in_w_ = w;
+  pool.out_h_ = h / kh;
+  pool.out_w_ = w / kw;
+  // Channel-innermost layouts only: a group of `lanes` channels is contiguous at every pixel.
+  for (const tag t : {tag::nChw16c, tag::nChw8c, tag::nhwc}) {
+    if (src != dnnl::memory::desc(dims, dnnl::memory::data_type::f32, t)) continue;
+    pool.dst_desc_ = dnnl::memory::desc(out_dims, dnnl::memory::data_type::f32, t);
+    if (t == tag::nhwc) {
+      if (c % 8 != 0) return std::nullopt;
+      pool.lanes_ = c % 16 == 0 ? 16 : 8;
+      pool.groups_ = c / pool.lanes_;
+      pool.in_ = {h * w * c, pool.lanes_, w * c, c};
+      pool.out_ = {pool.out_h_ * pool.out_w_ * c, pool.lanes_, pool.out_w_ * c, c};
+    } else {
+      const int64_t block = t == tag::nChw16c ? 16 : 8;
+      pool.lanes_ = static_cast<int>(block);
+      pool.groups_ = (c + block - 1) / block;  // padded channels are zeros: pooled like any
+      pool.in_ = {pool.groups_ * h * w * block, h * w * block, w * block, block};
+      pool.out_ = {pool.groups_ * pool.out_h_ * pool.out_w_ * block,
+                   pool.out_h_ * pool.out_w_ * block, pool.out_w_ * block, block};
+    }
+    return pool;
+  }
+  return std::nullopt;
+}
+
+void WindowMaxPool::forward(const float* src, float* dst, uint8_t* argmax, bool relu) const {
+  if (lanes_ == 16) {
+    forward_lanes<16>(src, dst, argmax, relu);
+  } else {
+    forward_lanes<8>(src, dst, argmax, relu);
+  }
+}
+
+void WindowMaxPool::backward(const float* diff_dst, const uint8_t* argmax, float* diff_src) const {
+  if (lanes_ == 16) {
+    backward_lanes<16>(diff_dst, argmax, diff_src);
+  } else {
+    backward_lanes<8>(diff_dst, argmax, diff_src);
+  }
+}
+
+// The kernels work on 4 channels at a time through GCC's vector extensions (also clang's), in
+// vectors of 128 bits, which every x86-64 CPU has: wider ones are lowered to scalar code when the
+// compiler targets the baseline. There are no branches on the data: comparisons give lanes of all
+// ones or zeros, used as bit masks, and a C-style cast between vector types of one size
+// reinterprets the bits. (No helper takes a vector by value, so the ABI does not matter.)
+typedef float Floats __attribute__((vector_size(16)));
+typedef int32_t Ints __attribute__((vector_size(16)));
+constexpr int kWidth = 4;
+
+// Positions travel as int32 lanes and are stored as bytes. The compiler's generic conversion
+// (__builtin_convertvector) goes one lane at a time here; SSE2's saturating packs do 16 at once.
+template <int kChunks>
+void store_bytes(const Ints (&lanes)[kChunks], uint8_t* out) {
+  static_assert(kChunks == 2 || kChunks == 4);
+  const __m128i low = _mm_packs_epi32((__m128i)lanes[0], (__m128i)lanes[1]);
+  if constexpr (kChunks == 4) {
+    const __m128i high = _mm_packs_epi32((__m128i)lanes[2], (__m128i)lanes[3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(low, high));
+  } else {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(low, low));
+  }
+}
+
+template <int kChunks>
+void load_bytes(const uint8_t* in, Ints (&lanes)[kChunks]) {
+  static_assert(kChunks == 2 || kChunks == 4);
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i bytes = kChunks == 4 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(in))
+                                     : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in));
+  const __m128i low = _mm_unpacklo_epi8(bytes, zero);
+  lanes[0] = (Ints)_mm_unpacklo_epi16(low, zero);
+  lanes[1] = (Ints)_mm_unpackhi_epi16(low, zero);
+  if constexpr (kChunks == 4) {
+    const __m128i high = _mm_unpackhi_epi8(bytes, zero);
+    lanes[2] = (Ints)_mm_unpacklo_epi16(high, zero);
+    lanes[3] = (Ints)_mm_unpackhi_epi16(high, zero);
+  }
+}
+
+template <int kLanes>
+void WindowMaxPool::forward_lanes(const float* src, float* dst, uint8_t* argmax, bool relu) const {
+  constexpr int kChunks = kLanes / kWidth;
+  const int64_t work = images_ * groups_ * out_h_;
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < work; ++item) {
+    const int64_t oh = item % out_h_, group = item / out_h_ % groups_, n = item / out_h_ / groups_;
+    const float* in_row = src + n * in_.image + group * in_.group + oh * kernel_h_ * in_.row;
+    const int64_t out_offset = n * out_.image + group * out_.group + oh * out_.row;
+    for (int64_t ow = 0; ow < out_w_; ++ow) {
+      const float* window = in_row + ow * kernel_w_ * in_.column;
+      Floats best[kChunks];
+      Ints where[kChunks];
+      for (int q = 0; q < kChunks; ++q) {
+        std::memcpy(&best[q], window + q * kWidth, sizeof(Floats));
+        where[q] = Ints{};
+      }
+      for (int64_t i = 0; i < kernel_h_; ++i) {
+        for (int64_t j = 0; j < kernel_w_; ++j) {
+          if (i == 0 && j == 0) continue;
+          const float* p = window + i * in_.row + j * in_.column;
+          const auto position = static_cast<int32_t>(i * kernel_w_ + j);
+          for (int q = 0; q < kChunks; ++q) {
+            Floats value;
+            std::memcpy(&value, p + q * kWidth, sizeof value);
+            const Ints larger = value > best[q];  // strictly: the first maximum wins
+            best[q] = (Floats)((larger & (Ints)value) | (~larger & (Ints)best[q]));
+            where[q] = (larger & position) | (~larger & where[q]);
+          }
+        }
+      }
+      const int64_t out = out_offset + ow * out_.column;
+      for (int q = 0; q < kChunks; ++q) {
+        if (relu) {
+          // ReLU's gradient is 0 where its input is not positive (oneDNN's and PyTorch's rule).
+          const Ints kept = best[q] > 0.f;
+          best[q] = (Floats)(kept & (Ints)best[q]);
+          where[q] = (kept & where[q]) | (~kept & int32_t{kClipped});
+        }
+        std::memcpy(dst + out + q * kWidth, &best[q], sizeof(Floats));
+      }
+      store_bytes(where, argmax + out);
+    }
+  }
+}
+
+template <int kLanes>
+void WindowMaxPool::backward_lanes(const float* diff_dst, const uint8_t* argmax,
+                                   float* diff_src) const {
+  constexpr int kChunks = kLanes / kWidth;
+  const int64_t work = images_ * groups_ * out_h_;
+  const int64_t covered_w = out_w_ * kernel_w_;
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < work; ++item) {
+    const int64_t oh = item % out_h_, group = item / out_h_ % groups_, n = item / out_h_ / groups_;
+    float* in_row = diff_src + n * in_.image + group * in_.group + oh * kernel_h_ * in_.row;
+    const int64_t out_offset = n * out_.image + group * out_.group + oh * out_.row;
+    for (int64_t ow = 0; ow < out_w_; ++ow) {
+      const int64_t out = out_offset + ow * out_.column;
+      Ints grad[kChunks], arg[kChunks];
+      for (int q = 0; q < kChunks; ++q) {
+        std::memcpy(&grad[q], diff_dst + out + q * kWidth, sizeof(Ints));
+      }
+      load_bytes(argmax + out, arg);
+      float* window = in_row + ow * kernel_w_ * in_.column;
+      for (int64_t i = 0; i < kernel_h_; ++i) {
+        for (int64_t j = 0; j < kernel_w_; ++j) {
+          float* p = window + i * in_.row + j * in_.column;
+          const auto position = static_cast<int32_t>(i * kernel_w_ + j);
+          for (int q = 0; q < kChunks; ++q) {
+            const Floats value = (Floats)((arg[q] == position) & grad[q]);
+            std::memcpy(p + q * kWidth, &value, sizeof value);
+          }
+        }
+      }
+    }
+    // Columns right of the last window (when the width is not a multiple of the kernel).
+    for (int64_t i = 0; i < kernel_h_; ++i) {
+      for (int64_t x = covered_w; x < in_w_; ++x) {
+        std::memset(in_row + i * in_.row + x * in_.column, 0, kLanes * sizeof(float));
+      }
+    }
+    // Rows below the last window, once per image and group.
+    if (oh + 1 == out_h_) {
+      for (int64_t y = out_h_ * kernel_h_; y < in_h_; ++y) {
+        float* row = diff_src + n * in_.image + group * in_.group + y * in_.row;
+        for (int64_t x = 0; x < in_w_; ++x) {
+          std::memset(row + x * in_.column, 0, kLanes * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace convoy

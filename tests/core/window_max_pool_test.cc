@@ -1,0 +1,152 @@
+// WindowMaxPool against oneDNN's own max pooling (and, for the fused ReLU, oneDNN's pooling
+// followed by its ReLU): outputs and input gradients must be bitwise equal, in every layout the
+// kernel takes, with ties (values drawn from a few levels), sizes that leave rows and columns
+// uncovered, padded channel blocks, and windows other than 2x2.
+#include "core/window_max_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "core/aligned_buffer.h"
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace convoy {
+namespace {
+
+using tag = dnnl::memory::format_tag;
+
+struct Case {
+  Dims dims;  // N, C, H, W
+  tag layout;
+  int64_t kernel;
+  bool relu;
+};
+
+// Values from a handful of levels around 0, so windows have ties and all-negative maxima.
+std::vector<float> levels(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = static_cast<float>(static_cast<int>(rng.below(7)) - 3) * 0.5f;
+  return v;
+}
+
+dnnl::memory filled(const dnnl::memory::desc& desc, const dnnl::engine& engine,
+                    const std::vector<float>& plain_values, dnnl::stream& stream) {
+  dnnl::memory plain(plain_desc(desc.dims()), engine);
+  std::memcpy(plain.get_data_handle(), plain_values.data(), plain_values.size() * sizeof(float));
+  dnnl::memory out(desc, engine);
+  std::memset(out.get_data_handle(), 0, desc.get_size());
+  dnnl::reorder(plain, out).execute(stream, plain, out);
+  stream.wait();
+  return out;
+}
+
+std::vector<float> to_plain(dnnl::memory m, const dnnl::engine& engine, dnnl::stream& stream) {
+  dnnl::memory plain(plain_desc(m.get_desc().dims()), engine);
+  dnnl::reorder(m, plain).execute(stream, m, plain);
+  stream.wait();
+  const auto* p = static_cast<const float*>(plain.get_data_handle());
+  return {p, p + element_count(m.get_desc().dims())};
+}
+
+class WindowMaxPoolTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
+  const Case& c = GetParam();
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  const dnnl::memory::desc src_desc(c.dims, dnnl::memory::data_type::f32, c.layout);
+  const Window window{{c.kernel, c.kernel}, {c.kernel, c.kernel}, {0, 0}};
+  const std::optional<WindowMaxPool> pool = WindowMaxPool::create(src_desc, window);
+  ASSERT_TRUE(pool.has_value());
+  const Dims out_dims{c.dims[0], c.dims[1], c.dims[2] / c.kernel, c.dims[3] / c.kernel};
+  ASSERT_EQ(pool->dst_desc(), dnnl::memory::desc(out_dims, dnnl::memory::data_type::f32, c.layout));
+
+  const std::vector<float> x = levels(element_count(c.dims), 7);
+  const std::vector<float> dy = levels(element_count(out_dims), 8);
+  const dnnl::memory src = filled(src_desc, engine, x, stream);
+  const dnnl::memory diff_dst = filled(pool->dst_desc(), engine, dy, stream);
+
+  // The kernel.
+  dnnl::memory dst(pool->dst_desc(), engine), diff_src(src_desc, engine);
+  std::memset(diff_src.get_data_handle(), 0x7f, src_desc.get_size());  // every element written?
+  AlignedBuffer<uint8_t> argmax(pool->argmax_bytes());
+  pool->forward(static_cast<const float*>(src.get_data_handle()),
+                static_cast<float*>(dst.get_data_handle()), argmax.data(), c.relu);
+  pool->backward(static_cast<const float*>(diff_dst.get_data_handle()), argmax.data(),
+                 static_cast<float*>(diff_src.get_data_handle()));
+
+  // oneDNN: pooling (then ReLU) forward; (ReLU backward on the pooled values, then) pooling
+  // backward.
+  const Dims padding_r{c.dims[2] % c.kernel == 0 ? 0 : -(c.dims[2] % c.kernel),
+                       c.dims[3] % c.kernel == 0 ? 0 : -(c.dims[3] % c.kernel)};
+  dnnl::pooling_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
+                                 src_desc, pool->dst_desc(), window.stride, window.kernel,
+                                 window.pad, padding_r);
+  dnnl::pooling_forward::primitive_desc fpd(fd, engine);
+  dnnl::memory ref_pooled(fpd.dst_desc(), engine), workspace(fpd.workspace_desc(), engine);
+  dnnl::pooling_forward(fpd).execute(
+      stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, ref_pooled}, {DNNL_ARG_WORKSPACE, workspace}});
+  dnnl::memory ref_dst = ref_pooled, ref_diff_pooled = diff_dst;
+  if (c.relu) {
+    dnnl::eltwise_forward::desc rd(dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_relu,
+                                   fpd.dst_desc(), 0.f);
+    dnnl::eltwise_forward::primitive_desc rpd(rd, engine);
+    ref_dst = dnnl::memory(fpd.dst_desc(), engine);
+    dnnl::eltwise_forward(rpd).execute(stream,
+                                       {{DNNL_ARG_SRC, ref_pooled}, {DNNL_ARG_DST, ref_dst}});
+    dnnl::eltwise_backward::desc rb(dnnl::algorithm::eltwise_relu, fpd.dst_desc(), fpd.dst_desc(),
+                                    0.f);
+    dnnl::eltwise_backward::primitive_desc rbpd(rb, engine, rpd);
+    ref_diff_pooled = dnnl::memory(fpd.dst_desc(), engine);
+    dnnl::eltwise_backward(rbpd).execute(stream, {{DNNL_ARG_SRC, ref_pooled},
+                                                  {DNNL_ARG_DIFF_DST, diff_dst},
+                                                  {DNNL_ARG_DIFF_SRC, ref_diff_pooled}});
+  }
+  dnnl::pooling_backward::desc bd(dnnl::algorithm::pooling_max, src_desc, fpd.dst_desc(),
+                                  window.stride, window.kernel, window.pad, padding_r);
+  dnnl::pooling_backward::primitive_desc bpd(bd, engine, fpd);
+  dnnl::memory ref_diff_src(bpd.diff_src_desc(), engine);
+  dnnl::pooling_backward(bpd).execute(stream, {{DNNL_ARG_DIFF_DST, ref_diff_pooled},
+                                               {DNNL_ARG_DIFF_SRC, ref_diff_src},
+                                               {DNNL_ARG_WORKSPACE, workspace}});
+  stream.wait();
+
+  const std::vector<float> got = to_plain(dst, engine, stream);
+  const std::vector<float> want = to_plain(ref_dst, engine, stream);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+  const std::vector<float> got_grad = to_plain(diff_src, engine, stream);
+  const std::vector<float> want_grad = to_plain(ref_diff_src, engine, stream);
+  for (size_t i = 0; i < got_grad.size(); ++i) {
+    ASSERT_EQ(got_grad[i], want_grad[i]) << "input gradient " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, WindowMaxPoolTest,
+    ::testing::Values(Case{{4, 32, 28, 28}, tag::nChw16c, 2, false},
+                      Case{{4, 32, 28, 28}, tag::nChw16c, 2, true},
+                      Case{{3, 20, 7, 9}, tag::nChw16c, 2, true},  // padded block, uncovered
+                      Case{{2, 16, 9, 8}, tag::nChw8c, 3, true},
+                      Case{{2, 6, 6, 6}, tag::nChw8c, 2, false},  // 6 channels in a block of 8
+                      Case{{2, 48, 7, 7}, tag::nhwc, 2, true},
+                      Case{{2, 24, 8, 5}, tag::nhwc, 2, false}));
+
+TEST(WindowMaxPool, LeavesOtherCasesToOneDnn) {
+  const Dims dims{2, 16, 8, 8};
+  const auto f32 = dnnl::memory::data_type::f32;
+  const Window two{{2, 2}, {2, 2}, {0, 0}};
+  EXPECT_FALSE(WindowMaxPool::create({dims, f32, tag::nchw}, two));  // channels not innermost
+  EXPECT_FALSE(WindowMaxPool::create({{2, 12, 8, 8}, f32, tag::nhwc}, two));  // 12 % 8
+  EXPECT_FALSE(WindowMaxPool::create({dims, dnnl::memory::data_type::bf16, tag::nChw16c}, two));
+  EXPECT_FALSE(WindowMaxPool::create({dims, f32, tag::nChw16c}, {{3, 3}, {2, 2}, {0, 0}}));
+  EXPECT_FALSE(WindowMaxPool::create({dims, f32, tag::nChw16c}, {{2, 2}, {2, 2}, {1, 1}}));
+  EXPECT_FALSE(WindowMaxPool::create({{2, 16, 8}, f32, tag::nCw16c}, {{2}, {2}, {0}}));
+  EXPECT_TRUE(WindowMaxPool::create({dims, f32, tag::nChw16c}, two));
+}
+
+}  // namespace
+}  // namespace convoy
