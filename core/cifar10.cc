@@ -67,7 +67,7 @@ Dataset load_cifar10(const std::string& dir, Split split) {
   } else {
     append_file(std::filesystem::path(dir) / "test_batch.bin", d);
   }
-  d.pixel_values = pixel_values();
+  d.set_pixels(std::move(d.pixels), pixel_values());
   return d;
 }
 

@@ -1,9 +1,12 @@
 #include "core/window_max_pool.h"
 
-#include <emmintrin.h>  // SSE2, part of every x86-64 CPU
+#ifdef __SSE2__
+#include <emmintrin.h>  // part of every x86-64 CPU; other CPUs take the plain loops
+#endif
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace convoy {
 
@@ -83,10 +86,16 @@ typedef int32_t Ints __attribute__((vector_size(16)));
 constexpr int kWidth = 4;
 
 // Positions travel as int32 lanes and are stored as bytes. The compiler's generic conversion
-// (__builtin_convertvector) goes one lane at a time here; SSE2's saturating packs do 16 at once.
+// (__builtin_convertvector) goes one lane at a time here; SSE2's saturating packs do 16 at once
+// (positions are below 64, or kClipped: both survive the packs).
 template <int kChunks>
 void store_bytes(const Ints (&lanes)[kChunks], uint8_t* out) {
   static_assert(kChunks == 2 || kChunks == 4);
+#ifndef __SSE2__
+  for (int q = 0; q < kChunks; ++q) {
+    for (int l = 0; l < kWidth; ++l) out[q * kWidth + l] = static_cast<uint8_t>(lanes[q][l]);
+  }
+#else
   const __m128i low = _mm_packs_epi32((__m128i)lanes[0], (__m128i)lanes[1]);
   if constexpr (kChunks == 4) {
     const __m128i high = _mm_packs_epi32((__m128i)lanes[2], (__m128i)lanes[3]);
@@ -94,11 +103,17 @@ void store_bytes(const Ints (&lanes)[kChunks], uint8_t* out) {
   } else {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(low, low));
   }
+#endif
 }
 
 template <int kChunks>
 void load_bytes(const uint8_t* in, Ints (&lanes)[kChunks]) {
   static_assert(kChunks == 2 || kChunks == 4);
+#ifndef __SSE2__
+  for (int q = 0; q < kChunks; ++q) {
+    for (int l = 0; l < kWidth; ++l) lanes[q][l] = in[q * kWidth + l];
+  }
+#else
   const __m128i zero = _mm_setzero_si128();
   const __m128i bytes = kChunks == 4 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(in))
                                      : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in));
@@ -110,6 +125,7 @@ void load_bytes(const uint8_t* in, Ints (&lanes)[kChunks]) {
     lanes[2] = (Ints)_mm_unpacklo_epi16(high, zero);
     lanes[3] = (Ints)_mm_unpackhi_epi16(high, zero);
   }
+#endif
 }
 
 template <int kLanes>
@@ -125,13 +141,14 @@ void WindowMaxPool::forward_lanes(const float* src, float* dst, uint8_t* argmax,
       const float* window = in_row + ow * kernel_w_ * in_.column;
       Floats best[kChunks];
       Ints where[kChunks];
+      // As oneDNN: from the lowest finite float, so a NaN is never the maximum and a window of
+      // -inf gives -FLT_MAX.
       for (int q = 0; q < kChunks; ++q) {
-        std::memcpy(&best[q], window + q * kWidth, sizeof(Floats));
+        best[q] = Floats{} - std::numeric_limits<float>::max();
         where[q] = Ints{};
       }
       for (int64_t i = 0; i < kernel_h_; ++i) {
         for (int64_t j = 0; j < kernel_w_; ++j) {
-          if (i == 0 && j == 0) continue;
           const float* p = window + i * in_.row + j * in_.column;
           const auto position = static_cast<int32_t>(i * kernel_w_ + j);
           for (int q = 0; q < kChunks; ++q) {
@@ -182,7 +199,8 @@ void WindowMaxPool::backward_lanes(const float* diff_dst, const uint8_t* argmax,
           float* p = window + i * in_.row + j * in_.column;
           const auto position = static_cast<int32_t>(i * kernel_w_ + j);
           for (int q = 0; q < kChunks; ++q) {
-            const Floats value = (Floats)((arg[q] == position) & grad[q]);
+            // + 0: oneDNN adds into a zeroed gradient, which turns -0 into +0.
+            const Floats value = (Floats)((arg[q] == position) & grad[q]) + 0.f;
             std::memcpy(p + q * kWidth, &value, sizeof value);
           }
         }

@@ -8,8 +8,9 @@
 // one on this shape (core/implementation_choice.h); and it cannot apply a ReLU as part of the
 // pooling. Measured with `convoy bench --per-layer` (README, Performance).
 //
-// Results equal oneDNN's: the first maximum of a window in row-major order wins, ties included,
-// and the gradient goes to that element only. The argmax is kept as one byte per output element
+// Results are bitwise oneDNN's: the first maximum of a window in row-major order wins, ties
+// included, a NaN is never the maximum, and the gradient goes to that element only (a -0 comes
+// back as +0). The argmax is kept as one byte per output element
 // (its position in the window; kClipped where the fused ReLU cut the output to 0, so no gradient
 // flows back through that window).
 #pragma once

@@ -43,7 +43,8 @@ double timed_median(Communicator& comm, int repeats, F&& body) {
 }
 
 // Each layer's forward and backward time, and the rest of a step's work in the training process:
-// the input's copy, the head (logits' reorder, loss and its gradient) and the optimizer's update.
+// the input's copy, the loss (with the logits' forward reorder; their backward reorder, if any,
+// is counted in the last layer's backward) and the optimizer's update.
 // "step_breakdown" sums them up as convolutions and dense layers against everything else.
 void per_layer_times(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
                      const Batch& batch, int64_t steps, nlohmann::json& line) {
@@ -59,7 +60,7 @@ void per_layer_times(Model& model, Optimizer& optimizer, const dnnl::stream& str
     };
     model.forward(stream, lap(fwd));
     model.loss(stream, batch.labels, batch.count);
-    loss += mark.lap_milliseconds();  // with the head's reorders (in forward and backward)
+    loss += mark.lap_milliseconds();
     model.backward(stream, lap(bwd));
     optimizer.step();
     update += mark.lap_milliseconds();
@@ -132,8 +133,11 @@ int bench(const BenchCommand& cmd, Job& job) {
   std::vector<double> sorted = step_ms;
   std::sort(sorted.begin(), sorted.end());
 
+  int64_t parameters = 0;
+  for (const Parameter* p : model.parameters()) parameters += p->value.size();
   nlohmann::json line = {
       {"model", spec.name().empty() ? cmd.model : spec.name()},
+      {"parameters", parameters},
       {"batch_size", cmd.batch_size},
       {"threads", threads},
       {"world_size", job.size()},

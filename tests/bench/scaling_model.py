@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""The scaling model: a data-parallel step's time on p nodes from compute and an alpha-beta
+all-reduce, and its prediction of efficiency for 2-64 nodes.
+
+Per step, on every node:
+
+    step(p) = compute + exposed(p)
+    compute = forward + loss + backward + update, measured (`convoy bench`, one node)
+    all-reduce of n bytes (ring) = 2 (p - 1) (alpha + n / (p B))
+
+where alpha is the per-message latency and B the link's rate in bytes/s. The gradients travel in
+buckets (`--bucket-mb`): a bucket is all-reduced, one after another, as soon as backward has
+produced it, so only what outlasts backward is exposed. The model takes the buckets as ready at
+evenly spaced moments of backward (bucket k of K when k/K of it is done); with one bucket (the
+default 25 MB holds all of fashion_cnn's and wide_cnn's gradients) nothing overlaps and the whole
+all-reduce is exposed. Efficiency = compute / step(p): the fraction of linear speed-up.
+
+    /usr/bin/python3 tests/bench/scaling_model.py --convoy build/launcher/convoy \\
+        [--model fashion_cnn] [--threads 2] [--alpha-us 30] [--gbits 10,25] [--bucket-mb 25,4,1]
+
+It measures compute and backward with `convoy bench --per-layer` on this machine (one node) and
+prints the predictions as JSON. Standard library only.
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+
+def ring_allreduce_ms(n_bytes, p, alpha_ms, bytes_per_ms):
+    """A ring all-reduce of n bytes over p ranks: 2 (p - 1) steps of n / p bytes each."""
+    if p < 2:
+        return 0.0
+    return 2 * (p - 1) * (alpha_ms + n_bytes / (p * bytes_per_ms))
+
+
+def exposed_ms(n_bytes, bucket_bytes, p, alpha_ms, bytes_per_ms, backward_ms):
+    """Communication left after backward: buckets reduced one after another, each starting when
+    backward has produced it (evenly spaced) and the previous one is done."""
+    buckets = max(1, -(-int(n_bytes) // int(bucket_bytes)))
+    size = n_bytes / buckets
+    end = 0.0
+    for k in range(1, buckets + 1):
+        ready = backward_ms * k / buckets
+        end = max(end, ready) + ring_allreduce_ms(size, p, alpha_ms, bytes_per_ms)
+    return max(0.0, end - backward_ms)
+
+
+def predict(compute_ms, backward_ms, n_bytes, bucket_bytes, p, alpha_ms, gbits):
+    bytes_per_ms = gbits * 1e9 / 8 / 1e3
+    exposed = exposed_ms(n_bytes, bucket_bytes, p, alpha_ms, bytes_per_ms, backward_ms)
+    step = compute_ms + exposed
+    return {"nodes": p, "gbits": gbits, "bucket_mb": round(bucket_bytes / (1 << 20), 3),
+            "step_ms": round(step, 3),
+            "allreduce_ms": round(ring_allreduce_ms(n_bytes, p, alpha_ms, bytes_per_ms), 3),
+            "exposed_ms": round(exposed, 3), "efficiency": round(compute_ms / step, 3)}
+
+
+def measure(convoy, model, threads, steps):
+    out = subprocess.run([convoy, "bench", "--model", model, "--threads", str(threads),
+                          "--steps", str(steps), "--per-layer"],
+                         capture_output=True, text=True, check=True).stdout
+    line = json.loads(out.strip().splitlines()[-1])
+    backward = sum(layer["backward_ms"] for layer in line["layers"])
+    return line["ms_per_step_median"], backward, 4 * line["parameters"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--convoy", default="build/launcher/convoy")
+    parser.add_argument("--model", default="fashion_cnn")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--alpha-us", type=float, default=30.0,
+                        help="per-message latency (MPI over TCP on Ethernet: tens of us)")
+    parser.add_argument("--gbits", default="10,25")
+    parser.add_argument("--bucket-mb", default="25,4,1", help="bucket sizes to compare")
+    parser.add_argument("--nodes", default="2,4,8,16,32,64")
+    args = parser.parse_args()
+    try:
+        rates = [float(g) for g in args.gbits.split(",")]
+        nodes = [int(n) for n in args.nodes.split(",")]
+        buckets = [float(b) for b in args.bucket_mb.split(",")]
+    except ValueError:
+        print("scaling_model.py: --gbits, --nodes and --bucket-mb are comma-separated numbers",
+              file=sys.stderr)
+        return 2
+    compute, backward, n_bytes = measure(args.convoy, args.model, args.threads, args.steps)
+    rows = [predict(compute, backward, n_bytes, b * (1 << 20), p, args.alpha_us / 1000, g)
+            for b in buckets for g in rates for p in nodes]
+    print(json.dumps({"model": args.model, "threads": args.threads, "compute_ms": compute,
+                      "backward_ms": round(backward, 3), "gradient_bytes": n_bytes,
+                      "alpha_us": args.alpha_us,
+                      "predictions": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
