@@ -50,12 +50,15 @@ void Optimizer::sgd_step() {
   const float mu = config_.momentum;
   const float wd = config_.weight_decay;
   const bool nesterov = config_.nesterov;
+  // One parallel region for every parameter (threads go on to the next parameter without
+  // waiting: no element is touched twice), rather than one per parameter.
+#pragma omp parallel
   for (size_t i = 0; i < parameters_.size(); ++i) {
     float* w = parameters_[i]->value.data();
     const float* grad = parameters_[i]->grad.data();
     float* v = first_[i].data();
     const auto n = static_cast<int64_t>(parameters_[i]->value.bytes() / sizeof(float));
-#pragma omp parallel for simd schedule(static) if (n > 16384)
+#pragma omp for simd schedule(static) nowait
     for (int64_t j = 0; j < n; ++j) {
       const float g = grad[j] + wd * w[j];
       v[j] = mu * v[j] + g;
@@ -75,13 +78,14 @@ void Optimizer::adam_step() {
   const auto sqrt_correction2 = static_cast<float>(std::sqrt(1.0 - std::pow(double(b2), t)));
   // PyTorch's arrangement: w -= (lr / c1) * m / (sqrt(s) / sqrt(c2) + eps).
   const float step_size = lr / correction1;
+#pragma omp parallel  // as in sgd_step
   for (size_t i = 0; i < parameters_.size(); ++i) {
     float* w = parameters_[i]->value.data();
     const float* grad = parameters_[i]->grad.data();
     float* m = first_[i].data();
     float* s = second_[i].data();
     const auto n = static_cast<int64_t>(parameters_[i]->value.bytes() / sizeof(float));
-#pragma omp parallel for simd schedule(static) if (n > 16384)
+#pragma omp for simd schedule(static) nowait
     for (int64_t j = 0; j < n; ++j) {
       const float g = grad[j] + l2 * w[j];
       w[j] *= shrink;
