@@ -10,7 +10,9 @@
 //
 // Results are bitwise oneDNN's: the first maximum of a window in row-major order wins, ties
 // included, a NaN is never the maximum, and the gradient goes to that element only (a -0 comes
-// back as +0). The argmax is kept as one byte per output element
+// back as +0). One difference, on purpose: where the fused ReLU cut its input, a NaN or infinite
+// incoming gradient becomes 0 (as PyTorch's ReLU does; oneDNN's ReLU backward multiplies it by 0,
+// giving NaN). The argmax is kept as one byte per output element
 // (its position in the window; kClipped where the fused ReLU cut the output to 0, so no gradient
 // flows back through that window).
 #pragma once

@@ -202,7 +202,6 @@ def main():
                 "exposed_ms": round(r["reducer"]["exposed_ms_per_step"], 2),
             })
     finally:
-        net.shape(0, 0) if net.names else None
         net.close()
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"model": args.model, "ranks": args.ranks, "netem": net.netem,

@@ -54,25 +54,6 @@ std::vector<float> levels(int64_t n, uint64_t seed, bool nonfinite) {
   return ::testing::AssertionSuccess();
 }
 
-dnnl::memory filled(const dnnl::memory::desc& desc, const dnnl::engine& engine,
-                    const std::vector<float>& plain_values, dnnl::stream& stream) {
-  dnnl::memory plain(plain_desc(desc.dims()), engine);
-  std::memcpy(plain.get_data_handle(), plain_values.data(), plain_values.size() * sizeof(float));
-  dnnl::memory out(desc, engine);
-  std::memset(out.get_data_handle(), 0, desc.get_size());
-  dnnl::reorder(plain, out).execute(stream, plain, out);
-  stream.wait();
-  return out;
-}
-
-std::vector<float> to_plain(dnnl::memory m, const dnnl::engine& engine, dnnl::stream& stream) {
-  dnnl::memory plain(plain_desc(m.get_desc().dims()), engine);
-  dnnl::reorder(m, plain).execute(stream, m, plain);
-  stream.wait();
-  const auto* p = static_cast<const float*>(plain.get_data_handle());
-  return {p, p + element_count(m.get_desc().dims())};
-}
-
 class WindowMaxPoolTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
@@ -88,22 +69,21 @@ TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
 
   const std::vector<float> x = levels(element_count(c.dims), 7, /*nonfinite=*/true);
   const std::vector<float> dy = levels(element_count(out_dims), 8, /*nonfinite=*/false);
-  const dnnl::memory src = filled(src_desc, engine, x, stream);
-  const dnnl::memory diff_dst = filled(pool->dst_desc(), engine, dy, stream);
+  Tensor src_t(src_desc, engine), diff_dst_t(pool->dst_desc(), engine);
+  src_t.copy_from_plain(x);
+  diff_dst_t.copy_from_plain(dy);
+  const dnnl::memory src = src_t.memory(), diff_dst = diff_dst_t.memory();
 
   // The kernel.
-  dnnl::memory dst(pool->dst_desc(), engine), diff_src(src_desc, engine);
-  std::memset(diff_src.get_data_handle(), 0x7f, src_desc.get_size());  // every element written?
+  Tensor dst(pool->dst_desc(), engine), diff_src(src_desc, engine);
+  std::memset(diff_src.data(), 0x7f, diff_src.bytes());  // every element written?
   AlignedBuffer<uint8_t> argmax(pool->argmax_bytes());
-  pool->forward(static_cast<const float*>(src.get_data_handle()),
-                static_cast<float*>(dst.get_data_handle()), argmax.data(), c.relu);
-  pool->backward(static_cast<const float*>(diff_dst.get_data_handle()), argmax.data(),
-                 static_cast<float*>(diff_src.get_data_handle()));
+  pool->forward(src_t.data(), dst.data(), argmax.data(), c.relu);
+  pool->backward(diff_dst_t.data(), argmax.data(), diff_src.data());
 
   // oneDNN: pooling (then ReLU) forward; (ReLU backward on the pooled values, then) pooling
   // backward.
-  const Dims padding_r{c.dims[2] % c.kernel == 0 ? 0 : -(c.dims[2] % c.kernel),
-                       c.dims[3] % c.kernel == 0 ? 0 : -(c.dims[3] % c.kernel)};
+  const Dims padding_r = window.right_padding({c.dims[2], c.dims[3]});
   dnnl::pooling_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
                                  src_desc, pool->dst_desc(), window.stride, window.kernel,
                                  window.pad, padding_r);
@@ -136,10 +116,8 @@ TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
                                                {DNNL_ARG_WORKSPACE, workspace}});
   stream.wait();
 
-  EXPECT_TRUE(
-      same_bits(to_plain(dst, engine, stream), to_plain(ref_dst, engine, stream), "output"));
-  EXPECT_TRUE(same_bits(to_plain(diff_src, engine, stream), to_plain(ref_diff_src, engine, stream),
-                        "input gradient"));
+  EXPECT_TRUE(same_bits(dst.to_plain(), Tensor(ref_dst).to_plain(), "output"));
+  EXPECT_TRUE(same_bits(diff_src.to_plain(), Tensor(ref_diff_src).to_plain(), "input gradient"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
