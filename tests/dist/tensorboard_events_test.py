@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """TensorBoard event files as an independent reader sees them.
 
-A coordinator with --tensorboard-dir; a job reporting to it is SIGKILLed after its checkpoint at
-step 40 and resumed. Then every record of the run's event file is checked on its own terms: the
+A coordinator with --tensorboard-dir; a job reporting to it is SIGKILLed some steps after one of
+its checkpoints and resumed. Then every record of the run's event file is checked on its own terms: the
 TFRecord framing with CRC-32C from python3-crcmod, each Event decoded by Python's protobuf runtime
 from TensorFlow's field numbers (declared here, not taken from convoy's .proto), TensorBoard's
 rule for SessionLog.START applied (events of the earlier attempt at the restart step and after are
@@ -104,15 +104,20 @@ def main():
         job = None
         try:
             assert "listening" in coordinator.stdout.readline()
-            train = [CONVOY, "train", "--model", "lenet5", "--epochs", "2", "--limit-train", "3200",
+            # 400 steps, a checkpoint every 50: step records reach the coordinator in batches up to
+            # 50 ms old while a checkpoint is stored at once, so the checkpoints must lie much
+            # further apart than 50 ms of steps for the reported steps to pass the newest one, and
+            # on a fast CPU lenet5 takes a step in 2 ms.
+            train = [CONVOY, "train", "--model", "lenet5", "--epochs", "2", "--limit-train", "12800",
                      "--limit-test", "500", "--threads", "1", "--coordinator", address, "--job-id",
-                     "tb", "--checkpoint-every", "20", "--progress", "none", "--log-json"]
+                     "tb", "--checkpoint-every", "50", "--progress", "none", "--log-json"]
             # The first attempt: frozen (SIGSTOP) once a checkpoint is stored; when the events it
             # reported (flushed within a second) went past the newest checkpoint, it is killed, so
             # that the resumed run repeats steps; otherwise it goes on a little and is tried again.
             job = subprocess.Popen(train, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             killed_at = checkpoint_step = None
             for _ in range(400):
+                assert job.poll() is None, "the first attempt ended before it was caught past a checkpoint"
                 time.sleep(0.05)
                 job.send_signal(signal.SIGSTOP)
                 time.sleep(1.2)
