@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -160,23 +162,39 @@ TEST_F(CoordinatorJob, KilledJobResumesToTheSameParameters) {
   Coordinator coordinator(dir_, port_);
   // The uninterrupted run.
   CommandResult full = testing::run_command(
-      testing::mpirun_convoy(2, train("full", {"--save", dir_.file("full.ckpt")})), 600);
+      testing::mpirun_convoy(
+          2, train("full", {"--limit-train", "9600", "--save", dir_.file("full.ckpt")})),
+      600);
   ASSERT_EQ(full.exit_code, 0) << full.err;
-  // The same run, killed once a checkpoint is stored, then resumed.
-  const std::vector<std::string> args = train("interrupted", {"--checkpoint-every", "40"});
+  // The same run, killed once a checkpoint is stored (any: which ones are still kept when the
+  // listing is taken depends on how fast the machine is), then resumed.
+  const std::vector<std::string> args =
+      train("interrupted", {"--limit-train", "9600", "--checkpoint-every", "20"});
+  const auto newest_stored = [&] {
+    const std::string listing = monitor({"--job", "interrupted", "checkpoints"}).out;
+    int64_t newest = -1;
+    for (size_t at = listing.find("step-"); at != std::string::npos;
+         at = listing.find("step-", at + 1)) {
+      newest = std::max<int64_t>(newest, std::strtoll(listing.c_str() + at + 5, nullptr, 10));
+    }
+    return newest;
+  };
   {
     testing::ChildProcess job(testing::mpirun_convoy(2, args), dir_.file("job.out"),
                               dir_.file("job.err"));
     bool stored = false;
     for (int i = 0; i < 600 && !stored; ++i) {
-      const CommandResult list = monitor({"--job", "interrupted", "checkpoints"});
-      stored = list.out.find("step-000000040") != std::string::npos;
-      if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      stored = newest_stored() >= 0;
+      if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ASSERT_TRUE(stored) << testing::read_file(dir_.file("job.err"));
     job.kill_group();
     ASSERT_TRUE(job.wait_for(30));
   }
+  // Killed before its end, so the resumed run repeats the rest.
+  const int64_t killed_after = newest_stored();
+  ASSERT_LT(killed_after, load_checkpoint(dir_.file("full.ckpt")).step())
+      << "the first attempt ended before it was killed";
   std::vector<std::string> again = args;
   again.insert(again.end(), {"--resume", "--save", dir_.file("resumed.ckpt")});
   const CommandResult resumed = testing::run_command(testing::mpirun_convoy(2, again), 600);
@@ -200,14 +218,16 @@ TEST_F(CoordinatorJob, KilledJobResumesToTheSameParameters) {
 
 TEST_F(CoordinatorJob, TrainingOutlivesTheCoordinatorAndReportingResumes) {
   auto coordinator = std::make_unique<Coordinator>(dir_, port_);
-  testing::ChildProcess job(testing::mpirun_convoy(2, train("outage", {})), dir_.file("job.out"),
-                            dir_.file("job.err"));
+  // 10 epochs: still running when the coordinator goes, however fast the machine.
+  testing::ChildProcess job(testing::mpirun_convoy(2, train("outage", {"--epochs", "10"})),
+                            dir_.file("job.out"), dir_.file("job.err"));
   int64_t before = 0;
   for (int i = 0; i < 400 && before <= 0; ++i) {
     before = stored_records("outage");
     if (before <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   ASSERT_GT(before, 0);
+  ASSERT_FALSE(job.wait_for(0)) << "the job ended before the coordinator was killed";
   coordinator->kill();  // the coordinator dies mid-training
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   coordinator = std::make_unique<Coordinator>(dir_, port_, "restarted");  // back on the same port
@@ -216,12 +236,12 @@ TEST_F(CoordinatorJob, TrainingOutlivesTheCoordinatorAndReportingResumes) {
   const std::string err = testing::read_file(dir_.file("job.err"));
   EXPECT_NE(err.find("unreachable"), std::string::npos) << err;
   EXPECT_NE(err.find("resumed"), std::string::npos) << err;
-  // Every step of both ranks arrived: 3 epochs x 46 steps (6000 / 128) x 2 ranks. The job waited
+  // Every step of both ranks arrived: 10 epochs x 46 steps (6000 / 128) x 2 ranks. The job waited
   // for its reporters to deliver before it ended.
   const CommandResult csv = monitor({"--job", "outage", "metrics", "--out", dir_.file("m.csv")});
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   const std::string text = testing::read_file(dir_.file("m.csv"));
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 277);  // header + 276 rows
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 921);  // header + 920 rows
 }
 
 // The durability promise (README, "Reliability"): a record the coordinator acknowledged is in the

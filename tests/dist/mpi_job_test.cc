@@ -4,6 +4,7 @@
 //   - evaluation on 3 ranks gives exactly the single-process confusion matrix on 10,000 images;
 //   - ranks started with different settings stop, all of them, with a message naming the field;
 //   - a rank killed mid-training ends the whole job with a non-zero exit well within 30 s.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -280,8 +281,8 @@ TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAndAugmentationResumesBitwise) {
 
   const std::string checkpoints = dir_.file("checkpoints");
   std::filesystem::create_directories(checkpoints);
-  const std::vector<std::string> interrupted =
-      args({"--checkpoint-dir", checkpoints, "--checkpoint-every", "100"});
+  const std::vector<std::string> interrupted = args(
+      {"--checkpoint-dir", checkpoints, "--checkpoint-every", "100", "--keep-checkpoints", "1000"});
   {
     testing::ChildProcess job(testing::mpirun_convoy(2, interrupted), dir_.file("job.out"),
                               dir_.file("job.err"));
@@ -290,11 +291,18 @@ TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAndAugmentationResumesBitwise) {
       for (const auto& entry : std::filesystem::directory_iterator(checkpoints)) {
         stored = stored || entry.path().filename().string().starts_with("step-000000100");
       }
-      if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     ASSERT_TRUE(stored) << testing::read_file(dir_.file("job.err"));
     job.kill_group();
     ASSERT_TRUE(job.wait_for(30));
+  }
+  // Killed before its end (checkpoints are all kept): the resumed run repeats the rest.
+  const std::string last =
+      fmt::format("step-{:09d}", load_checkpoint(dir_.file("full.ckpt")).step());
+  for (const auto& entry : std::filesystem::directory_iterator(checkpoints)) {
+    ASSERT_FALSE(entry.path().filename().string().starts_with(last))
+        << "the first attempt ended before it was killed";
   }
   std::vector<std::string> again = interrupted;
   again.insert(again.end(), {"--resume", "--save", dir_.file("resumed.ckpt")});

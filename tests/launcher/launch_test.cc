@@ -30,7 +30,10 @@ using testing::CommandResult;
 using testing::TempDir;
 
 constexpr int kStepsPerEpoch = 150;  // 4800 samples, global batch 32
-constexpr int kSteps = 3 * kStepsPerEpoch;
+// 4 epochs: the last moment a test acts at (step 400) stays 200 steps before the end, so that no
+// CPU is fast enough to finish before the action lands.
+constexpr int kEpochs = 4;
+constexpr int kSteps = kEpochs * kStepsPerEpoch;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -67,9 +70,10 @@ class Launch : public ::testing::Test {
     std::vector<std::string> args = {
         testing::convoy_binary(), "launch", "--state-dir", state, "--backoff", "0.2"};
     args.insert(args.end(), launch_flags.begin(), launch_flags.end());
-    args.insert(args.end(), {"--", "train", "--model", "lenet5", "--data", data_.path(), "--epochs",
-                             "3", "--global-batch-size", "32", "--checkpoint-every", "25", "--lr",
-                             "0.02", "--log-json", "--progress", "none", "--save", save});
+    args.insert(args.end(),
+                {"--", "train", "--model", "lenet5", "--data", data_.path(), "--epochs",
+                 std::to_string(kEpochs), "--global-batch-size", "32", "--checkpoint-every", "25",
+                 "--lr", "0.02", "--log-json", "--progress", "none", "--save", save});
     return args;
   }
 
