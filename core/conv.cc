@@ -48,14 +48,16 @@ void Conv::build_forward(BuildContext& ctx, const Tensor& src) {
   weight_dims_.insert(weight_dims_.end(), config_.window.kernel.begin(),
                       config_.window.kernel.end());
   padding_r_ = config_.window.right_padding(in.spatial);
+  const dnnl::memory::data_type type = ctx.compute_type();
 
   const dnnl::memory::desc bias_desc =
       config_.bias ? plain_desc({config_.filters}) : dnnl::memory::desc();
   const auto prop =
       ctx.training() ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-  dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, any_desc(src_dims_),
-                                    any_desc(weight_dims_), bias_desc, any_desc(dst_dims_),
-                                    config_.window.stride, config_.window.pad, padding_r_);
+  dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct,
+                                    any_desc(src_dims_, type), any_desc(weight_dims_, type),
+                                    bias_desc, any_desc(dst_dims_, type), config_.window.stride,
+                                    config_.window.pad, padding_r_);
   forward_pd_ = dnnl::convolution_forward::primitive_desc(d, ctx.attr(), ctx.engine());
 
   int64_t kernel_volume = 1;
@@ -65,6 +67,8 @@ void Conv::build_forward(BuildContext& ctx, const Tensor& src) {
 }
 
 void Conv::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
+  // Weight gradients are f32 whatever the compute type: they go to the f32 master weights.
+  const dnnl::memory::data_type type = ctx.compute_type();
   const dnnl::memory::desc bias_desc =
       config_.bias ? plain_desc({config_.filters}) : dnnl::memory::desc();
   // The first layer (no input gradient needed) reads the model's plain input: keeping that layout
@@ -72,17 +76,17 @@ void Conv::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_d
   // Deeper layers let oneDNN choose, which favours its blocked direct kernels.
   dnnl::convolution_backward_weights::desc wd(
       dnnl::algorithm::convolution_direct,
-      need_diff_src ? any_desc(src_dims_) : forward_pd_.src_desc(), any_desc(weight_dims_),
-      bias_desc, any_desc(dst_dims_), config_.window.stride, config_.window.pad, padding_r_);
+      need_diff_src ? any_desc(src_dims_, type) : forward_pd_.src_desc(), any_desc(weight_dims_),
+      bias_desc, any_desc(dst_dims_, type), config_.window.stride, config_.window.pad, padding_r_);
   dnnl::convolution_backward_weights::primitive_desc weights_pd(wd, ctx.attr(), ctx.engine(),
                                                                 forward_pd_);
   if (!need_diff_src) {
     bind_backward(ctx, diff_dst, weights_pd, nullptr);
     return;
   }
-  dnnl::convolution_backward_data::desc dd(dnnl::algorithm::convolution_direct, any_desc(src_dims_),
-                                           any_desc(weight_dims_), any_desc(dst_dims_),
-                                           config_.window.stride, config_.window.pad, padding_r_);
+  dnnl::convolution_backward_data::desc dd(
+      dnnl::algorithm::convolution_direct, any_desc(src_dims_, type), any_desc(weight_dims_, type),
+      any_desc(dst_dims_, type), config_.window.stride, config_.window.pad, padding_r_);
   dnnl::convolution_backward_data::primitive_desc data_pd(dd, ctx.attr(), ctx.engine(),
                                                           forward_pd_);
   bind_backward(ctx, diff_dst, weights_pd, &data_pd);

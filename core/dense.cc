@@ -20,30 +20,33 @@ void Dense::build_forward(BuildContext& ctx, const Tensor& src) {
   weight_dims_ = src_dims_;
   weight_dims_[0] = config_.units;
   dst_dims_ = {src_dims_[0], config_.units};
+  const dnnl::memory::data_type type = ctx.compute_type();
   const dnnl::memory::desc bias_desc =
       config_.bias ? plain_desc({config_.units}) : dnnl::memory::desc();
   const auto prop =
       ctx.training() ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-  dnnl::inner_product_forward::desc d(prop, any_desc(src_dims_), any_desc(weight_dims_), bias_desc,
-                                      any_desc(dst_dims_));
+  dnnl::inner_product_forward::desc d(prop, any_desc(src_dims_, type), any_desc(weight_dims_, type),
+                                      bias_desc, any_desc(dst_dims_, type));
   forward_pd_ = dnnl::inner_product_forward::primitive_desc(d, ctx.attr(), ctx.engine());
   const int64_t fan_in = element_count(src_dims_) / src_dims_[0];
   bind_forward(ctx, src, forward_pd_, weight_dims_, config_.units, fan_in, config_.units);
 }
 
 void Dense::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_diff_src) {
+  // Weight gradients are f32 whatever the compute type: they go to the f32 master weights.
+  const dnnl::memory::data_type type = ctx.compute_type();
   const dnnl::memory::desc bias_desc =
       config_.bias ? plain_desc({config_.units}) : dnnl::memory::desc();
-  dnnl::inner_product_backward_weights::desc wd(any_desc(src_dims_), any_desc(weight_dims_),
-                                                bias_desc, any_desc(dst_dims_));
+  dnnl::inner_product_backward_weights::desc wd(any_desc(src_dims_, type), any_desc(weight_dims_),
+                                                bias_desc, any_desc(dst_dims_, type));
   dnnl::inner_product_backward_weights::primitive_desc weights_pd(wd, ctx.attr(), ctx.engine(),
                                                                   forward_pd_);
   if (!need_diff_src) {
     bind_backward(ctx, diff_dst, weights_pd, nullptr);
     return;
   }
-  dnnl::inner_product_backward_data::desc dd(any_desc(src_dims_), any_desc(weight_dims_),
-                                             any_desc(dst_dims_));
+  dnnl::inner_product_backward_data::desc dd(
+      any_desc(src_dims_, type), any_desc(weight_dims_, type), any_desc(dst_dims_, type));
   dnnl::inner_product_backward_data::primitive_desc data_pd(dd, ctx.attr(), ctx.engine(),
                                                             forward_pd_);
   bind_backward(ctx, diff_dst, weights_pd, &data_pd);

@@ -12,13 +12,14 @@
 namespace convoy {
 
 Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& engine, Mode mode,
-             const std::string& source)
+             const std::string& source, Precision precision)
     : spec_(spec),
       plan_(plan_model(spec_, source)),
       batch_size_(batch_size),
       training_(mode == Mode::kTrain),
-      ctx_(engine, training_) {
+      ctx_(engine, training_, precision) {
   CONVOY_CHECK(batch_size > 0);
+  require_precision(precision, source);
   check_model_fits(plan_, batch_size, training_, source);
   ctx_.set_batch_size(batch_size);
   input_ = Tensor(plain_desc(plan_.input.batch_dims(batch_size)), engine);
@@ -52,7 +53,8 @@ Model::Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& 
     src = &layers_[i]->dst();
   }
 
-  // The head: logits as a plain [batch, classes] view of the last layer's output.
+  // The head: logits as a plain f32 [batch, classes] view of the last layer's output (the loss
+  // computes in f32 whatever the precision; its gradient goes back in the last layer's type).
   const Tensor& last = layers_.back()->dst();
   const Dims flat{batch_size, plan_.num_classes};
   const dnnl::memory last_plain =

@@ -24,15 +24,17 @@ class Model {
  public:
   enum class Mode { kTrain, kInference };
 
-  // Throws Error (naming `source`) when the spec is invalid.
+  // Throws Error (naming `source`) when the spec is invalid, or when this CPU cannot compute in
+  // `precision` (precision.h).
   Model(const pb::ModelSpec& spec, int64_t batch_size, const dnnl::engine& engine, Mode mode,
-        const std::string& source = "model");
+        const std::string& source = "model", Precision precision = Precision::kFloat32);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   const pb::ModelSpec& spec() const { return spec_; }
   const ModelPlan& plan() const { return plan_; }
   int64_t batch_size() const { return batch_size_; }
+  Precision precision() const { return ctx_.precision(); }
   int num_classes() const { return plan_.num_classes; }
   // Floats per sample in the plain input layout (channels x spatial).
   int64_t sample_size() const { return plan_.input.elements(); }

@@ -44,8 +44,8 @@ void Scratchpad::allocate() {
   for (dnnl::memory& memory : users_) memory.set_data_handle(buffer_.data());
 }
 
-BuildContext::BuildContext(dnnl::engine engine, bool training)
-    : engine_(std::move(engine)), training_(training) {
+BuildContext::BuildContext(dnnl::engine engine, bool training, Precision precision)
+    : engine_(std::move(engine)), training_(training), precision_(precision) {
   attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
 }
 

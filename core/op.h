@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "core/precision.h"
 
 namespace convoy {
 
@@ -54,10 +55,14 @@ class Scratchpad {
 class BuildContext {
  public:
   // `training`: build for training (forward_training, backward primitives) or inference only.
-  BuildContext(dnnl::engine engine, bool training);
+  // `precision`: what convolutions and dense layers compute in (precision.h).
+  BuildContext(dnnl::engine engine, bool training, Precision precision = Precision::kFloat32);
 
   const dnnl::engine& engine() const { return engine_; }
   bool training() const { return training_; }
+  Precision precision() const { return precision_; }
+  // The data type of the activations convolutions and dense layers read and write (f32 or bf16).
+  dnnl::memory::data_type compute_type() const { return convoy::compute_type(precision_); }
   // Attributes every primitive descriptor is created with (user-managed scratchpad).
   const dnnl::primitive_attr& attr() const { return attr_; }
   Scratchpad& scratchpad() { return scratchpad_; }
@@ -83,6 +88,7 @@ class BuildContext {
  private:
   dnnl::engine engine_;
   bool training_;
+  Precision precision_;
   std::vector<uint64_t> row_keys_;
   dnnl::primitive_attr attr_;
   Scratchpad scratchpad_;

@@ -71,9 +71,9 @@ void Pool::build_forward(BuildContext& ctx, const Tensor& src) {
 
   const auto prop =
       ctx.training() ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-  dnnl::pooling_forward::desc d(prop, config_.algorithm, src_desc_, any_desc(dst_dims),
-                                config_.window.stride, config_.window.kernel, config_.window.pad,
-                                padding_r_);
+  dnnl::pooling_forward::desc d(prop, config_.algorithm, src_desc_,
+                                any_desc(dst_dims, src_desc_.data_type()), config_.window.stride,
+                                config_.window.kernel, config_.window.pad, padding_r_);
   forward_pd_ = ctx.training() && config_.algorithm == dnnl::algorithm::pooling_max
                     ? max_pooling_forward_for_training(d, ctx.attr(), ctx.engine())
                     : dnnl::pooling_forward::primitive_desc(d, ctx.attr(), ctx.engine());

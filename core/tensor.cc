@@ -28,12 +28,22 @@ tag plain_tag(size_t rank) {
   CONVOY_CHECK(false && "tensor rank must be 1..6");
 }
 
-dnnl::memory::desc plain_desc(const Dims& dims) {
-  return {dims, dnnl::memory::data_type::f32, plain_tag(dims.size())};
+dnnl::memory::desc plain_desc(const Dims& dims, dnnl::memory::data_type type) {
+  return {dims, type, plain_tag(dims.size())};
 }
 
-dnnl::memory::desc any_desc(const Dims& dims) {
-  return {dims, dnnl::memory::data_type::f32, tag::any};
+dnnl::memory::desc any_desc(const Dims& dims, dnnl::memory::data_type type) {
+  return {dims, type, tag::any};
+}
+
+dnnl::memory::desc with_type(const dnnl::memory::desc& desc, dnnl::memory::data_type type) {
+  // oneDNN 2.x has no call for this; its blocking and strides count elements, not bytes, so the
+  // layout carries over as it is. Only plain blocked layouts (no compensation extras, which
+  // oneDNN adds for int8 weights only) are converted.
+  dnnl_memory_desc_t d = desc.data;
+  CONVOY_CHECK(d.format_kind == dnnl_blocked && d.extra.flags == dnnl_memory_extra_flag_none);
+  d.data_type = static_cast<dnnl_data_type_t>(type);
+  return dnnl::memory::desc(d);
 }
 
 int64_t element_count(const Dims& dims) {

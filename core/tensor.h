@@ -20,10 +20,14 @@ using Dims = dnnl::memory::dims;
 
 // Row-major format tag for a tensor of `rank` dimensions (1 to 6).
 dnnl::memory::format_tag plain_tag(size_t rank);
-// Row-major f32 desc for `dims`.
-dnnl::memory::desc plain_desc(const Dims& dims);
-// f32 desc for `dims` that lets a primitive choose the layout (format_tag::any).
-dnnl::memory::desc any_desc(const Dims& dims);
+// Row-major desc for `dims` (f32 unless `type` says otherwise).
+dnnl::memory::desc plain_desc(const Dims& dims,
+                              dnnl::memory::data_type type = dnnl::memory::data_type::f32);
+// Desc for `dims` that lets a primitive choose the layout (format_tag::any).
+dnnl::memory::desc any_desc(const Dims& dims,
+                            dnnl::memory::data_type type = dnnl::memory::data_type::f32);
+// The same layout (dims, blocking, strides) holding elements of `type` instead.
+dnnl::memory::desc with_type(const dnnl::memory::desc& desc, dnnl::memory::data_type type);
 // Number of elements of a shape (product of dims).
 int64_t element_count(const Dims& dims);
 
@@ -46,7 +50,7 @@ class Tensor {
 
   dnnl::memory& memory() { return memory_; }
   const dnnl::memory& memory() const { return memory_; }
-  // The raw buffer in desc()'s layout (CPU engine).
+  // The raw buffer in desc()'s layout (CPU engine), for f32 tensors.
   float* data() const { return static_cast<float*>(memory_.get_data_handle()); }
 
   // Sets every byte of the buffer (padding included) to zero.

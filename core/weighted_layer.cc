@@ -13,10 +13,14 @@ void WeightedLayer::bind_forward(BuildContext& ctx, const Tensor& src,
   parameters_.clear();
   const dnnl::memory::desc weight_desc = fwd.weights_desc(0);
   CONVOY_CHECK(weight_desc.dims() == weight_dims);
-  parameters_.push_back({name() + ".weight", Tensor(weight_desc, ctx.engine()),
-                         Tensor(weight_desc, ctx.engine()), fan_in, fan_out, std::nullopt});
+  // The master weights are f32 in the layout the primitive chose; in bf16 the primitive reads a
+  // bf16 copy of them, converted at the start of every forward pass (the optimizer changed them).
+  const dnnl::memory::desc master_desc = with_type(weight_desc, dnnl::memory::data_type::f32);
+  parameters_.push_back({name() + ".weight", Tensor(master_desc, ctx.engine()),
+                         Tensor(master_desc, ctx.engine()), fan_in, fan_out, std::nullopt});
+  weight_compute_ = ctx.convert(weight().value.memory(), weight_desc, forward_ops_);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_},
-                                             {DNNL_ARG_WEIGHTS, weight().value.memory()}};
+                                             {DNNL_ARG_WEIGHTS, weight_compute_}};
   if (has_bias_) {
     const dnnl::memory::desc bias_desc = plain_desc({outputs});
     parameters_.push_back({name() + ".bias", Tensor(bias_desc, ctx.engine()),
@@ -49,8 +53,7 @@ void WeightedLayer::bind_backward(BuildContext& ctx, const Tensor& diff_dst,
   after.clear();
 
   if (bwd_data == nullptr) return;
-  const dnnl::memory w =
-      ctx.convert(weight().value.memory(), bwd_data->weights_desc(0), backward_ops_);
+  const dnnl::memory w = ctx.convert(weight_compute_, bwd_data->weights_desc(0), backward_ops_);
   const dnnl::memory dd_d =
       bwd_data->diff_dst_desc(0) == dd_w.get_desc()
           ? dd_w

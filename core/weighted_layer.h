@@ -7,6 +7,10 @@
 //   bias.grad backward-data:    weights, diff_dst -> [reorder] -> primitive -> [reorder] ->
 //   diff_src
 // Weight gradients are computed before the input gradient, so they are ready as early as possible.
+//
+// In bf16 (precision.h) src, dst, the gradients between layers and the weights the primitives read
+// are bf16; the parameters (master weights) and their gradients stay f32 in the same layout, and
+// the forward pass starts by converting the master weights into the primitive's bf16 copy.
 #pragma once
 
 #include "core/layer.h"
@@ -35,6 +39,7 @@ class WeightedLayer : public Layer {
   bool has_bias_;
   dnnl::memory::desc src_in_desc_;  // the layout the previous layer gave us
   dnnl::memory src_;                // src in the forward primitive's layout
+  dnnl::memory weight_compute_;     // the weights as the primitive reads them (bf16: a copy)
 };
 
 }  // namespace convoy

@@ -75,7 +75,8 @@ TrainingSession::TrainingSession(Job& job, const pb::ModelSpec& spec,
       notice_(std::move(notice)),
       engine_(dnnl::engine::kind::cpu, 0),
       stream_(engine_),
-      model_(spec_, options_.batch_size, engine_, Model::Mode::kTrain, options_.model_source),
+      model_(spec_, options_.batch_size, engine_, Model::Mode::kTrain, options_.model_source,
+             options_.precision),
       optimizer_(initialized(model_, options_.train.seed).parameters(), options_.optimizer) {
   for (const Parameter* p : model_.parameters()) parameter_count_ += p->value.size();
   if (job_.size() > 1) {

@@ -41,8 +41,9 @@ namespace convoy {
 struct TrainingSessionOptions {
   std::string job_id;        // the job's name at the coordinator and in checkpoints
   std::string model_source;  // names the model in messages (a built-in name or a file)
-  int64_t batch_size = 64;   // per rank
-  double bucket_mb = 25.0;   // gradient all-reduce bucket size, MiB
+  Precision precision = Precision::kFloat32;
+  int64_t batch_size = 64;  // per rank
+  double bucket_mb = 25.0;  // gradient all-reduce bucket size, MiB
   OptimizerConfig optimizer;
   TrainOptions train;   // epochs, steps, seed, schedule, augmentation
   std::string dataset;  // the data set's name, kept in checkpoints

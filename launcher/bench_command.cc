@@ -86,6 +86,7 @@ void per_layer_times(Model& model, Optimizer& optimizer, const dnnl::stream& str
 
 int bench(const BenchCommand& cmd, Job& job) {
   const int threads = job.threads(cmd.threads);
+  const Precision precision = precision_flag(cmd.precision);
   const pb::ModelSpec spec = job.agree([&] {
     pb::ModelSpec s = for_flag("--model", [&] { return load_model_spec(cmd.model); });
     plan_model(s, cmd.model);
@@ -95,7 +96,7 @@ int bench(const BenchCommand& cmd, Job& job) {
 
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
-  Model model(spec, cmd.batch_size, engine, Model::Mode::kTrain, cmd.model);
+  Model model(spec, cmd.batch_size, engine, Model::Mode::kTrain, cmd.model, precision);
   model.initialize(1);
   Optimizer optimizer(model.parameters(), {.learning_rate = 0.01f, .momentum = 0.9f});
   std::optional<GradientReducer> reducer;
@@ -140,6 +141,7 @@ int bench(const BenchCommand& cmd, Job& job) {
       {"parameters", parameters},
       {"batch_size", cmd.batch_size},
       {"threads", threads},
+      {"precision", precision_name(precision)},
       {"world_size", job.size()},
       {"steps", cmd.steps},
       {"warmup", cmd.warmup},

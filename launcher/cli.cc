@@ -38,6 +38,7 @@ int run_cli(int argc, char** argv) {
       ->check(positive_number())
       ->capture_default_str();
   add_threads_flag(e, evaluate.threads);
+  add_precision_flag(e, evaluate.precision);
   e->add_flag("--log-json", evaluate.log_json, "JSON lines on stdout");
 
   BenchCommand bench;
@@ -53,6 +54,7 @@ int run_cli(int argc, char** argv) {
       ->check(non_negative_number())
       ->capture_default_str();
   add_threads_flag(b, bench.threads);
+  add_precision_flag(b, bench.precision);
   b->add_option("--bucket-mb", bench.bucket_mb, "Gradient all-reduce bucket size (MiB)")
       ->check(bucket_mb())
       ->capture_default_str();

@@ -81,6 +81,17 @@ void add_data_flags(CLI::App* app, DataOptions& data) {
       ->check(positive_number());
 }
 
+const CLI::Validator& precision_check() {
+  static const CLI::Validator check = CLI::IsMember({"fp32", "bf16"});
+  return check;
+}
+
+void add_precision_flag(CLI::App* app, std::string& precision) {
+  app->add_option("--precision", precision, kPrecisionHelp)
+      ->check(precision_check())
+      ->capture_default_str();
+}
+
 void add_threads_flag(CLI::App* app, int& threads) {
   app->add_option("--threads", threads, "OpenMP threads (default: all cores)")
       ->check(CLI::Range(1, kMaxThreads));

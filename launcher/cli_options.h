@@ -25,5 +25,11 @@ inline constexpr int kMaxThreads = 1024;
 // --dataset, --data, --limit-test (train adds --limit-train).
 void add_data_flags(CLI::App* app, DataOptions& data);
 void add_threads_flag(CLI::App* app, int& threads);
+// --precision fp32|bf16 (core/precision.h). train declares it in its flag table with this help.
+inline constexpr const char* kPrecisionHelp =
+    "fp32, or bf16: convolutions and dense layers in bf16 with fp32 master weights (CPUs with "
+    "AVX512-BF16 or AMX)";
+const CLI::Validator& precision_check();
+void add_precision_flag(CLI::App* app, std::string& precision);
 
 }  // namespace convoy

@@ -44,6 +44,13 @@ Dataset load_split_of(const DataOptions& data, Split split, const ModelPlan& pla
 
 }  // namespace
 
+Precision precision_flag(const std::string& text) {
+  const Precision precision = parse_precision(text, "--precision");
+  const std::string unsupported = precision_unsupported(precision);
+  if (!unsupported.empty()) throw Error::invalid_input("--precision: " + unsupported);
+  return precision;
+}
+
 Dataset load_split(const DataOptions& data, Split split, const ModelPlan& plan,
                    const std::string& model_name) {
   return for_flag("--data", [&] { return load_split_of(data, split, plan, model_name); });

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/mnist.h"
 #include "core/model_spec.h"
+#include "core/precision.h"
 #include "dist/coordinator_address.h"
 #include "launcher/commands.h"
 
@@ -26,6 +27,10 @@ auto for_flag(std::string_view flag, F&& f) -> decltype(f()) {
     throw e.with_context(flag);
   }
 }
+
+// The --precision flag's value, refused (naming the flag and the missing CPU feature) where this
+// CPU cannot compute in it.
+Precision precision_flag(const std::string& text);
 
 // Loads one split of the data set `data` describes; checks that its samples have the model's
 // input shape and that its labels fit the model's classes. Errors name --data.

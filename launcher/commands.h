@@ -56,7 +56,8 @@ struct TrainCommand {
   int64_t keep_checkpoints = 3;
   bool resume = false;
   bool log_json = false;
-  std::string progress = "auto";  // auto | bar | lines | none
+  std::string progress = "auto";   // auto | bar | lines | none
+  std::string precision = "fp32";  // fp32 | bf16 (core/precision.h)
 };
 int run_train(const TrainCommand& cmd);
 
@@ -66,6 +67,7 @@ struct EvaluateCommand {
   int64_t batch_size = 256;
   int threads = 0;
   bool log_json = false;
+  std::string precision = "fp32";
 };
 int run_evaluate(const EvaluateCommand& cmd);
 
@@ -77,6 +79,7 @@ struct BenchCommand {
   int threads = 0;
   double bucket_mb = 25.0;
   bool per_layer = false;
+  std::string precision = "fp32";
 };
 int run_bench(const BenchCommand& cmd);
 

@@ -13,6 +13,7 @@ namespace convoy {
 int run_evaluate(const EvaluateCommand& cmd) {
   return run_job([&](Job& job) {
     job.threads(cmd.threads);
+    const Precision precision = precision_flag(cmd.precision);
     const std::string source = cmd.checkpoint + ": model";
     const auto [checkpoint, test] = job.agree([&] {
       std::pair<pb::Checkpoint, Dataset> in;
@@ -27,7 +28,8 @@ int run_evaluate(const EvaluateCommand& cmd) {
 
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     dnnl::stream stream(engine);
-    Model model(checkpoint.model(), cmd.batch_size, engine, Model::Mode::kInference, source);
+    Model model(checkpoint.model(), cmd.batch_size, engine, Model::Mode::kInference, source,
+                precision);
     restore_checkpoint(checkpoint, model, nullptr, cmd.checkpoint);
     std::optional<DataParallel> group;
     if (job.comm() != nullptr) group.emplace(*job.comm(), nullptr);

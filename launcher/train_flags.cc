@@ -201,6 +201,12 @@ std::vector<TrainFlag> make_table() {
        .help = "JSON lines on stdout",
        .field = [](TrainCommand& c) -> Ref { return &c.log_json; },
        .show_default = false},
+      {.name = "--precision",
+       .help = kPrecisionHelp,
+       .field = [](TrainCommand& c) -> Ref { return &c.precision; },
+       .check = precision_check(),
+       .ranks_agree = true,
+       .event_key = "precision"},
       {.name = "--progress",
        .help = "Progress on stderr: a redrawn bar, periodic lines, or none (auto: a bar on a "
                "terminal, lines otherwise)",
@@ -299,6 +305,7 @@ TrainingSessionOptions training_session_options(const TrainCommand& cmd, const p
   return {
       .job_id = cmd.job_id.empty() ? default_job_id(spec, cmd.model) : cmd.job_id,
       .model_source = cmd.model,
+      .precision = precision_flag(cmd.precision),
       .batch_size = cmd.batch_size,
       .bucket_mb = cmd.bucket_mb,
       .optimizer = {.kind = OptimizerConfig::parse_kind(cmd.optimizer),

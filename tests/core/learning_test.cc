@@ -11,6 +11,7 @@
 #include "core/model_spec.h"
 #include "core/random.h"
 #include "core/trainer.h"
+#include "testing/run_command.h"
 
 namespace convoy {
 namespace {
@@ -71,10 +72,10 @@ Dataset volumes(int64_t count, uint64_t seed) {
 }
 
 double train_and_test(const std::string& model_name, const Dataset& train, const Dataset& test,
-                      int64_t epochs, float lr = 0.05f) {
+                      int64_t epochs, float lr = 0.05f, Precision precision = Precision::kFloat32) {
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   const dnnl::stream stream(engine);
-  Model model(load_model_spec(model_name), 32, engine, Model::Mode::kTrain, model_name);
+  Model model(load_model_spec(model_name), 32, engine, Model::Mode::kTrain, model_name, precision);
   model.initialize(1);
   Optimizer optimizer(model.parameters(), {.learning_rate = lr, .momentum = 0.9f});
   TrainOptions options;
@@ -94,6 +95,17 @@ TEST(Learning, Conv1dSeqTellsWaveFrequencies) {
 TEST(Learning, Conv3dVolTellsWaveDirectionsFromBalls) {
   const double accuracy = train_and_test("conv3d_vol", volumes(640, 3), volumes(200, 4), 2, 0.02f);
   EXPECT_GT(accuracy, 0.85) << "chance is 0.25";
+}
+
+// The same tasks trained in bf16 mixed precision learn as well.
+TEST(Learning, Bf16LearnsAsFp32Does) {
+  if (!testing::cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16 (nor AMX)";
+  EXPECT_GT(train_and_test("conv1d_seq", waveforms(1024, 1), waveforms(400, 2), 3, 0.05f,
+                           Precision::kBFloat16),
+            0.9);
+  EXPECT_GT(train_and_test("conv3d_vol", volumes(640, 3), volumes(200, 4), 2, 0.02f,
+                           Precision::kBFloat16),
+            0.85);
 }
 
 constexpr const char* kBnDropout = R"pb(

@@ -65,6 +65,51 @@ TEST_F(Cli, UsageErrors) {
   expect_bad_input(train({"--frobnicate"}), "--frobnicate");
 }
 
+// bf16 is refused where the CPU lacks it; ONEDNN_MAX_CPU_ISA makes any CPU such a CPU.
+TEST_F(Cli, Bf16WithoutCpuSupportOrAnUnknownPrecisionIsRefused) {
+  expect_bad_input(train({"--precision", "fp16"}), "--precision");
+  for (const std::string command : {"train", "bench", "evaluate"}) {
+    std::vector<std::string> argv = {testing::convoy_binary()};
+    if (command == "train") {
+      for (const std::string& a : train({})) argv.push_back(a);
+    } else if (command == "bench") {
+      argv.insert(argv.end(), {"bench", "--model", "lenet5"});
+    } else {
+      argv.insert(argv.end(), {"evaluate", "--checkpoint", work_.file("missing.ckpt")});
+    }
+    argv.insert(argv.end(), {"--precision", "bf16"});
+    const CommandResult r =
+        testing::run_command(argv, 120, {"ONEDNN_MAX_CPU_ISA=AVX2", "OMP_NUM_THREADS=1"});
+    EXPECT_EQ(r.exit_code, 2) << command << ": " << r.err;
+    EXPECT_EQ(r.err,
+              "convoy: --precision: bf16 needs a CPU with AVX512-BF16 or AMX; this one runs oneDNN "
+              "at AVX2 (see ONEDNN_MAX_CPU_ISA)\n")
+        << command;
+  }
+}
+
+// Where the CPU has bf16: a bf16 run's checkpoint is an fp32 checkpoint (evaluate reads it in
+// either precision), and bench says which precision it timed.
+TEST_F(Cli, Bf16CheckpointsEvaluateInEitherPrecision) {
+  if (!testing::cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16 (nor AMX)";
+  const std::string save = work_.file("bf16.ckpt");
+  const CommandResult trained = convoy(train({"--precision", "bf16", "--save", save}));
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  double accuracy[2];
+  int i = 0;
+  for (const char* precision : {"fp32", "bf16"}) {
+    const CommandResult r = convoy({"evaluate", "--checkpoint", save, "--data", data_.path(),
+                                    "--precision", precision, "--log-json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    accuracy[i++] = last_json_line(r.out)["test_accuracy"].get<double>();
+  }
+  EXPECT_NEAR(accuracy[0], accuracy[1], 0.1);  // 20 test samples: two may flip
+  const CommandResult bench = convoy(
+      {"bench", "--model", "lenet5", "--steps", "3", "--warmup", "1", "--precision", "bf16"});
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  EXPECT_EQ(last_json_line(bench.out)["precision"], "bf16");
+}
+
 TEST_F(Cli, NonPositiveNumbers) {
   expect_bad_input(train({"--batch-size", "0"}), "--batch-size");
   expect_bad_input(train({"--batch-size", "-3"}), "--batch-size");

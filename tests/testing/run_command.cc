@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <sstream>
 #include <stdexcept>
 
@@ -54,6 +55,13 @@ struct ExecArgs {
 };
 
 }  // namespace
+
+bool cpu_has_bf16() {
+  // oneDNN's ISA values are sets of feature bits.
+  const auto effective = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto needed = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (effective & needed) == needed;
+}
 
 std::string convoy_binary() {
 #ifdef CONVOY_BINARY

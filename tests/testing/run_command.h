@@ -48,6 +48,10 @@ class ChildProcess {
 // Pids of the live processes whose parent is `parent`.
 std::vector<int> child_pids(int parent);
 
+// Whether oneDNN may use AVX512-BF16 here (the CPU has it and ONEDNN_MAX_CPU_ISA allows it): what
+// --precision bf16 needs.
+bool cpu_has_bf16();
+
 // Path of the convoy binary under test.
 std::string convoy_binary();
 

@@ -1,0 +1,32 @@
+// Precision: the number format convolutions and dense layers compute in.
+//
+// kFloat32 computes everything in fp32. kBFloat16 is mixed precision as PyTorch's CPU autocast
+// does it: convolutions and dense layers read bf16 inputs and weights (oneDNN runs them on AMX or
+// AVX512-BF16 and accumulates in fp32), activations between layers are stored in bf16, and
+// gradients flowing back between layers too; the master weights, their gradients, the all-reduce,
+// the optimizer, the loss and batch norm's statistics stay fp32 (weighted_layer.h says how). A
+// checkpoint holds the fp32 master weights, so checkpoints of either precision are the same file.
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+
+namespace convoy {
+
+enum class Precision { kFloat32, kBFloat16 };
+
+// "fp32" or "bf16"; anything else throws Error::invalid_input naming `where`.
+Precision parse_precision(const std::string& text, const std::string& where);
+const char* precision_name(Precision precision);
+// The data type activations and the compute copies of weights use.
+dnnl::memory::data_type compute_type(Precision precision);
+
+// Empty when this CPU (as oneDNN is allowed to use it: ONEDNN_MAX_CPU_ISA) computes in
+// `precision` natively; otherwise why not, naming the missing CPU feature. bf16 needs
+// AVX512-BF16 (or AMX): oneDNN would emulate it on other AVX-512 CPUs, slower than fp32, and
+// would fall back to reference code on AVX2.
+std::string precision_unsupported(Precision precision);
+// Throws Error::invalid_input with that reason (prefixed by `where`) when unsupported.
+void require_precision(Precision precision, const std::string& where);
+
+}  // namespace convoy
