@@ -63,8 +63,7 @@ void Pool::build_forward(BuildContext& ctx, const Tensor& src) {
     argmax_ = AlignedBuffer<uint8_t>(window_max_->argmax_bytes());
     const bool relu = relu_offered_;
     forward_ops_.emplace_back([this, in = src.memory(), out = dst_.memory(), relu] {
-      window_max_->forward(static_cast<const float*>(in.get_data_handle()),
-                           static_cast<float*>(out.get_data_handle()), argmax_.data(), relu);
+      window_max_->forward(in.get_data_handle(), out.get_data_handle(), argmax_.data(), relu);
     });
     return;
   }
@@ -93,8 +92,7 @@ void Pool::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool need_d
   if (window_max_) {
     diff_src_ = Tensor(src_desc_, ctx.engine());
     backward_ops_.emplace_back([this, grad = diff_dst.memory(), out = diff_src_.memory()] {
-      window_max_->backward(static_cast<const float*>(grad.get_data_handle()), argmax_.data(),
-                            static_cast<float*>(out.get_data_handle()));
+      window_max_->backward(grad.get_data_handle(), argmax_.data(), out.get_data_handle());
     });
     return;
   }

@@ -1,6 +1,8 @@
 // WindowMaxPool: max pooling over non-overlapping 2-D windows (stride = kernel, no padding: the
 // `pool { kernel: 2 }` of most CNNs), optionally with the ReLU that follows it applied in the same
-// pass, on the channel-innermost layouts convolutions produce (nChw16c, nChw8c, nhwc).
+// pass, on the channel-innermost layouts convolutions produce (nChw16c, nChw8c, nhwc), in f32 or
+// bf16 (which it compares as the floats they are: the maximum of bf16 values is one of them, so
+// bf16 needs no rounding anywhere).
 //
 // Hand-written because oneDNN 2.6 has no faster way to do this: its max pooling backward first
 // zero-fills the whole input gradient and then scatters into it, where non-overlapping windows
@@ -31,18 +33,20 @@ class WindowMaxPool {
   static constexpr uint8_t kClipped = 0xff;
 
   // The kernel for `src` and `window`, or nothing when it does not apply (other layouts, data
-  // types or ranks, overlapping or padded windows, a window of over 64 elements).
+  // types than f32 and bf16, other ranks, overlapping or padded windows, a window of over 64
+  // elements).
   static std::optional<WindowMaxPool> create(const dnnl::memory::desc& src, const Window& window);
 
   // The output's desc: the source's layout at the pooled size.
   const dnnl::memory::desc& dst_desc() const { return dst_desc_; }
   // Bytes of argmax the forward pass writes for the backward pass.
-  size_t argmax_bytes() const { return dst_desc_.get_size() / sizeof(float); }
+  size_t argmax_bytes() const { return dst_desc_.get_size() / (bf16_ ? 2 : 4); }
 
-  // dst = max over each window (then max(., 0) when `relu`); records each argmax.
-  void forward(const float* src, float* dst, uint8_t* argmax, bool relu) const;
+  // dst = max over each window (then max(., 0) when `relu`); records each argmax. Buffers hold
+  // elements of dst_desc()'s data type (the gradients too).
+  void forward(const void* src, void* dst, uint8_t* argmax, bool relu) const;
   // diff_src = diff_dst at each window's argmax, 0 elsewhere (every element written).
-  void backward(const float* diff_dst, const uint8_t* argmax, float* diff_src) const;
+  void backward(const void* diff_dst, const uint8_t* argmax, void* diff_src) const;
 
  private:
   // Element offsets of a channel-innermost layout: (image, channel group, row, column), then
@@ -50,12 +54,14 @@ class WindowMaxPool {
   struct Layout {
     int64_t image, group, row, column;
   };
-  template <int kLanes>
-  void forward_lanes(const float* src, float* dst, uint8_t* argmax, bool relu) const;
-  template <int kLanes>
-  void backward_lanes(const float* diff_dst, const uint8_t* argmax, float* diff_src) const;
+  // T: float, or uint16_t holding bf16's bits.
+  template <typename T, int kLanes>
+  void forward_lanes(const T* src, T* dst, uint8_t* argmax, bool relu) const;
+  template <typename T, int kLanes>
+  void backward_lanes(const T* diff_dst, const uint8_t* argmax, T* diff_src) const;
 
   dnnl::memory::desc dst_desc_;
+  bool bf16_ = false;
   int lanes_ = 16;  // channels processed together (8 or 16)
   int64_t images_ = 0, groups_ = 0;
   int64_t kernel_h_ = 0, kernel_w_ = 0, in_h_ = 0, in_w_ = 0, out_h_ = 0, out_w_ = 0;

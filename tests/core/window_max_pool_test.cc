@@ -1,7 +1,9 @@
 // WindowMaxPool against oneDNN's own max pooling (and, for the fused ReLU, oneDNN's pooling
 // followed by its ReLU): outputs and input gradients must be bitwise equal, in every layout the
 // kernel takes, with ties (values drawn from a few levels), sizes that leave rows and columns
-// uncovered, padded channel blocks, and windows other than 2x2.
+// uncovered, padded channel blocks, and windows other than 2x2; in f32 and in bf16. The bf16
+// kernel is held to oneDNN's f32 pooling of the same values (every value drawn is exact in bf16,
+// and a maximum is one of them), which every CPU has: oneDNN pools bf16 only on AVX-512 ones.
 #include "core/window_max_pool.h"
 
 #include <gtest/gtest.h>
@@ -23,12 +25,13 @@ struct Case {
   tag layout;
   int64_t kernel;
   bool relu;
+  dnnl::memory::data_type type = dnnl::memory::data_type::f32;
 };
 
-// Values from a handful of levels around 0, so windows have ties and all-negative maxima, and
-// now and then -0, or (with `nonfinite`) NaN or an infinity. (Gradients stay finite: where the
-// ReLU cut its input, oneDNN's ReLU backward multiplies by 0 and so passes a NaN or infinite
-// gradient on as NaN, while the kernel passes 0, as PyTorch's ReLU does.)
+// Values from a handful of levels around 0 (all exact in bf16), so windows have ties and
+// all-negative maxima, and now and then -0, or (with `nonfinite`) NaN or an infinity. (Gradients
+// stay finite: where the ReLU cut its input, oneDNN's ReLU backward multiplies by 0 and so passes a
+// NaN or infinite gradient on as NaN, while the kernel passes 0, as PyTorch's ReLU does.)
 std::vector<float> levels(int64_t n, uint64_t seed, bool nonfinite) {
   Rng rng(seed);
   std::vector<float> v(static_cast<size_t>(n));
@@ -60,38 +63,46 @@ TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
   const Case& c = GetParam();
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
-  const dnnl::memory::desc src_desc(c.dims, dnnl::memory::data_type::f32, c.layout);
+  const dnnl::memory::desc src_desc(c.dims, c.type, c.layout);
   const Window window{{c.kernel, c.kernel}, {c.kernel, c.kernel}, {0, 0}};
   const std::optional<WindowMaxPool> pool = WindowMaxPool::create(src_desc, window);
   ASSERT_TRUE(pool.has_value());
   const Dims out_dims{c.dims[0], c.dims[1], c.dims[2] / c.kernel, c.dims[3] / c.kernel};
-  ASSERT_EQ(pool->dst_desc(), dnnl::memory::desc(out_dims, dnnl::memory::data_type::f32, c.layout));
+  ASSERT_EQ(pool->dst_desc(), dnnl::memory::desc(out_dims, c.type, c.layout));
 
   const std::vector<float> x = levels(element_count(c.dims), 7, /*nonfinite=*/true);
   const std::vector<float> dy = levels(element_count(out_dims), 8, /*nonfinite=*/false);
   Tensor src_t(src_desc, engine), diff_dst_t(pool->dst_desc(), engine);
   src_t.copy_from_plain(x);
   diff_dst_t.copy_from_plain(dy);
-  const dnnl::memory src = src_t.memory(), diff_dst = diff_dst_t.memory();
 
   // The kernel.
   Tensor dst(pool->dst_desc(), engine), diff_src(src_desc, engine);
-  std::memset(diff_src.data(), 0x7f, diff_src.bytes());  // every element written?
+  std::memset(diff_src.memory().get_data_handle(), 0x7f, diff_src.bytes());  // all written?
   AlignedBuffer<uint8_t> argmax(pool->argmax_bytes());
-  pool->forward(src_t.data(), dst.data(), argmax.data(), c.relu);
-  pool->backward(diff_dst_t.data(), argmax.data(), diff_src.data());
+  pool->forward(src_t.memory().get_data_handle(), dst.memory().get_data_handle(), argmax.data(),
+                c.relu);
+  pool->backward(diff_dst_t.memory().get_data_handle(), argmax.data(),
+                 diff_src.memory().get_data_handle());
 
-  // oneDNN: pooling (then ReLU) forward; (ReLU backward on the pooled values, then) pooling
-  // backward.
+  // oneDNN in f32: pooling (then ReLU) forward; (ReLU backward on the pooled values, then)
+  // pooling backward.
   const Dims padding_r = window.right_padding({c.dims[2], c.dims[3]});
+  const dnnl::memory::desc ref_desc(c.dims, dnnl::memory::data_type::f32, c.layout);
+  Tensor ref_src_t(ref_desc, engine),
+      ref_diff_dst_t({out_dims, ref_desc.data_type(), c.layout}, engine);
+  ref_src_t.copy_from_plain(x);
+  ref_diff_dst_t.copy_from_plain(dy);
+  const dnnl::memory ref_src = ref_src_t.memory(), ref_diff_dst = ref_diff_dst_t.memory();
   dnnl::pooling_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
-                                 src_desc, pool->dst_desc(), window.stride, window.kernel,
+                                 ref_desc, ref_diff_dst.get_desc(), window.stride, window.kernel,
                                  window.pad, padding_r);
   dnnl::pooling_forward::primitive_desc fpd(fd, engine);
   dnnl::memory ref_pooled(fpd.dst_desc(), engine), workspace(fpd.workspace_desc(), engine);
   dnnl::pooling_forward(fpd).execute(
-      stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, ref_pooled}, {DNNL_ARG_WORKSPACE, workspace}});
-  dnnl::memory ref_dst = ref_pooled, ref_diff_pooled = diff_dst;
+      stream,
+      {{DNNL_ARG_SRC, ref_src}, {DNNL_ARG_DST, ref_pooled}, {DNNL_ARG_WORKSPACE, workspace}});
+  dnnl::memory ref_dst = ref_pooled, ref_diff_pooled = ref_diff_dst;
   if (c.relu) {
     dnnl::eltwise_forward::desc rd(dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_relu,
                                    fpd.dst_desc(), 0.f);
@@ -104,10 +115,10 @@ TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
     dnnl::eltwise_backward::primitive_desc rbpd(rb, engine, rpd);
     ref_diff_pooled = dnnl::memory(fpd.dst_desc(), engine);
     dnnl::eltwise_backward(rbpd).execute(stream, {{DNNL_ARG_SRC, ref_pooled},
-                                                  {DNNL_ARG_DIFF_DST, diff_dst},
+                                                  {DNNL_ARG_DIFF_DST, ref_diff_dst},
                                                   {DNNL_ARG_DIFF_SRC, ref_diff_pooled}});
   }
-  dnnl::pooling_backward::desc bd(dnnl::algorithm::pooling_max, src_desc, fpd.dst_desc(),
+  dnnl::pooling_backward::desc bd(dnnl::algorithm::pooling_max, ref_desc, fpd.dst_desc(),
                                   window.stride, window.kernel, window.pad, padding_r);
   dnnl::pooling_backward::primitive_desc bpd(bd, engine, fpd);
   dnnl::memory ref_diff_src(bpd.diff_src_desc(), engine);
@@ -128,7 +139,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{{2, 16, 9, 8}, tag::nChw8c, 3, true},
                       Case{{2, 6, 6, 6}, tag::nChw8c, 2, false},  // 6 channels in a block of 8
                       Case{{2, 48, 7, 7}, tag::nhwc, 2, true},
-                      Case{{2, 24, 8, 5}, tag::nhwc, 2, false}));
+                      Case{{2, 24, 8, 5}, tag::nhwc, 2, false},
+                      Case{{4, 32, 28, 28}, tag::nChw16c, 2, true, dnnl::memory::data_type::bf16},
+                      Case{{3, 20, 7, 9}, tag::nChw16c, 2, false, dnnl::memory::data_type::bf16},
+                      Case{{2, 16, 9, 8}, tag::nChw8c, 3, true, dnnl::memory::data_type::bf16},
+                      Case{{2, 64, 14, 14}, tag::nhwc, 2, true, dnnl::memory::data_type::bf16},
+                      Case{{2, 24, 8, 5}, tag::nhwc, 2, false, dnnl::memory::data_type::bf16}));
 
 TEST(WindowMaxPool, LeavesOtherCasesToOneDnn) {
   const Dims dims{2, 16, 8, 8};
@@ -136,7 +152,7 @@ TEST(WindowMaxPool, LeavesOtherCasesToOneDnn) {
   const Window two{{2, 2}, {2, 2}, {0, 0}};
   EXPECT_FALSE(WindowMaxPool::create({dims, f32, tag::nchw}, two));  // channels not innermost
   EXPECT_FALSE(WindowMaxPool::create({{2, 12, 8, 8}, f32, tag::nhwc}, two));  // 12 % 8
-  EXPECT_FALSE(WindowMaxPool::create({dims, dnnl::memory::data_type::bf16, tag::nChw16c}, two));
+  EXPECT_FALSE(WindowMaxPool::create({dims, dnnl::memory::data_type::f16, tag::nChw16c}, two));
   EXPECT_FALSE(WindowMaxPool::create({dims, f32, tag::nChw16c}, {{3, 3}, {2, 2}, {0, 0}}));
   EXPECT_FALSE(WindowMaxPool::create({dims, f32, tag::nChw16c}, {{2, 2}, {2, 2}, {1, 1}}));
   EXPECT_FALSE(WindowMaxPool::create({{2, 16, 8}, f32, tag::nCw16c}, {{2}, {2}, {0}}));
