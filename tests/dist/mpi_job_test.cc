@@ -75,7 +75,8 @@ class MpiJob : public ::testing::Test {
 void expect_equivalent(MpiJob& test, testing::TempDir& dir, int ranks,
                        const std::vector<std::string>& distributed,
                        const std::vector<std::string>& single,
-                       const std::vector<std::string>& per_rank_batch_single) {
+                       const std::vector<std::string>& per_rank_batch_single,
+                       double tolerance = 1e-5) {
   const CommandResult d = mpirun(ranks, distributed);
   ASSERT_EQ(d.exit_code, 0) << d.err;
   const nlohmann::json final = last_json_line(d.out);
@@ -89,7 +90,7 @@ void expect_equivalent(MpiJob& test, testing::TempDir& dir, int ranks,
   const pb::Checkpoint b = load_checkpoint(dir.file("single.ckpt"));
   const pb::Checkpoint wrong = load_checkpoint(dir.file("per_rank.ckpt"));
   const double difference = max_relative_difference(a, b);
-  EXPECT_LE(difference, 1e-5) << ranks << " ranks";
+  EXPECT_LE(difference, tolerance) << ranks << " ranks";
   // The comparison can fail: one process with the per-rank batch trains another model.
   EXPECT_GT(max_relative_difference(wrong, b), 1e-3);
   std::printf("%d ranks vs one process with the global batch: max relative difference %.3g\n",
@@ -101,6 +102,21 @@ TEST_F(MpiJob, TwoRanksEqualOneProcessWithTheGlobalBatch) {
   expect_equivalent(*this, dir_, 2, train_args(16, dir_.file("distributed.ckpt")),
                     train_args(32, dir_.file("single.ckpt")),
                     train_args(16, dir_.file("per_rank.ckpt")));
+}
+
+// In bf16 the gradients are all-reduced in fp32, but each rank's activations are rounded to bf16
+// from a convolution run on its own part of the batch: where oneDNN sums in another order for
+// another batch size, a rounding can flip. On the AMX Xeon the difference was 6e-8 (fp32: 9e-7);
+// the test allows 1e-4 for CPUs whose kernels do differ (one flip moves a few 1e-5).
+TEST_F(MpiJob, TwoRanksInBf16MatchOneProcessToBf16Rounding) {
+  if (!testing::cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16 (nor AMX)";
+  const auto bf16 = [](std::vector<std::string> args) {
+    args.insert(args.end(), {"--precision", "bf16"});
+    return args;
+  };
+  expect_equivalent(*this, dir_, 2, bf16(train_args(16, dir_.file("distributed.ckpt"))),
+                    bf16(train_args(32, dir_.file("single.ckpt"))),
+                    bf16(train_args(16, dir_.file("per_rank.ckpt"))), 1e-4);
 }
 
 TEST_F(MpiJob, ThreeRanksEqualOneProcessWithTheGlobalBatch) {
