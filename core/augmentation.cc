@@ -61,4 +61,12 @@ void Augmentation::apply(std::span<float> sample, const SampleShape& shape, uint
   }
 }
 
+void mirror_last_dimension(std::span<float> values, int64_t width) {
+  CONVOY_CHECK(width > 0 && values.size() % static_cast<size_t>(width) == 0);
+  for (size_t at = 0; at < values.size(); at += static_cast<size_t>(width)) {
+    std::reverse(values.begin() + static_cast<std::ptrdiff_t>(at),
+                 values.begin() + static_cast<std::ptrdiff_t>(at) + width);
+  }
+}
+
 }  // namespace convoy

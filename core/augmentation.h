@@ -32,4 +32,8 @@ struct Augmentation {
              std::span<float> scratch) const;
 };
 
+// Reverses every run of `width` consecutive values of `values` in place: for samples in plain
+// layout whose last dimension has `width` elements, the reversal `flip` applies, to every sample.
+void mirror_last_dimension(std::span<float> values, int64_t width);
+
 }  // namespace convoy

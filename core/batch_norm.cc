@@ -60,9 +60,19 @@ void BatchNorm::build_forward(BuildContext& ctx, const Tensor& src) {
   buffers_.push_back({name() + ".running_var", Tensor(channel_desc, ctx.engine()), 1.f});
   buffers_[1].value.copy_from_plain(std::vector<float>(static_cast<size_t>(channels_), 1.f));
 
-  // The data stays in the layout the previous layer chose: batch norm works in any.
-  src_ = view(src.memory());
-  dst_ = Tensor(src.desc(), ctx.engine());
+  // The data stays in the layout the previous layer chose: batch norm works in any. oneDNN 2.6
+  // has no fast bf16 kernel for 2-D data (after a dense layer): 6.5 ms forward against 0.11 ms in
+  // f32 for 64x256 on the AMX Xeon, so there the layer converts its input and works in f32.
+  src_in_desc_ = src.desc();
+  std::vector<Op> prologue;
+  const dnnl::memory input =
+      dims.size() == 2 && src_in_desc_.data_type() != dnnl::memory::data_type::f32
+          ? ctx.convert(src.memory(), plain_desc(dims), prologue)
+          : src.memory();
+  forward_ops_ = prologue;
+  evaluation_ops_ = prologue;
+  src_ = view(input);
+  dst_ = Tensor(input.get_desc(), ctx.engine());
   const dnnl::memory dst = view(dst_.memory());
   const dnnl::memory& scale = parameters_[0].value.memory();
   const dnnl::memory& shift = parameters_[1].value.memory();
@@ -111,7 +121,7 @@ void BatchNorm::build_backward(BuildContext& ctx, const Tensor& diff_dst, bool n
       flags::use_scale | flags::use_shift);
   const dnnl::batch_normalization_backward::primitive_desc pd(d, ctx.attr(), ctx.engine(),
                                                               training_pd_);
-  diff_src_ = Tensor(dst_.desc(), ctx.engine());  // the desc of the layer's input
+  diff_src_ = Tensor(src_in_desc_, ctx.engine());
   std::vector<Op> after;
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src_},

@@ -38,6 +38,7 @@ class BatchNorm : public Layer {
   int64_t values_per_channel_ = 0;         // batch x spatial: the count behind each batch statistic
   AlignedBuffer<float> batch_statistics_;  // [mean..., variance...]
   dnnl::memory src_, mean_, variance_;
+  dnnl::memory::desc src_in_desc_;  // the layout (and type) the previous layer gave us
   dnnl::batch_normalization_forward::primitive_desc training_pd_;
 };
 

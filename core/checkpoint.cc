@@ -19,20 +19,21 @@ namespace {
 constexpr const char* kMagic = "convoy-checkpoint";
 constexpr uint32_t kFormatVersion = 1;
 
-void fill_tensor(pb::TensorData* out, const std::string& name, const Tensor& t) {
+// `shape`: the logical shape (Parameter::logical_shape), with t's row-major order.
+void fill_tensor(pb::TensorData* out, const std::string& name, const Tensor& t, const Dims& shape) {
   out->set_name(name);
-  for (int64_t d : t.shape()) out->add_shape(d);
+  for (int64_t d : shape) out->add_shape(d);
   const std::vector<float> values = t.to_plain();
   out->mutable_data()->Assign(values.begin(), values.end());
 }
 
-void load_tensor(const pb::TensorData& in, const std::string& name, Tensor& t,
+void load_tensor(const pb::TensorData& in, const std::string& name, Tensor& t, const Dims& want,
                  const std::string& source) {
   const Dims shape(in.shape().begin(), in.shape().end());
-  if (in.name() != name || shape != t.shape()) {
+  if (in.name() != name || shape != want) {
     throw Error::invalid_input(
         fmt::format("{}: tensor '{}' [{}] does not match the model's '{}' [{}]", source, in.name(),
-                    fmt::join(shape, ","), name, fmt::join(t.shape(), ",")));
+                    fmt::join(shape, ","), name, fmt::join(want, ",")));
   }
   if (in.data_size() != t.size()) {
     throw Error::invalid_input(fmt::format("{}: tensor '{}' has {} values, expected {}", source,
@@ -47,8 +48,12 @@ pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
                                const TrainingPosition& position) {
   pb::Checkpoint ck;
   *ck.mutable_model() = model.spec();
-  for (const Parameter* p : model.parameters()) fill_tensor(ck.add_parameter(), p->name, p->value);
-  for (const Buffer* b : model.buffers()) fill_tensor(ck.add_buffer(), b->name, b->value);
+  for (const Parameter* p : model.parameters()) {
+    fill_tensor(ck.add_parameter(), p->name, p->value, p->logical_shape());
+  }
+  for (const Buffer* b : model.buffers()) {
+    fill_tensor(ck.add_buffer(), b->name, b->value, b->value.shape());
+  }
   if (optimizer != nullptr) {
     const OptimizerConfig& c = optimizer->config();
     pb::OptimizerState* s = ck.mutable_optimizer();
@@ -62,10 +67,10 @@ pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
     s->set_epsilon(c.epsilon);
     s->set_steps(optimizer->steps());
     for (size_t i = 0; i < optimizer->parameters().size(); ++i) {
-      const std::string& name = optimizer->parameters()[i]->name;
-      fill_tensor(s->add_momentum_buffer(), name, optimizer->first_moment(i));
+      const Parameter& p = *optimizer->parameters()[i];
+      fill_tensor(s->add_momentum_buffer(), p.name, optimizer->first_moment(i), p.logical_shape());
       if (optimizer->has_second_moment()) {
-        fill_tensor(s->add_second_moment(), name, optimizer->second_moment(i));
+        fill_tensor(s->add_second_moment(), p.name, optimizer->second_moment(i), p.logical_shape());
       }
     }
   }
@@ -165,7 +170,7 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
   }
   for (size_t i = 0; i < params.size(); ++i) {
     load_tensor(checkpoint.parameter(static_cast<int>(i)), params[i]->name, params[i]->value,
-                source);
+                params[i]->logical_shape(), source);
     params[i]->grad.zero();
   }
   const std::vector<Buffer*> buffers = model.buffers();
@@ -176,7 +181,7 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
   }
   for (size_t i = 0; i < buffers.size(); ++i) {
     load_tensor(checkpoint.buffer(static_cast<int>(i)), buffers[i]->name, buffers[i]->value,
-                source);
+                buffers[i]->value.shape(), source);
   }
   if (optimizer == nullptr || checkpoint.optimizer().momentum_buffer_size() == 0) return;
   const pb::OptimizerState& state = checkpoint.optimizer();
@@ -195,9 +200,12 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
   }
   for (size_t i = 0; i < params.size(); ++i) {
     const int k = static_cast<int>(i);
-    load_tensor(state.momentum_buffer(k), params[i]->name, optimizer->first_moment(i), source);
+    const Dims shape = params[i]->logical_shape();
+    load_tensor(state.momentum_buffer(k), params[i]->name, optimizer->first_moment(i), shape,
+                source);
     if (optimizer->has_second_moment()) {
-      load_tensor(state.second_moment(k), params[i]->name, optimizer->second_moment(i), source);
+      load_tensor(state.second_moment(k), params[i]->name, optimizer->second_moment(i), shape,
+                  source);
     }
   }
   optimizer->set_steps(state.steps());

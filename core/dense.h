@@ -1,7 +1,10 @@
 // Dense: fully connected layer (inner product) with optional bias, on oneDNN's inner_product
 // primitives. An input with spatial extent is flattened implicitly, like Caffe's InnerProduct: the
 // weight has shape [units, channels, spatial...], so oneDNN can read the input in its blocked
-// layout without a reorder. Layers in the spec: `type: "Dense" dense { units: 256 }`.
+// layout without a reorder. In bf16 such an input is reordered to plain and read as [batch,
+// features] instead: oneDNN 2.6 has AMX kernels for 2-D bf16 inner products only (its 4-D bf16
+// path is a slow gemm). The weight keeps its shape; the primitive reads a 2-D view of it.
+// Layers in the spec: `type: "Dense" dense { units: 256 }`.
 #pragma once
 
 #include "core/shape.h"
@@ -29,6 +32,11 @@ class Dense : public WeightedLayer {
   DenseConfig config_;
   Dims src_dims_, weight_dims_, dst_dims_;
   dnnl::inner_product_forward::primitive_desc forward_pd_;
+  // Reading a multi-dimensional input as 2-D (bf16): its desc, and the plain copy viewed as 2-D.
+  bool flattened_ = false;
+  dnnl::memory::desc unflat_desc_;
+  dnnl::memory flat_input_;
+  Tensor flat_diff_src_;  // the 2-D input gradient, owner of the buffer diff_src_ is made from
 };
 
 }  // namespace convoy

@@ -40,7 +40,11 @@ struct Parameter {
   int64_t fan_out = 0;
   // Starts at this value instead of being drawn (batch norm's scale starts at 1).
   std::optional<float> initial_value;
+  // The shape checkpoints and exports give it, when the value's desc has other dims with the same
+  // row-major order (a bf16 dense layer keeps [units, features] for [units, channels, h, w]).
+  Dims shape = {};
   bool is_bias() const { return fan_in == 0; }
+  Dims logical_shape() const { return shape.empty() ? value.shape() : shape; }
 };
 
 // State that is part of the model but not a parameter (batch norm's running statistics).

@@ -95,8 +95,8 @@ void Model::forward(const dnnl::stream& stream, const std::function<void(size_t)
 }
 
 LossResult Model::loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count,
-                       int64_t gradient_divisor) {
-  return loss_->compute(stream, labels, count, gradient_divisor);
+                       int64_t gradient_divisor, float label_smoothing) {
+  return loss_->compute(stream, labels, count, gradient_divisor, label_smoothing);
 }
 
 void Model::backward(const dnnl::stream& stream, const std::function<void(size_t)>& layer_done) {

@@ -47,7 +47,7 @@ class Model {
   // Loss over the first `count` rows and its gradient with respect to the logits, divided by
   // `gradient_divisor` (0: by `count`; see softmax_cross_entropy.h).
   LossResult loss(const dnnl::stream& stream, std::span<const int32_t> labels, int64_t count,
-                  int64_t gradient_divisor = 0);
+                  int64_t gradient_divisor = 0, float label_smoothing = 0.f);
   // Runs backward layer by layer from the last; after layer i finishes, `layer_done(i)` is called
   // (its parameter gradients are final then). Training mode only.
   void backward(const dnnl::stream& stream,

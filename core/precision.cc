@@ -59,6 +59,12 @@ std::string precision_unsupported(Precision precision) {
       isa_name(dnnl::get_effective_cpu_isa()));
 }
 
+Precision preferred_precision() {
+  const auto effective = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto amx = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
+  return (effective & amx) == amx ? Precision::kBFloat16 : Precision::kFloat32;
+}
+
 void require_precision(Precision precision, const std::string& where) {
   const std::string reason = precision_unsupported(precision);
   if (!reason.empty()) throw Error::invalid_input(fmt::format("{}: {}", where, reason));

@@ -28,5 +28,9 @@ dnnl::memory::data_type compute_type(Precision precision);
 std::string precision_unsupported(Precision precision);
 // Throws Error::invalid_input with that reason (prefixed by `where`) when unsupported.
 void require_precision(Precision precision, const std::string& where);
+// The faster precision here: bf16 where the CPU has AMX, fp32 elsewhere. (On an AVX512-BF16 CPU
+// without AMX, oneDNN 2.6's bf16 convolutions were slower than its fp32 ones: README,
+// Performance.)
+Precision preferred_precision();
 
 }  // namespace convoy

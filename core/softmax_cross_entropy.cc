@@ -22,8 +22,9 @@ SoftmaxCrossEntropy::SoftmaxCrossEntropy(BuildContext& ctx, const Tensor& logits
 }
 
 LossResult SoftmaxCrossEntropy::compute(const dnnl::stream& stream, std::span<const int32_t> labels,
-                                        int64_t count, int64_t divisor) {
+                                        int64_t count, int64_t divisor, float smoothing) {
   CONVOY_CHECK(count > 0 && count <= batch_ && static_cast<int64_t>(labels.size()) >= count);
+  CONVOY_CHECK(smoothing >= 0.f && smoothing < 1.f);
   for (const Op& op : ops_) op.run(stream);
   dnnl::stream(stream).wait();  // a handle copy: wait() is not const
   const float* logp = log_probs_.data();
@@ -40,11 +41,22 @@ LossResult SoftmaxCrossEntropy::compute(const dnnl::stream& stream, std::span<co
     }
     const int32_t y = labels[static_cast<size_t>(i)];
     CONVOY_CHECK(y >= 0 && y < classes_);
-    result.loss -= row[y];
     int32_t best = 0;
-    for (int64_t j = 0; j < classes_; ++j) {
-      g[j] = (std::exp(row[j]) - (j == y ? 1.f : 0.f)) * scale;
-      if (z[i * classes_ + j] > z[i * classes_ + best]) best = static_cast<int32_t>(j);
+    if (smoothing == 0.f) {
+      result.loss -= row[y];
+      for (int64_t j = 0; j < classes_; ++j) {
+        g[j] = (std::exp(row[j]) - (j == y ? 1.f : 0.f)) * scale;
+        if (z[i * classes_ + j] > z[i * classes_ + best]) best = static_cast<int32_t>(j);
+      }
+    } else {
+      const float spread = smoothing / static_cast<float>(classes_);
+      double sum = 0.0;
+      for (int64_t j = 0; j < classes_; ++j) {
+        sum += row[j];
+        g[j] = (std::exp(row[j]) - (j == y ? 1.f - smoothing : 0.f) - spread) * scale;
+        if (z[i * classes_ + j] > z[i * classes_ + best]) best = static_cast<int32_t>(j);
+      }
+      result.loss -= (1.0 - smoothing) * row[y] + spread * sum;
     }
     predictions_[static_cast<size_t>(i)] = best;
     if (best == y) ++result.correct;

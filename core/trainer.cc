@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/augmentation.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "core/shuffle.h"
@@ -76,7 +77,8 @@ LossResult Trainer::step(const Batch& batch, bool stop) {
   LossResult local;
   {
     const Timeline::Scope loss(timeline_, Timeline::kTrain, "loss", "forward");
-    local = model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size());
+    local = model_.loss(stream_, batch.labels, batch.count, batch.count * group_.size(),
+                        label_smoothing_);
   }
   if (timeline_ != nullptr) spans.mark = Timeline::Clock::now();
   model_.backward(stream_, [&spans](size_t layer) {
@@ -131,6 +133,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
   if (options.max_steps > 0) total_steps = std::min(total_steps, options.max_steps);
 
   BatchLoader loader(train, batch);
+  label_smoothing_ = options.label_smoothing;
   TrainSummary summary;
   summary.steps = options.start_step;
   steps_ = options.start_step;
@@ -197,7 +200,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       break;
     }
     if (test != nullptr) {
-      stats.test = summary.test = evaluate(model_, stream_, *test, &group_);
+      stats.test = summary.test = evaluate(model_, stream_, *test, &group_, options.test_flip);
       // The last update can leave non-finite parameters that no training step has seen yet.
       if (!std::isfinite(stats.test->loss)) {
         throw Error::invalid_input(
@@ -221,7 +224,7 @@ void check_batch_fits(int64_t global_batch, const Dataset& train) {
 }
 
 EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data,
-                    ProcessGroup* group) {
+                    ProcessGroup* group, bool mirror) {
   EvalResult result{ConfusionMatrix(model.num_classes()), 0.0};
   const Evaluating evaluating(model);
   BatchLoader loader(data, model.batch_size());
@@ -232,9 +235,22 @@ EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& dat
   std::iota(order.begin(), order.end(), begin);
   loader.start(std::move(order), /*keep_partial=*/true);
   double loss_sum = 0.0;
+  std::vector<float> mirrored, first_logits;
+  const int64_t width = data.shape.spatial.empty() ? 1 : data.shape.spatial.back();
   while (const Batch* b = loader.next()) {
     model.set_input({b->samples.data(), b->samples.size()});
     model.forward(stream);
+    if (mirror) {
+      // The logits are a plain f32 view (model.h): average them in place with the mirror's.
+      const std::span<float> logits(model.logits().data(),
+                                    static_cast<size_t>(model.logits().size()));
+      first_logits.assign(logits.begin(), logits.end());
+      mirrored.assign(b->samples.data(), b->samples.data() + b->samples.size());
+      mirror_last_dimension(mirrored, width);
+      model.set_input(mirrored);
+      model.forward(stream);
+      for (size_t i = 0; i < logits.size(); ++i) logits[i] = 0.5f * (logits[i] + first_logits[i]);
+    }
     const LossResult r = model.loss(stream, b->labels, b->count);
     loss_sum += r.loss * double(b->count);
     const std::span<const int32_t> predicted = model.predictions();

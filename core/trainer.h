@@ -36,6 +36,8 @@ struct TrainOptions {
   int64_t start_step_in_epoch = 0;
   int64_t start_step = 0;
   Augmentation augmentation = {};  // of training samples
+  float label_smoothing = 0.f;     // of the training loss (softmax_cross_entropy.h)
+  bool test_flip = false;          // evaluate() with `mirror` (test-time augmentation)
   // Polled on every process at each step; when it says yes on any process, every process stops
   // after that step (TrainSummary::stopped) -- a graceful preemption. The verdict travels with the
   // step's gradients, so it costs no collective of its own.
@@ -95,6 +97,8 @@ class Trainer {
   Trainer(Model& model, Optimizer& optimizer, const dnnl::stream& stream,
           ProcessGroup* group = nullptr);
 
+  // The training loss's label smoothing from now on (fit() sets its options').
+  void set_label_smoothing(float smoothing) { label_smoothing_ = smoothing; }
   // One optimizer step on the batch's first `count` rows. Returns the mean loss over all
   // processes' batches and the number of correct predictions among them. `stop`: this process
   // asks the job to stop after this step; stop_agreed() then tells every process.
@@ -118,6 +122,7 @@ class Trainer {
   ProcessGroup& group_;
   int64_t steps_ = 0;
   bool stop_agreed_ = false;
+  float label_smoothing_ = 0.f;
   double last_step_seconds_ = 0.0, last_communication_seconds_ = 0.0;
   Timeline* timeline_ = nullptr;
 };
@@ -132,7 +137,9 @@ void check_batch_fits(int64_t global_batch, const Dataset& train);
 
 // Forward passes over every sample of `data` once, spread over the processes of `group` (null: a
 // single process); the result is the whole data set's. The model must match the sample shape.
+// `mirror`: each sample is also run with its last spatial dimension reversed (a horizontal flip
+// of an image), and the two logits averaged before the loss and the prediction.
 EvalResult evaluate(Model& model, const dnnl::stream& stream, const Dataset& data,
-                    ProcessGroup* group = nullptr);
+                    ProcessGroup* group = nullptr, bool mirror = false);
 
 }  // namespace convoy

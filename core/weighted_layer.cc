@@ -12,12 +12,15 @@ void WeightedLayer::bind_forward(BuildContext& ctx, const Tensor& src,
 
   parameters_.clear();
   const dnnl::memory::desc weight_desc = fwd.weights_desc(0);
-  CONVOY_CHECK(weight_desc.dims() == weight_dims);
-  // The master weights are f32 in the layout the primitive chose; in bf16 the primitive reads a
-  // bf16 copy of them, converted at the start of every forward pass (the optimizer changed them).
+  const bool reshaped = weight_desc.dims() != weight_dims;
+  CONVOY_CHECK(element_count(weight_desc.dims()) == element_count(weight_dims));
+  // The master weights are f32 in the layout the primitive chose (in its dims, with the layer's
+  // dims as their logical shape); in bf16 the primitive reads a bf16 copy of them, converted at
+  // the start of every forward pass (the optimizer changed them).
   const dnnl::memory::desc master_desc = with_type(weight_desc, dnnl::memory::data_type::f32);
   parameters_.push_back({name() + ".weight", Tensor(master_desc, ctx.engine()),
-                         Tensor(master_desc, ctx.engine()), fan_in, fan_out, std::nullopt});
+                         Tensor(master_desc, ctx.engine()), fan_in, fan_out, std::nullopt,
+                         reshaped ? weight_dims : Dims{}});
   weight_compute_ = ctx.convert(weight().value.memory(), weight_desc, forward_ops_);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_},
                                              {DNNL_ARG_WEIGHTS, weight_compute_}};

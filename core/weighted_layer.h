@@ -23,7 +23,9 @@ class WeightedLayer : public Layer {
 
   // Binds the forward primitive: reorders src if needed, allocates dst and the parameters
   // ("weight" with `weight_dims`, "bias" of `outputs` elements). fan_in/fan_out feed the
-  // initialiser.
+  // initialiser. When the primitive's weights have other dims than `weight_dims` (a dense layer
+  // reading its input flattened), the weight is kept in the primitive's dims, with `weight_dims`
+  // as its logical shape (Parameter::shape).
   void bind_forward(BuildContext& ctx, const Tensor& src, const dnnl::primitive_desc& fwd,
                     const Dims& weight_dims, int64_t outputs, int64_t fan_in, int64_t fan_out);
   // Binds backward-weights and, when `bwd_data` is non-null, backward-data.

@@ -224,7 +224,10 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
   if (summary.stopped) {
     hooks.checkpoint_final(std::nullopt);  // preempted: where it stopped, without evaluating
   } else {
-    if (!summary.test) summary.test = evaluate(model_, stream_, test, group ? &*group : nullptr);
+    if (!summary.test) {
+      summary.test =
+          evaluate(model_, stream_, test, group ? &*group : nullptr, options_.train.test_flip);
+    }
     hooks.checkpoint_final(summary.test->confusion.accuracy());  // stopped mid-epoch (max_steps)
   }
 

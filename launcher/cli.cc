@@ -39,6 +39,8 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   add_threads_flag(e, evaluate.threads);
   add_precision_flag(e, evaluate.precision);
+  e->add_flag("--test-flip", evaluate.test_flip,
+              "Also run each sample mirrored (width reversed) and average the two predictions");
   e->add_flag("--log-json", evaluate.log_json, "JSON lines on stdout");
 
   BenchCommand bench;

@@ -82,7 +82,21 @@ void add_data_flags(CLI::App* app, DataOptions& data) {
 }
 
 const CLI::Validator& precision_check() {
-  static const CLI::Validator check = CLI::IsMember({"fp32", "bf16"});
+  static const CLI::Validator check = CLI::IsMember({"fp32", "bf16", "auto"});
+  return check;
+}
+
+const CLI::Validator& below_one() {
+  static const CLI::Validator check(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !(v >= 0.0 && v < 1.0)) {
+          return "must be a number in [0, 1), not '" + text + "'";
+        }
+        return {};
+      },
+      "[0, 1)");
   return check;
 }
 

@@ -15,6 +15,8 @@ const CLI::Validator& non_negative_number();
 const CLI::Validator& unsigned_64();
 // A gradient bucket size in MiB: positive, at most 1 TiB (larger would overflow the byte count).
 const CLI::Validator& bucket_mb();
+// A number in [0, 1).
+const CLI::Validator& below_one();
 // Not the empty string ("--save ''" would otherwise mean "do not save").
 const CLI::Validator& non_empty();
 
@@ -28,7 +30,7 @@ void add_threads_flag(CLI::App* app, int& threads);
 // --precision fp32|bf16 (core/precision.h). train declares it in its flag table with this help.
 inline constexpr const char* kPrecisionHelp =
     "fp32, or bf16: convolutions and dense layers in bf16 with fp32 master weights (CPUs with "
-    "AVX512-BF16 or AMX)";
+    "AVX512-BF16 or AMX), or auto: bf16 where the CPU has AMX, fp32 elsewhere";
 const CLI::Validator& precision_check();
 void add_precision_flag(CLI::App* app, std::string& precision);
 

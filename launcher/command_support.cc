@@ -45,6 +45,7 @@ Dataset load_split_of(const DataOptions& data, Split split, const ModelPlan& pla
 }  // namespace
 
 Precision precision_flag(const std::string& text) {
+  if (text == "auto") return preferred_precision();
   const Precision precision = parse_precision(text, "--precision");
   const std::string unsupported = precision_unsupported(precision);
   if (!unsupported.empty()) throw Error::invalid_input("--precision: " + unsupported);

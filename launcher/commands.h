@@ -57,7 +57,11 @@ struct TrainCommand {
   bool resume = false;
   bool log_json = false;
   std::string progress = "auto";   // auto | bar | lines | none
-  std::string precision = "fp32";  // fp32 | bf16 (core/precision.h)
+  std::string precision = "fp32";  // fp32 | bf16 | auto (core/precision.h)
+  double label_smoothing = 0.0;
+  bool test_flip = false;  // evaluate on each test image and its mirror image
+  // The flags given on the command line ("--lr", ...): the model's train block fills the others.
+  std::vector<std::string> given;
 };
 int run_train(const TrainCommand& cmd);
 
@@ -68,6 +72,7 @@ struct EvaluateCommand {
   int threads = 0;
   bool log_json = false;
   std::string precision = "fp32";
+  bool test_flip = false;
 };
 int run_evaluate(const EvaluateCommand& cmd);
 

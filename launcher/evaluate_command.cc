@@ -33,7 +33,8 @@ int run_evaluate(const EvaluateCommand& cmd) {
     restore_checkpoint(checkpoint, model, nullptr, cmd.checkpoint);
     std::optional<DataParallel> group;
     if (job.comm() != nullptr) group.emplace(*job.comm(), nullptr);
-    const EvalResult result = evaluate(model, stream, test, group ? &*group : nullptr);
+    const EvalResult result =
+        evaluate(model, stream, test, group ? &*group : nullptr, cmd.test_flip);
     if (job.is_root()) {
       print_final_report(result, test.class_names, nullptr, job.size(), cmd.log_json);
     }

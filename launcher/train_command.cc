@@ -117,7 +117,11 @@ TrainCommand with_rank_batch(TrainCommand cmd, int ranks) {
 
 int train_job(const TrainCommand& flags, Job& job) {
   const int threads = job.threads(flags.threads);
-  const TrainCommand cmd = job.agree([&] { return with_rank_batch(flags, job.size()); });
+  const TrainCommand cmd = job.agree([&] {
+    // The model's recipe (its train block) for the flags not given.
+    const pb::ModelSpec spec = for_flag("--model", [&] { return load_model_spec(flags.model); });
+    return with_rank_batch(with_model_defaults(flags, spec.train(), flags.model), job.size());
+  });
   const auto [in, options] = job.agree([&] {
     Inputs inputs = load_inputs(cmd, job);
     TrainingSessionOptions o = training_session_options(cmd, inputs.spec, inputs.train.name);
@@ -146,6 +150,7 @@ int train_job(const TrainCommand& flags, Job& job) {
                   {"test_samples", in.test.count()},
                   {"global_batch_size", cmd.batch_size * job.size()},
                   {"augment", options.train.augmentation.str()},
+                  {"precision", precision_name(options.precision)},  // "auto" resolved
                   {"world_size", job.size()},
                   {"threads", threads}});
     fmt::print("{}\n", start.dump());

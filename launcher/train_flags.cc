@@ -207,6 +207,19 @@ std::vector<TrainFlag> make_table() {
        .check = precision_check(),
        .ranks_agree = true,
        .event_key = "precision"},
+      {.name = "--label-smoothing",
+       .help = "Train towards (1 - e) on the true class and e / classes on every class",
+       .field = [](TrainCommand& c) -> Ref { return &c.label_smoothing; },
+       .check = below_one(),
+       .ranks_agree = true,
+       .event_key = "label_smoothing"},
+      {.name = "--test-flip",
+       .help = "Evaluate on each test sample and its mirror image (width reversed), averaging "
+               "the two predictions",
+       .field = [](TrainCommand& c) -> Ref { return &c.test_flip; },
+       .show_default = false,
+       .ranks_agree = true,
+       .event_key = "test_flip"},
       {.name = "--progress",
        .help = "Progress on stderr: a redrawn bar, periodic lines, or none (auto: a bar on a "
                "terminal, lines otherwise)",
@@ -241,7 +254,55 @@ CLI::App* add_train_command(CLI::App& app, TrainCommand& cmd) {
   add_data_flags(t, cmd.data);
   add_threads_flag(t, cmd.threads);
   add_train_flags(*t, cmd);
+  t->final_callback([t, &cmd] {
+    for (const CLI::Option* option : t->get_options()) {
+      if (option->count() > 0) cmd.given.push_back(option->get_name());
+    }
+  });
   return t;
+}
+
+TrainCommand with_model_defaults(const TrainCommand& cmd, const pb::TrainSpec& defaults,
+                                 const std::string& model) {
+  TrainCommand out = cmd;
+  const google::protobuf::Reflection& reflection = *defaults.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection.ListFields(defaults, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    std::string flag = "--" + field->name();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (std::find(cmd.given.begin(), cmd.given.end(), flag) != cmd.given.end()) continue;
+    // The value as its flag would be written, parsed by the flag's own option and check.
+    std::vector<std::string> args;
+    using Type = google::protobuf::FieldDescriptor;
+    switch (field->cpp_type()) {
+      case Type::CPPTYPE_BOOL:
+        if (reflection.GetBool(defaults, field)) args = {flag};
+        break;
+      case Type::CPPTYPE_INT64:
+        args = {flag, std::to_string(reflection.GetInt64(defaults, field))};
+        break;
+      case Type::CPPTYPE_DOUBLE:
+        args = {flag, fmt::format("{}", reflection.GetDouble(defaults, field))};
+        break;
+      case Type::CPPTYPE_STRING:
+        args = {flag, reflection.GetString(defaults, field)};
+        break;
+      default:
+        CONVOY_CHECK(false && "a TrainSpec field of a type no flag has");
+    }
+    if (args.empty()) continue;
+    CLI::App app("convoy", "convoy");
+    add_train_flags(app, out);
+    std::reverse(args.begin(), args.end());  // CLI11 wants them reversed
+    try {
+      app.parse(args);
+    } catch (const CLI::ParseError& e) {
+      throw Error::invalid_input(
+          fmt::format("{}: train.{}: {}", model, field->name(), one_line(e)));
+    }
+  }
+  return out;
 }
 
 std::string one_line(const CLI::ParseError& error) {
@@ -324,7 +385,9 @@ TrainingSessionOptions training_session_options(const TrainCommand& cmd, const p
                              .warmup_epochs = cmd.warmup_epochs,
                              .step_epochs = cmd.lr_step_epochs,
                              .gamma = cmd.lr_gamma},
-                .augmentation = augmentation},
+                .augmentation = augmentation,
+                .label_smoothing = static_cast<float>(cmd.label_smoothing),
+                .test_flip = cmd.test_flip},
       .dataset = dataset,
       .coordinator = cmd.coordinator.empty()
                          ? std::nullopt

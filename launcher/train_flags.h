@@ -38,6 +38,11 @@ const std::vector<TrainFlag>& train_flags();
 void add_train_flags(CLI::App& app, TrainCommand& cmd);
 // The `train` subcommand of `app`: --model, the data, thread and training flags.
 CLI::App* add_train_command(CLI::App& app, TrainCommand& cmd);
+// The flags the command line did not give, from the model's `train { ... }` block (each field the
+// default of the flag of the same name). Values are checked as on the command line; Error
+// (invalid input) naming `model` and the field otherwise.
+TrainCommand with_model_defaults(const TrainCommand& cmd, const pb::TrainSpec& defaults,
+                                 const std::string& model);
 // Parses train's flags (what follows `train` on a command line) as `convoy train` would; Error
 // (invalid input) with CLI11's message otherwise. For launchers that check before they start.
 TrainCommand parse_train_args(const std::vector<std::string>& args);

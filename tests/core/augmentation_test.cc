@@ -159,5 +159,13 @@ TEST(Augmentation, LoaderAugmentsBySampleNotByPosition) {
   EXPECT_GT(distinct.size(), 3u);  // identical inputs, different augmentations
 }
 
+TEST(Augmentation, MirrorReversesEveryRowOfTheLastDimension) {
+  std::vector<float> v = numbered(12);  // two samples of 2x3, or any rows of 3
+  mirror_last_dimension(v, 3);
+  EXPECT_EQ(v, (std::vector<float>{3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10}));
+  mirror_last_dimension(v, 3);
+  EXPECT_EQ(v, numbered(12));
+}
+
 }  // namespace
 }  // namespace convoy

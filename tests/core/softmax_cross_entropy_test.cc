@@ -23,9 +23,9 @@ struct LossFixture {
     ctx.scratchpad().allocate();
   }
   LossResult compute(const std::vector<float>& z, const std::vector<int32_t>& labels,
-                     int64_t count) {
+                     int64_t count, float smoothing = 0.f) {
     logits.copy_from_plain(z);
-    return loss.compute(stream, labels, count);
+    return loss.compute(stream, labels, count, 0, smoothing);
   }
   dnnl::engine engine;
   dnnl::stream stream;
@@ -79,6 +79,32 @@ TEST(SoftmaxCrossEntropy, GradientMatchesFiniteDifferences) {
   EXPECT_TRUE(testing::gradient_matches(
       "d loss / d logits", z, [&](std::span<const float> x) { current.assign(x.begin(), x.end()); },
       [&] { return f.compute(current, labels, 4).loss; }, analytic,
+      {.epsilon = 1e-2, .abs_tolerance = 1e-4, .rel_tolerance = 1e-2}));
+}
+
+// Label smoothing 0.2 against PyTorch 1.13's
+// torch.nn.functional.cross_entropy(z, y, label_smoothing=0.2) and its gradient (values printed by
+// PyTorch for these logits), then the gradient against finite differences of the smoothed loss.
+TEST(SoftmaxCrossEntropy, LabelSmoothingAsPyTorch) {
+  LossFixture f(2, 3);
+  const LossResult r = f.compute({1, 2, 3, 0, 0.5f, -1}, {2, 0}, 2, 0.2f);
+  EXPECT_NEAR(r.loss, 0.872534990310669, 1e-5);
+  const std::vector<float> g = f.diff.to_plain();
+  const std::vector<double> want = {0.011681955307722092, 0.0890309065580368,
+                                    -0.1007128357887268,  -0.26758384704589844,
+                                    0.23994135856628418,  0.02764248102903366};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(g[i], want[i], 1e-6) << i;
+
+  const std::vector<float> z = testing::random_values(20, 5, -3.f, 3.f);
+  const std::vector<int32_t> labels = {1, 0, 4, 2};
+  LossFixture h(4, 5);
+  h.compute(z, labels, 4, 0.1f);
+  const std::vector<float> analytic = h.diff.to_plain();
+  std::vector<float> current = z;
+  EXPECT_TRUE(testing::gradient_matches(
+      "d smoothed loss / d logits", z,
+      [&](std::span<const float> x) { current.assign(x.begin(), x.end()); },
+      [&] { return h.compute(current, labels, 4, 0.1f).loss; }, analytic,
       {.epsilon = 1e-2, .abs_tolerance = 1e-4, .rel_tolerance = 1e-2}));
 }
 
