@@ -62,7 +62,7 @@ TEST(ModelSpec, UnknownNameAndMissingFile) {
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(),
                  "unknown model 'resnet' (built-in: alexnet_cifar, conv1d_seq, "
-                 "conv3d_vol, fashion_bn, fashion_cnn, lenet5; or a .pbtxt file)");
+                 "conv3d_vol, fashion_bn, fashion_cnn, fashion_fast, lenet5; or a .pbtxt file)");
   }
   try {
     load_model_spec("/nonexistent/m.pbtxt");

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "core/checkpoint.h"
@@ -108,6 +110,26 @@ TEST_F(Cli, Bf16CheckpointsEvaluateInEitherPrecision) {
       {"bench", "--model", "lenet5", "--steps", "3", "--warmup", "1", "--precision", "bf16"});
   ASSERT_EQ(bench.exit_code, 0) << bench.err;
   EXPECT_EQ(last_json_line(bench.out)["precision"], "bf16");
+}
+
+// fashion_fast carries its recipe: the start event shows the model's values, except those the
+// command line gives, and `auto` resolved to the precision that ran.
+TEST_F(Cli, AModelsRecipeSetsTheDefaultsAndFlagsWin) {
+  const CommandResult r = convoy({"train", "--model", "fashion_fast", "--data", data_.path(),
+                                  "--global-batch-size", "32", "--epochs", "1", "--log-json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json start;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"event\":\"start\"") != std::string::npos) start = nlohmann::json::parse(line);
+  }
+  EXPECT_EQ(start["epochs"], 1);              // given
+  EXPECT_EQ(start["global_batch_size"], 32);  // given
+  EXPECT_EQ(start["lr"], 0.1);                // the recipe's
+  EXPECT_EQ(start["label_smoothing"], 0.1);
+  EXPECT_EQ(start["test_flip"], true);
+  EXPECT_EQ(start["augment"], "crop 2 + flip");
+  EXPECT_EQ(start["precision"], testing::cpu_has_amx() ? "bf16" : "fp32");
 }
 
 TEST_F(Cli, NonPositiveNumbers) {

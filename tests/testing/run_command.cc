@@ -63,6 +63,12 @@ bool cpu_has_bf16() {
   return (effective & needed) == needed;
 }
 
+bool cpu_has_amx() {
+  const auto effective = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto needed = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
+  return (effective & needed) == needed;
+}
+
 std::string convoy_binary() {
 #ifdef CONVOY_BINARY
   return CONVOY_BINARY;

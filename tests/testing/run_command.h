@@ -51,6 +51,8 @@ std::vector<int> child_pids(int parent);
 // Whether oneDNN may use AVX512-BF16 here (the CPU has it and ONEDNN_MAX_CPU_ISA allows it): what
 // --precision bf16 needs.
 bool cpu_has_bf16();
+// Whether oneDNN may use AMX here: where --precision auto picks bf16.
+bool cpu_has_amx();
 
 // Path of the convoy binary under test.
 std::string convoy_binary();
