@@ -90,6 +90,7 @@ void BatchNorm::build_forward(BuildContext& ctx, const Tensor& src) {
                                             {DNNL_ARG_DST, dst}});
   if (!ctx.training()) {
     forward_ops_.push_back(std::move(inference));
+    evaluation_ops_.clear();  // forward_ops_ are the evaluation
     return;
   }
   evaluation_ops_.push_back(std::move(inference));

@@ -3,7 +3,8 @@
 // weight has shape [units, channels, spatial...], so oneDNN can read the input in its blocked
 // layout without a reorder. In bf16 such an input is reordered to plain and read as [batch,
 // features] instead: oneDNN 2.6 has AMX kernels for 2-D bf16 inner products only (its 4-D bf16
-// path is a slow gemm). The weight keeps its shape; the primitive reads a 2-D view of it.
+// path is a slow gemm). The weight is then stored as [units, features] (the same row-major order),
+// and checkpoints still give it its [units, channels, spatial...] shape (Parameter::shape).
 // Layers in the spec: `type: "Dense" dense { units: 256 }`.
 #pragma once
 

@@ -4,8 +4,10 @@
 // does it: convolutions and dense layers read bf16 inputs and weights (oneDNN runs them on AMX or
 // AVX512-BF16 and accumulates in fp32), activations between layers are stored in bf16, and
 // gradients flowing back between layers too; the master weights, their gradients, the all-reduce,
-// the optimizer, the loss and batch norm's statistics stay fp32 (weighted_layer.h says how). A
-// checkpoint holds the fp32 master weights, so checkpoints of either precision are the same file.
+// the optimizer, the loss and batch norm's statistics stay fp32 (weighted_layer.h says how). Where
+// oneDNN has no fast bf16 kernel, a layer works in f32 and its output is f32 (batch norm after a
+// dense layer; dropout). A checkpoint holds the fp32 master weights, so checkpoints of either
+// precision are the same file.
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>

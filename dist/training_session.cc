@@ -125,7 +125,12 @@ void TrainingSession::resume() {
             fmt::format("{} was written with {} {}, this run has {}", origin, what, theirs, ours));
       }
     };
-    if (ck.model().ShortDebugString() != spec_.ShortDebugString()) {
+    // The network must be the same; its recipe (train block) may have changed: what a run uses
+    // of it is in its flags, checked below and by the fingerprint.
+    pb::ModelSpec theirs_spec = ck.model(), ours_spec = spec_;
+    theirs_spec.clear_train();
+    ours_spec.clear_train();
+    if (theirs_spec.ShortDebugString() != ours_spec.ShortDebugString()) {
       throw Error::invalid_input(fmt::format("{} holds a different model", origin));
     }
     // The global batch decides which samples each step covers (dist/sharding.h): with the same

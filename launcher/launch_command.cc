@@ -184,7 +184,10 @@ void set_earlier_run_aside(const std::string& state_dir, const std::string& job_
 
 int launch_train(const LaunchCommand& cmd, std::vector<HostSlots> first_hosts) {
   const std::vector<std::string> train_args(cmd.command.begin() + 1, cmd.command.end());
-  const TrainCommand train = parse_train_args(train_args);
+  const TrainCommand parsed = parse_train_args(train_args);
+  const pb::ModelSpec spec = for_flag("--model", [&] { return load_model_spec(parsed.model); });
+  // As the ranks will see them: the model's recipe fills the flags not given.
+  const TrainCommand train = with_model_defaults(parsed, spec.train(), parsed.model);
   if (!train.checkpoint_dir.empty()) {
     throw Error::invalid_input(
         "--checkpoint-dir: convoy launch keeps the job's checkpoints at its coordinator (leave "
@@ -205,7 +208,6 @@ int launch_train(const LaunchCommand& cmd, std::vector<HostSlots> first_hosts) {
         "--min-np: a job that may restart on fewer ranks needs train's --global-batch-size (the "
         "batch of all ranks together), so that its steps stay the same");
   }
-  const pb::ModelSpec spec = for_flag("--model", [&] { return load_model_spec(train.model); });
   const std::string job_id =
       train.job_id.empty() ? default_job_id(spec, train.model) : train.job_id;
   check_job_id(job_id);

@@ -120,7 +120,12 @@ int train_job(const TrainCommand& flags, Job& job) {
   const TrainCommand cmd = job.agree([&] {
     // The model's recipe (its train block) for the flags not given.
     const pb::ModelSpec spec = for_flag("--model", [&] { return load_model_spec(flags.model); });
-    return with_rank_batch(with_model_defaults(flags, spec.train(), flags.model), job.size());
+    TrainCommand c =
+        with_rank_batch(with_model_defaults(flags, spec.train(), flags.model), job.size());
+    // `auto` as this rank resolves it: ranks that resolve it differently (an AMX host and one
+    // without) disagree in the fingerprint instead of training in two precisions.
+    c.precision = precision_name(precision_flag(c.precision));
+    return c;
   });
   const auto [in, options] = job.agree([&] {
     Inputs inputs = load_inputs(cmd, job);
@@ -150,7 +155,6 @@ int train_job(const TrainCommand& flags, Job& job) {
                   {"test_samples", in.test.count()},
                   {"global_batch_size", cmd.batch_size * job.size()},
                   {"augment", options.train.augmentation.str()},
-                  {"precision", precision_name(options.precision)},  // "auto" resolved
                   {"world_size", job.size()},
                   {"threads", threads}});
     fmt::print("{}\n", start.dump());

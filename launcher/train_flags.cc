@@ -271,7 +271,15 @@ TrainCommand with_model_defaults(const TrainCommand& cmd, const pb::TrainSpec& d
   for (const google::protobuf::FieldDescriptor* field : fields) {
     std::string flag = "--" + field->name();
     std::replace(flag.begin(), flag.end(), '_', '-');
-    if (std::find(cmd.given.begin(), cmd.given.end(), flag) != cmd.given.end()) continue;
+    const auto given = [&](const std::string& name) {
+      return std::find(cmd.given.begin(), cmd.given.end(), name) != cmd.given.end();
+    };
+    if (given(flag)) continue;
+    // The two batch flags say one thing: either given on the command line sets the batch.
+    if ((flag == "--batch-size" || flag == "--global-batch-size") &&
+        (given("--batch-size") || given("--global-batch-size"))) {
+      continue;
+    }
     // The value as its flag would be written, parsed by the flag's own option and check.
     std::vector<std::string> args;
     using Type = google::protobuf::FieldDescriptor;

@@ -125,9 +125,35 @@ TEST_P(Bf16Model, LogitsAndGradientsAreFp32sWithinBf16Rounding) {
   }
 }
 
+// Built for inference (as `convoy evaluate` builds it), bf16 gives fp32's logits within rounding:
+// batch norm, also where it converts to f32 (after a dense layer), runs as in training's
+// evaluation.
+TEST_P(Bf16Model, InferenceLogitsAreFp32sWithinBf16Rounding) {
+  SKIP_WITHOUT_BF16();
+  constexpr int64_t kBatch = 8;
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  const dnnl::stream stream(engine);
+  const pb::ModelSpec spec = load_model_spec(GetParam());
+  Model fp32(spec, kBatch, engine, Model::Mode::kInference, GetParam());
+  Model bf16(spec, kBatch, engine, Model::Mode::kInference, GetParam(), Precision::kBFloat16);
+  fp32.initialize(3);
+  bf16.initialize(3);
+  std::vector<float> x(static_cast<size_t>(kBatch * fp32.sample_size()));
+  Rng rng(6);
+  for (float& v : x) v = static_cast<float>(rng.uniform());
+  for (Model* m : {&fp32, &bf16}) {
+    m->set_evaluating(true);
+    m->set_input(x);
+    m->forward(stream);
+  }
+  const double error = relative_error(bf16.logits().to_plain(), fp32.logits().to_plain());
+  EXPECT_LT(error, 0.03);
+  EXPECT_GT(error, 0.0);
+}
+
 INSTANTIATE_TEST_SUITE_P(BuiltIns, Bf16Model,
-                         ::testing::Values("lenet5", "fashion_cnn", "fashion_bn", "conv1d_seq",
-                                           "conv3d_vol", "alexnet_cifar"));
+                         ::testing::Values("lenet5", "fashion_cnn", "fashion_bn", "fashion_fast",
+                                           "conv1d_seq", "conv3d_vol", "alexnet_cifar"));
 
 TEST(Precision, Bf16CheckpointsAreFp32CheckpointsAndStepsMatchFp32Closely) {
   SKIP_WITHOUT_BF16();

@@ -422,6 +422,16 @@ TEST_F(Cli, LaunchStartsTheJobUnderMpirunAndEndsWithItsExitCode) {
   EXPECT_NE(bad.err.find("--model: unknown model 'nope'"), std::string::npos) << bad.err;
 }
 
+// convoy launch reads a model's recipe as the ranks will: fashion_fast's global batch of 128 lets
+// a job that may shrink start, on the most ranks that divide it.
+TEST_F(Cli, LaunchTakesTheModelsRecipe) {
+  const CommandResult r =
+      convoy({"launch", "--dry-run", "--min-np", "1", "-np", "3", "--", "train", "--model",
+              "fashion_fast"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("mpirun -np 2 "), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, LaunchBadInput) {
   expect_bad_input({"launch", "-np", "0", "--", "train", "--model", "lenet5"}, "--np");
   expect_bad_input({"launch", "--hostfile", "/nonexistent", "--", "train", "--model", "lenet5"},

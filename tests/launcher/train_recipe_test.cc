@@ -18,8 +18,8 @@ TEST(TrainRecipe, EveryFieldIsATrainFlag) {
     std::string flag = "--" + d.field(i)->name();
     std::replace(flag.begin(), flag.end(), '_', '-');
     const std::vector<TrainFlag>& table = train_flags();
-    EXPECT_TRUE(std::any_of(table.begin(), table.end(),
-                            [&](const TrainFlag& f) { return flag == f.name; }))
+    EXPECT_TRUE(
+        std::any_of(table.begin(), table.end(), [&](const TrainFlag& f) { return flag == f.name; }))
         << d.field(i)->name() << " has no flag " << flag;
   }
 }
@@ -46,6 +46,22 @@ TEST(TrainRecipe, TheBlockFillsWhatTheCommandLineLeaves) {
   EXPECT_EQ(cmd.global_batch_size, 256);
   const TrainCommand defaults;
   EXPECT_EQ(cmd.momentum, defaults.momentum);  // neither: the flag's default
+}
+
+// Either batch flag on the command line sets the batch: the recipe's other one does not apply.
+TEST(TrainRecipe, ABatchFlagGivenOverridesEitherBatchField) {
+  pb::TrainSpec recipe;
+  recipe.set_global_batch_size(128);
+  const TrainCommand cmd =
+      with_model_defaults(parse_train_args({"--model", "m", "--batch-size", "32"}), recipe, "m");
+  EXPECT_EQ(cmd.batch_size, 32);
+  EXPECT_EQ(cmd.global_batch_size, 0);
+  recipe.Clear();
+  recipe.set_batch_size(16);
+  const TrainCommand global = with_model_defaults(
+      parse_train_args({"--model", "m", "--global-batch-size", "64"}), recipe, "m");
+  EXPECT_EQ(global.global_batch_size, 64);
+  EXPECT_EQ(global.batch_size, TrainCommand{}.batch_size);
 }
 
 TEST(TrainRecipe, BadValuesNameTheModelAndField) {
