@@ -146,7 +146,7 @@ def ddp_recipe_worker(rank, world, port, args, queue, start, bf16):
     torch_models.init_gloo(rank, world, port)
     torch.manual_seed(1)
     images = lambda name: torch.from_numpy(  # noqa: E731
-        torch_models.read_idx(DATA, name).astype("float32") / 255).unsqueeze(1)
+        torch_models.read_idx(DATA, name).astype("float32") / 255)
     labels = lambda name: torch.from_numpy(  # noqa: E731
         torch_models.read_idx(DATA, name).astype("int64"))
     x_train, y_train = images("train-images-idx3-ubyte"), labels("train-labels-idx1-ubyte")
