@@ -45,7 +45,7 @@ void load_tensor(const pb::TensorData& in, const std::string& name, Tensor& t, c
 }  // namespace
 
 pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
-                               const TrainingPosition& position) {
+                               const TrainingPosition& position, const WeightAverage* average) {
   pb::Checkpoint ck;
   *ck.mutable_model() = model.spec();
   for (const Parameter* p : model.parameters()) {
@@ -72,6 +72,20 @@ pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
       if (optimizer->has_second_moment()) {
         fill_tensor(s->add_second_moment(), p.name, optimizer->second_moment(i), p.logical_shape());
       }
+    }
+  }
+  if (average != nullptr) {
+    pb::WeightAverageState* a = ck.mutable_average();
+    a->set_decay(average->decay());
+    a->set_updates(average->updates());
+    const std::vector<Parameter*> params = model.parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      fill_tensor(a->add_parameter(), params[i]->name, average->parameter(i),
+                  params[i]->logical_shape());
+    }
+    const std::vector<Buffer*> buffers = model.buffers();
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      fill_tensor(a->add_buffer(), buffers[i]->name, average->buffer(i), buffers[i]->value.shape());
     }
   }
   ck.set_epoch(position.epoch);
@@ -121,7 +135,8 @@ pb::Checkpoint parse_checkpoint(const std::string& bytes, const std::string& sou
       {"step", checkpoint.step()},
       {"batch_size", checkpoint.batch_size()},
       {"world_size", checkpoint.world_size()},
-      {"optimizer.steps", checkpoint.optimizer().steps()}};
+      {"optimizer.steps", checkpoint.optimizer().steps()},
+      {"average.updates", checkpoint.average().updates()}};
   for (const auto& [field, value] : counts) {
     if (value < 0 || value > kMaxCount) {
       throw Error::corruption(
@@ -162,7 +177,7 @@ pb::Checkpoint load_checkpoint(const std::string& path) {
 }
 
 void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimizer* optimizer,
-                        const std::string& source) {
+                        const std::string& source, WeightAverage* average) {
   const std::vector<Parameter*> params = model.parameters();
   if (checkpoint.parameter_size() != static_cast<int>(params.size())) {
     throw Error::invalid_input(fmt::format("{}: holds {} parameters, the model has {}", source,
@@ -182,6 +197,29 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
   for (size_t i = 0; i < buffers.size(); ++i) {
     load_tensor(checkpoint.buffer(static_cast<int>(i)), buffers[i]->name, buffers[i]->value,
                 buffers[i]->value.shape(), source);
+  }
+  if (average != nullptr) {
+    const pb::WeightAverageState& a = checkpoint.average();
+    if (a.parameter_size() == 0) {
+      average->set_updates(0);  // none kept: the next update starts it from the values
+    } else {
+      if (a.parameter_size() != static_cast<int>(params.size()) ||
+          a.buffer_size() != static_cast<int>(buffers.size())) {
+        throw Error::invalid_input(fmt::format(
+            "{}: holds an average of {} parameters and {} buffers, the model has {} "
+            "and {}",
+            source, a.parameter_size(), a.buffer_size(), params.size(), buffers.size()));
+      }
+      for (size_t i = 0; i < params.size(); ++i) {
+        load_tensor(a.parameter(static_cast<int>(i)), params[i]->name, average->parameter(i),
+                    params[i]->logical_shape(), source);
+      }
+      for (size_t i = 0; i < buffers.size(); ++i) {
+        load_tensor(a.buffer(static_cast<int>(i)), buffers[i]->name, average->buffer(i),
+                    buffers[i]->value.shape(), source);
+      }
+      average->set_updates(a.updates());
+    }
   }
   if (optimizer == nullptr || checkpoint.optimizer().momentum_buffer_size() == 0) return;
   const pb::OptimizerState& state = checkpoint.optimizer();
@@ -209,6 +247,15 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
     }
   }
   optimizer->set_steps(state.steps());
+}
+
+pb::Checkpoint with_averaged_weights(pb::Checkpoint checkpoint) {
+  if (checkpoint.average().parameter_size() > 0) {
+    *checkpoint.mutable_parameter() = checkpoint.average().parameter();
+    *checkpoint.mutable_buffer() = checkpoint.average().buffer();
+  }
+  checkpoint.clear_average();
+  return checkpoint;
 }
 
 }  // namespace convoy

@@ -7,6 +7,7 @@
 
 #include "core/model.h"
 #include "core/optimizer.h"
+#include "core/weight_average.h"
 #include "proto/checkpoint.pb.h"
 
 namespace convoy {
@@ -22,9 +23,11 @@ struct TrainingPosition {
   std::string dataset;
 };
 
-// Captures the model's parameters and, when `optimizer` is given, its state.
+// Captures the model's parameters and, when given, the optimizer's state and the average of the
+// weights.
 pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
-                               const TrainingPosition& position);
+                               const TrainingPosition& position,
+                               const WeightAverage* average = nullptr);
 
 // The bytes of a checkpoint file, and back. parse_checkpoint throws Error naming `source`.
 std::string serialize_checkpoint(const pb::Checkpoint& checkpoint);
@@ -40,8 +43,14 @@ void save_checkpoint(const pb::Checkpoint& checkpoint, const std::string& path);
 pb::Checkpoint load_checkpoint(const std::string& path);
 
 // Copies parameter values (and, when `optimizer` is given, momentum buffers) into a model built
-// from the checkpoint's spec. Throws Error naming `source` when names or shapes disagree.
+// from the checkpoint's spec. When `average` is given it takes the checkpoint's average, or, when
+// the checkpoint has none (averaging switched on later), starts afresh (updates() 0). Throws
+// Error naming `source` when names or shapes disagree.
 void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimizer* optimizer,
-                        const std::string& source);
+                        const std::string& source, WeightAverage* average = nullptr);
+
+// For evaluating and exporting: the checkpoint with its average (if it has one) in place of its
+// parameters and buffers, the model the run reported on.
+pb::Checkpoint with_averaged_weights(pb::Checkpoint checkpoint);
 
 }  // namespace convoy

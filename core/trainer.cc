@@ -117,6 +117,10 @@ LossResult Trainer::step(const Batch& batch, bool stop) {
     const float scale = 1.f / static_cast<float>(group_.size());
     for (float& s : statistics) s *= scale;
   });
+  if (average_ != nullptr) {
+    const Timeline::Scope update(timeline_, Timeline::kTrain, "weight average", "optimizer");
+    average_->update();
+  }
   ++steps_;
   last_step_seconds_ = start.seconds();
   return result;
@@ -200,6 +204,7 @@ TrainSummary Trainer::fit(const Dataset& train, const TrainOptions& options,
       break;
     }
     if (test != nullptr) {
+      const AveragedWeights averaged(average_);
       stats.test = summary.test = evaluate(model_, stream_, *test, &group_, options.test_flip);
       // The last update can leave non-finite parameters that no training step has seen yet.
       if (!std::isfinite(stats.test->loss)) {

@@ -22,6 +22,7 @@
 #include "core/optimizer.h"
 #include "core/process_group.h"
 #include "core/timeline.h"
+#include "core/weight_average.h"
 
 namespace convoy {
 
@@ -38,6 +39,9 @@ struct TrainOptions {
   Augmentation augmentation = {};  // of training samples
   float label_smoothing = 0.f;     // of the training loss (softmax_cross_entropy.h)
   bool test_flip = false;          // evaluate() with `mirror` (test-time augmentation)
+  // Keep an exponential moving average of the weights with this decay (weight_average.h) and
+  // evaluate it; 0: none. The Trainer's owner creates the WeightAverage (set_weight_average).
+  float ema_decay = 0.f;
   // Polled on every process at each step; when it says yes on any process, every process stops
   // after that step (TrainSummary::stopped) -- a graceful preemption. The verdict travels with the
   // step's gradients, so it costs no collective of its own.
@@ -107,6 +111,9 @@ class Trainer {
   // Records each step's spans (layers, loss, data waits, gradient finish, optimizer) there; null:
   // nothing recorded. Not owned.
   void set_timeline(Timeline* timeline) { timeline_ = timeline; }
+  // Updated after every step and evaluated in place of the model's own values (fit()'s
+  // evaluations); null: none. Not owned.
+  void set_weight_average(WeightAverage* average) { average_ = average; }
 
   // Trains on `train` as `options` say; evaluates on `test` after each epoch when given. Throws
   // Error (invalid input) when the loss becomes NaN or infinite (naming the step), or when the data
@@ -125,6 +132,7 @@ class Trainer {
   float label_smoothing_ = 0.f;
   double last_step_seconds_ = 0.0, last_communication_seconds_ = 0.0;
   Timeline* timeline_ = nullptr;
+  WeightAverage* average_ = nullptr;
 };
 
 // Sets the model's row keys (what dropout draws from) for `batch` in `epoch`: a function of the

@@ -81,7 +81,8 @@ void TrainingHooks::checkpoint(const std::optional<double>& test_accuracy) {
     header.set_test_accuracy(*test_accuracy);
     header.set_has_test_accuracy(true);
   }
-  std::string bytes = serialize_checkpoint(make_checkpoint(model_, &optimizer_, position_));
+  std::string bytes =
+      serialize_checkpoint(make_checkpoint(model_, &optimizer_, position_, options_.average));
   checkpoint_ms_ += serialize.milliseconds();
   ++checkpoints_;
   last_checkpoint_step_ = position_.step;

@@ -27,6 +27,7 @@ class TrainingHooks final : public TrainObserver {
     int64_t checkpoint_every = 0;  // steps; 0: only after each epoch
     // Where a resumed run starts (its position until its first step).
     int64_t start_epoch = 0, start_step_in_epoch = 0, start_step = 0;
+    const WeightAverage* average = nullptr;  // checkpoints carry it, when the run keeps one
   };
   // Any of the pointers may be null.
   TrainingHooks(Options options, Model& model, Optimizer& optimizer, TrainObserver* progress,

@@ -79,6 +79,7 @@ TrainingSession::TrainingSession(Job& job, const pb::ModelSpec& spec,
              options_.precision),
       optimizer_(initialized(model_, options_.train.seed).parameters(), options_.optimizer) {
   for (const Parameter* p : model_.parameters()) parameter_count_ += p->value.size();
+  if (options_.train.ema_decay > 0) average_.emplace(model_, options_.train.ema_decay);
   if (job_.size() > 1) {
     broadcast_parameters(*job_.comm(), model_);
     verify_identical_parameters(*job_.comm(), model_, "after the initial broadcast");
@@ -145,7 +146,7 @@ void TrainingSession::resume() {
           job_.size()));
     }
     differs("the seed", std::to_string(ck.seed()), std::to_string(options_.train.seed));
-    restore_checkpoint(ck, model_, &optimizer_, origin);
+    restore_checkpoint(ck, model_, &optimizer_, origin, average_ ? &*average_ : nullptr);
     return ck;
   });
   options_.train.start_epoch = checkpoint.epoch();
@@ -194,11 +195,13 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
                        .checkpoint_every = options_.checkpoint_every,
                        .start_epoch = options_.train.start_epoch,
                        .start_step_in_epoch = options_.train.start_step_in_epoch,
-                       .start_step = options_.train.start_step},
+                       .start_step = options_.train.start_step,
+                       .average = average_ ? &*average_ : nullptr},
                       model_, optimizer_, job_.is_root() ? progress : nullptr, reporter.get(),
                       sink.get());
 
   Trainer trainer(model_, optimizer_, stream_, group ? &*group : nullptr);
+  trainer.set_weight_average(average_ ? &*average_ : nullptr);
   std::unique_ptr<Timeline> timeline;
   if (!options_.trace_path.empty()) {
     timeline = std::make_unique<Timeline>(options_.trace_steps, job_.rank());
@@ -230,6 +233,7 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
     hooks.checkpoint_final(std::nullopt);  // preempted: where it stopped, without evaluating
   } else {
     if (!summary.test) {
+      const AveragedWeights averaged(average_ ? &*average_ : nullptr);
       summary.test =
           evaluate(model_, stream_, test, group ? &*group : nullptr, options_.train.test_flip);
     }
@@ -261,8 +265,9 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
     return summary;
   }
   if (job_.is_root() && !options_.save_path.empty()) {
-    save_final(make_checkpoint(model_, &optimizer_, hooks.position()),
-               sink && unstored_.empty() ? store : std::string());
+    save_final(
+        make_checkpoint(model_, &optimizer_, hooks.position(), average_ ? &*average_ : nullptr),
+        sink && unstored_.empty() ? store : std::string());
   }
   return summary;
 }

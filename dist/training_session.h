@@ -6,8 +6,9 @@
 //              reducer for a job of several ranks.
 //   resume()   rank 0 reads the latest checkpoint from the CheckpointSource (coordinator or
 //              directory), every rank gets its bytes, checks that it belongs to this run (model,
-//              batch size, seed, world size) and restores the model, the optimizer and the
-//              position in the data. Without a checkpoint the run starts from the beginning.
+//              batch size, seed, world size) and restores the model, the optimizer, the average
+//              of the weights (when the run keeps one) and the position in the data. Without a
+//              checkpoint the run starts from the beginning.
 //   run()      trains with the Trainer; reports step records and evaluations to the coordinator
 //              and hands checkpoints to a CheckpointSink (every `checkpoint_every` steps and
 //              after each epoch), both in the background; checks the replicas again, evaluates,
@@ -31,6 +32,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/trainer.h"
+#include "core/weight_average.h"
 #include "dist/coordinator_address.h"
 #include "dist/gradient_reducer.h"
 #include "dist/job.h"
@@ -98,6 +100,7 @@ class TrainingSession {
   dnnl::stream stream_;
   Model model_;
   Optimizer optimizer_;
+  std::optional<WeightAverage> average_;  // when options.train.ema_decay > 0
   std::optional<GradientReducer> reducer_;
   int64_t parameter_count_ = 0;
   std::string unstored_;  // why the last checkpoint is not stored; empty when it is

@@ -60,6 +60,7 @@ struct TrainCommand {
   std::string precision = "fp32";  // fp32 | bf16 | auto (core/precision.h)
   double label_smoothing = 0.0;
   bool test_flip = false;  // evaluate on each test image and its mirror image
+  double ema_decay = 0.0;  // 0: no average of the weights
   // The flags given on the command line ("--lr", ...): the model's train block fills the others.
   std::vector<std::string> given;
 };

@@ -213,6 +213,13 @@ std::vector<TrainFlag> make_table() {
        .check = below_one(),
        .ranks_agree = true,
        .event_key = "label_smoothing"},
+      {.name = "--ema-decay",
+       .help = "Keep an exponential moving average of the weights with this decay per step "
+               "(e.g. 0.999), and evaluate and save it; 0: none",
+       .field = [](TrainCommand& c) -> Ref { return &c.ema_decay; },
+       .check = below_one(),
+       .ranks_agree = true,
+       .event_key = "ema_decay"},
       {.name = "--test-flip",
        .help = "Evaluate on each test sample and its mirror image (width reversed), averaging "
                "the two predictions",
@@ -395,7 +402,8 @@ TrainingSessionOptions training_session_options(const TrainCommand& cmd, const p
                              .gamma = cmd.lr_gamma},
                 .augmentation = augmentation,
                 .label_smoothing = static_cast<float>(cmd.label_smoothing),
-                .test_flip = cmd.test_flip},
+                .test_flip = cmd.test_flip,
+                .ema_decay = static_cast<float>(cmd.ema_decay)},
       .dataset = dataset,
       .coordinator = cmd.coordinator.empty()
                          ? std::nullopt

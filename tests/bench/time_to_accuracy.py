@@ -121,6 +121,7 @@ def recipe_run(args, seed):
             "--log-json", "--progress", "none"]
     if args.epochs_given:
         cmd += ["--epochs", str(args.epochs)]
+    cmd += args.train_args.split()
     start = time.perf_counter()
     history, final, precision = [], None, None
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as p:
@@ -257,6 +258,8 @@ def main():
     parser.add_argument("--skip-pytorch", action="store_true")
     parser.add_argument("--recipe", help="time a model's built-in recipe (fashion_fast)")
     parser.add_argument("--seeds", default="1,2,3", help="with --recipe: one run per seed")
+    parser.add_argument("--train-args", default="",
+                        help="with --recipe: more flags for convoy train, e.g. '--ema-decay 0'")
     parser.add_argument("--pytorch-minutes", type=float, default=15.0,
                         help="with --recipe: stop PyTorch's run after this long")
     args = parser.parse_args()

@@ -280,7 +280,7 @@ constexpr const char* kResumeModel = R"pb(
   }
 )pb";
 
-TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAndAugmentationResumesBitwise) {
+TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAugmentationAndAWeightAverageResumesBitwise) {
   const std::string model = dir_.file("resume.pbtxt");
   std::ofstream(model) << kResumeModel;
   const auto args = [&](std::vector<std::string> extra) {
@@ -288,7 +288,7 @@ TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAndAugmentationResumesBitwise) {
         "train", "--model",    model,   "--limit-train",  "3000", "--limit-test",
         "200",   "--epochs",   "3",     "--batch-size",   "16",   "--optimizer",
         "adamw", "--lr",       "0.002", "--weight-decay", "0.01", "--threads",
-        "1",     "--progress", "none"};
+        "1",     "--progress", "none",  "--ema-decay",    "0.99"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
@@ -341,6 +341,12 @@ TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAndAugmentationResumesBitwise) {
   }
   EXPECT_TRUE(a.optimizer().SerializeAsString() == b.optimizer().SerializeAsString())
       << "the optimizer state differs";
+  // The moving average of the weights, too (its first update after resuming is not a copy).
+  ASSERT_EQ(a.average().parameter_size(), a.parameter_size());
+  EXPECT_EQ(a.average().updates(), a.step());
+  EXPECT_TRUE(a.average().SerializeAsString() == b.average().SerializeAsString())
+      << "the average of the weights differs";
+  EXPECT_FALSE(a.average().parameter(0).SerializeAsString() == a.parameter(0).SerializeAsString());
 }
 
 TEST_F(MpiJob, ThreeRankEvaluationEqualsOneProcessExactly) {

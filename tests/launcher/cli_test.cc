@@ -65,6 +65,9 @@ TEST_F(Cli, UsageErrors) {
   expect_bad_input({"fly"}, "fly");
   expect_bad_input({"train"}, "--model");
   expect_bad_input(train({"--frobnicate"}), "--frobnicate");
+  for (const std::string decay : {"1", "-0.5", "nan", "x"}) {
+    expect_bad_input(train({"--ema-decay", decay}), "--ema-decay");
+  }
 }
 
 // bf16 is refused where the CPU lacks it; ONEDNN_MAX_CPU_ISA makes any CPU such a CPU.
@@ -425,9 +428,8 @@ TEST_F(Cli, LaunchStartsTheJobUnderMpirunAndEndsWithItsExitCode) {
 // convoy launch reads a model's recipe as the ranks will: fashion_fast's global batch of 128 lets
 // a job that may shrink start, on the most ranks that divide it.
 TEST_F(Cli, LaunchTakesTheModelsRecipe) {
-  const CommandResult r =
-      convoy({"launch", "--dry-run", "--min-np", "1", "-np", "3", "--", "train", "--model",
-              "fashion_fast"});
+  const CommandResult r = convoy({"launch", "--dry-run", "--min-np", "1", "-np", "3", "--", "train",
+                                  "--model", "fashion_fast"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("mpirun -np 2 "), std::string::npos) << r.out;
 }

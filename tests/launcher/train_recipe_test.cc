@@ -76,6 +76,11 @@ TEST(TrainRecipe, BadValuesNameTheModelAndField) {
                 with_model_defaults(given, recipe, "m.pbtxt");
               }).starts_with("m.pbtxt: train.label_smoothing: --label-smoothing: "));
   recipe.Clear();
+  recipe.set_ema_decay(1.0);
+  EXPECT_TRUE(testing::error_of([&] {
+                with_model_defaults(given, recipe, "m.pbtxt");
+              }).starts_with("m.pbtxt: train.ema_decay: --ema-decay: "));
+  recipe.Clear();
   recipe.set_epochs(0);
   EXPECT_TRUE(testing::error_of([&] {
                 with_model_defaults(given, recipe, "m.pbtxt");
