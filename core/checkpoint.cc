@@ -74,7 +74,7 @@ pb::Checkpoint make_checkpoint(Model& model, const Optimizer* optimizer,
       }
     }
   }
-  if (average != nullptr) {
+  if (average != nullptr && average->updates() > 0) {
     pb::WeightAverageState* a = ck.mutable_average();
     a->set_decay(average->decay());
     a->set_updates(average->updates());
@@ -249,10 +249,23 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
   optimizer->set_steps(state.steps());
 }
 
-pb::Checkpoint with_averaged_weights(pb::Checkpoint checkpoint) {
-  if (checkpoint.average().parameter_size() > 0) {
-    *checkpoint.mutable_parameter() = checkpoint.average().parameter();
-    *checkpoint.mutable_buffer() = checkpoint.average().buffer();
+pb::Checkpoint with_averaged_weights(pb::Checkpoint checkpoint, const std::string& source) {
+  const pb::WeightAverageState& a = checkpoint.average();
+  if (a.parameter_size() > 0 || a.buffer_size() > 0) {
+    // Named and counted as the values it stands for (restore_checkpoint checks the shapes).
+    const auto same_names = [](const auto& x, const auto& y) {
+      return x.size() == y.size() &&
+             std::equal(x.begin(), x.end(), y.begin(),
+                        [](const auto& u, const auto& v) { return u.name() == v.name(); });
+    };
+    if (a.updates() == 0 || !same_names(a.parameter(), checkpoint.parameter()) ||
+        !same_names(a.buffer(), checkpoint.buffer())) {
+      throw Error::corruption(fmt::format(
+          "'{}': corrupt checkpoint (its average of the weights does not match its parameters)",
+          source));
+    }
+    *checkpoint.mutable_parameter() = a.parameter();
+    *checkpoint.mutable_buffer() = a.buffer();
   }
   checkpoint.clear_average();
   return checkpoint;

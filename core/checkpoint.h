@@ -50,7 +50,8 @@ void restore_checkpoint(const pb::Checkpoint& checkpoint, Model& model, Optimize
                         const std::string& source, WeightAverage* average = nullptr);
 
 // For evaluating and exporting: the checkpoint with its average (if it has one) in place of its
-// parameters and buffers, the model the run reported on.
-pb::Checkpoint with_averaged_weights(pb::Checkpoint checkpoint);
+// parameters and buffers, the model the run reported on. Throws Error (corruption) naming
+// `source` when the average's tensors are not named and counted as the parameters and buffers.
+pb::Checkpoint with_averaged_weights(pb::Checkpoint checkpoint, const std::string& source);
 
 }  // namespace convoy

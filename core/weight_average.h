@@ -51,10 +51,12 @@ class WeightAverage {
   int64_t updates_ = 0;
 };
 
-// Puts the average into the model for as long as it lives (nothing when `average` is null).
+// Puts the average into the model for as long as it lives (nothing when `average` is null or has
+// had no update yet: there is no average of nothing).
 class AveragedWeights {
  public:
-  explicit AveragedWeights(WeightAverage* average) : average_(average) {
+  explicit AveragedWeights(WeightAverage* average)
+      : average_(average != nullptr && average->updates() > 0 ? average : nullptr) {
     if (average_ != nullptr) average_->swap_with_model();
   }
   ~AveragedWeights() {

@@ -146,6 +146,13 @@ void TrainingSession::resume() {
           job_.size()));
     }
     differs("the seed", std::to_string(ck.seed()), std::to_string(options_.train.seed));
+    // An average goes on with its decay; dropping it would silently change what the run reports.
+    // (Switching one on where the checkpoint has none starts it there.)
+    if (ck.average().parameter_size() > 0) {
+      const auto decay_text = [](float d) { return d > 0 ? fmt::format("{:g}", d) : "0 (none)"; };
+      differs("--ema-decay", decay_text(ck.average().decay()),
+              decay_text(average_ ? average_->decay() : 0.f));
+    }
     restore_checkpoint(ck, model_, &optimizer_, origin, average_ ? &*average_ : nullptr);
     return ck;
   });

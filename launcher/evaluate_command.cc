@@ -17,8 +17,9 @@ int run_evaluate(const EvaluateCommand& cmd) {
     const std::string source = cmd.checkpoint + ": model";
     const auto [checkpoint, test] = job.agree([&] {
       std::pair<pb::Checkpoint, Dataset> in;
-      in.first = for_flag("--checkpoint",
-                          [&] { return with_averaged_weights(load_checkpoint(cmd.checkpoint)); });
+      in.first = for_flag("--checkpoint", [&] {
+        return with_averaged_weights(load_checkpoint(cmd.checkpoint), cmd.checkpoint);
+      });
       const ModelPlan plan = plan_model(in.first.model(), source);
       DataOptions data = cmd.data;
       // Without --dataset, the data set the checkpoint was trained on.

@@ -11,7 +11,8 @@ namespace convoy {
 int run_export(const ExportCommand& cmd) {
   check_writable(cmd.out, "--out");
   // With an average of the weights, that is what the run reported on, and what is exported.
-  const pb::Checkpoint checkpoint = with_averaged_weights(load_checkpoint(cmd.checkpoint));
+  const pb::Checkpoint checkpoint =
+      with_averaged_weights(load_checkpoint(cmd.checkpoint), cmd.checkpoint);
   std::vector<NpyArray> arrays;
   std::vector<const pb::TensorData*> tensors;
   for (const pb::TensorData& t : checkpoint.parameter()) tensors.push_back(&t);

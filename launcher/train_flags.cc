@@ -374,6 +374,12 @@ JobFingerprint train_fingerprint(const TrainCommand& cmd, const pb::ModelSpec& s
 
 TrainingSessionOptions training_session_options(const TrainCommand& cmd, const pb::ModelSpec& spec,
                                                 const std::string& dataset) {
+  // The average keeps its decay in single precision: 0.99999999 would round to 1, an average
+  // that never moves.
+  if (static_cast<float>(cmd.ema_decay) >= 1.f) {
+    throw Error::invalid_input(fmt::format(
+        "--ema-decay: {} rounds to 1 in single precision; at most 0.9999999", cmd.ema_decay));
+  }
   Augmentation augmentation = Augmentation::from_spec(spec, cmd.model);
   if (cmd.random_crop >= 0) augmentation.crop_padding = cmd.random_crop;
   if (cmd.flip) augmentation.flip = true;

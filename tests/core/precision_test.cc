@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -18,6 +19,7 @@
 #include "core/random.h"
 #include "testing/error_of.h"
 #include "testing/run_command.h"
+#include "testing/temp_dir.h"
 
 namespace convoy {
 namespace {
@@ -37,6 +39,12 @@ TEST(Precision, ParsesItsNamesAndRefusesOthers) {
 
 TEST(Precision, Bf16IsRefusedExactlyWhereTheCpuLacksIt) {
   EXPECT_EQ(precision_unsupported(Precision::kFloat32), "");
+  // A witness independent of oneDNN: the CPU flags the kernel read (unless ONEDNN_MAX_CPU_ISA
+  // holds oneDNN below what the CPU has).
+  if (std::getenv("ONEDNN_MAX_CPU_ISA") == nullptr) {
+    const std::string cpuinfo = testing::read_file("/proc/cpuinfo");
+    EXPECT_EQ(testing::cpu_has_bf16(), cpuinfo.find(" avx512_bf16") != std::string::npos);
+  }
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   if (testing::cpu_has_bf16()) {
     EXPECT_EQ(precision_unsupported(Precision::kBFloat16), "");

@@ -1,6 +1,7 @@
 // Checkpoint files: the envelope (magic, version, CRC-32) through parse_checkpoint, then what
 // `convoy evaluate` and a resuming `convoy train` do with one: build the model it carries (when
-// small) and restore it, and restore it into a model with SGD and Adam state and take a step. Every
+// small) and restore it (its average of the weights, if any, in place of its parameters), and
+// restore it into a model with SGD and Adam state (and an average) and take a step. Every
 // input is tried twice: as a whole file, and as the body of an envelope given the right checksum,
 // so that mutations reach the body's fields and not only the checksum test.
 #include <cstdlib>
@@ -22,6 +23,7 @@ struct Target {
                       convoy::Model::Mode::kTrain, "tiny"};
   convoy::Optimizer sgd{model.parameters(), {}};
   convoy::Optimizer adam{model.parameters(), {.kind = convoy::OptimizerConfig::Kind::kAdam}};
+  convoy::WeightAverage average{model, 0.9f};
 };
 
 void use(const std::string& bytes) {
@@ -35,12 +37,15 @@ void use(const std::string& bytes) {
       if (!convoy::fuzz::small_enough_to_build(plan)) return;
       convoy::Model model(ck.model(), 2, target->engine, convoy::Model::Mode::kInference,
                           "fuzz.ckpt");
-      convoy::restore_checkpoint(ck, model, nullptr, "fuzz.ckpt");
+      convoy::restore_checkpoint(convoy::with_averaged_weights(ck, "fuzz.ckpt"), model, nullptr,
+                                 "fuzz.ckpt");
     });
-    // As a resuming `convoy train` does: restored with the optimizer's state, then a step.
+    // As a resuming `convoy train` does: restored with the optimizer's state and the average of
+    // the weights, then a step.
     convoy::fuzz::refused_or_accepted([&] {
-      convoy::restore_checkpoint(ck, target->model, &target->sgd, "fuzz.ckpt");
+      convoy::restore_checkpoint(ck, target->model, &target->sgd, "fuzz.ckpt", &target->average);
       target->sgd.step();
+      target->average.update();
     });
     convoy::restore_checkpoint(ck, target->model, &target->adam, "fuzz.ckpt");
     target->adam.step();

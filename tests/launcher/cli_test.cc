@@ -65,7 +65,7 @@ TEST_F(Cli, UsageErrors) {
   expect_bad_input({"fly"}, "fly");
   expect_bad_input({"train"}, "--model");
   expect_bad_input(train({"--frobnicate"}), "--frobnicate");
-  for (const std::string decay : {"1", "-0.5", "nan", "x"}) {
+  for (const std::string decay : {"1", "-0.5", "nan", "x", "0.99999999"}) {
     expect_bad_input(train({"--ema-decay", decay}), "--ema-decay");
   }
 }
@@ -542,6 +542,36 @@ TEST_F(Cli, ResumingAFinishedJobKeepsItsPosition) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(load_checkpoint(work_.file("final.ckpt")).step(), 4);
   EXPECT_FALSE(std::filesystem::exists(store + "/step-000000000.ckpt"));
+}
+
+// A run's average of the weights goes on with it: resuming without it, or with another decay, is
+// refused; switching one on where a finished job had none saves no empty average.
+TEST_F(Cli, ResumingKeepsTheAverageOfTheWeights) {
+  const auto run = [&](const std::string& store, std::vector<std::string> extra) {
+    std::vector<std::string> args = train(
+        {"--batch-size", "16", "--checkpoint-dir", store, "--progress", "none", "--log-json"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  const std::string averaged = work_.file("averaged");
+  ASSERT_EQ(convoy(run(averaged, {"--ema-decay", "0.9"})).exit_code, 0);
+  expect_bad_input(run(averaged, {"--resume"}), "--ema-decay 0.9, this run has 0 (none)");
+  expect_bad_input(run(averaged, {"--resume", "--ema-decay", "0.5"}),
+                   "--ema-decay 0.9, this run has 0.5");
+  const CommandResult same =
+      convoy(run(averaged, {"--resume", "--ema-decay", "0.9", "--save", work_.file("a.ckpt")}));
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_EQ(load_checkpoint(work_.file("a.ckpt")).average().updates(), 4);
+
+  const std::string plain = work_.file("plain");
+  const CommandResult first = convoy(run(plain, {}));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const CommandResult on =
+      convoy(run(plain, {"--resume", "--ema-decay", "0.9", "--save", work_.file("b.ckpt")}));
+  ASSERT_EQ(on.exit_code, 0) << on.err;
+  EXPECT_FALSE(load_checkpoint(work_.file("b.ckpt")).has_average());
+  // No step was left to average: the report is the model's own, not an empty average's.
+  EXPECT_EQ(last_json_line(on.out)["test_loss"], last_json_line(first.out)["test_loss"]);
 }
 
 TEST_F(Cli, DevicesAreNotReadAsCheckpoints) {
