@@ -69,9 +69,14 @@ void per_layer_times(Model& model, Optimizer& optimizer, const dnnl::stream& str
   nlohmann::json layers = nlohmann::json::array();
   double weighted = 0, other = input + loss + update;
   for (size_t i = 0; i < n; ++i) {
+    // Each parameter's gradient as the gradient reducer sends it (padding included), in the
+    // order it takes them.
+    nlohmann::json gradient_bytes = nlohmann::json::array();
+    for (const Parameter& p : model.layer(i).parameters()) gradient_bytes.push_back(p.grad.bytes());
     layers.push_back({{"name", model.layer(i).name()},
                       {"forward_ms", fwd[i] * scale},
-                      {"backward_ms", bwd[i] * scale}});
+                      {"backward_ms", bwd[i] * scale},
+                      {"gradient_bytes", gradient_bytes}});
     (dynamic_cast<const WeightedLayer*>(&model.layer(i)) != nullptr ? weighted : other) +=
         fwd[i] + bwd[i];
   }
@@ -164,12 +169,15 @@ int bench(const BenchCommand& cmd, Job& job) {
       reducer->finish();
     });
     AlignedBuffer<float> raw(reducer->bytes_per_step() / sizeof(float));
+    nlohmann::json bucket_bytes = nlohmann::json::array();
+    for (const Bucket& b : reducer->buckets()) bucket_bytes.push_back(b.elements * sizeof(float));
     const double raw_ms = timed_median(*job.comm(), repeats, [&] {
       job.comm()->allreduce_sum({raw.data(), raw.size()});
     });
     line["reducer"] = {
         {"bytes_per_step", reducer->bytes_per_step()},
         {"buckets", reducer->buckets().size()},
+        {"bucket_bytes", bucket_bytes},
         {"bucket_mb", cmd.bucket_mb},
         {"zero_copy", reducer->zero_copy()},
         {"allreduce_ms", reducer_ms},

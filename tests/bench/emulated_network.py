@@ -2,51 +2,65 @@
 """Data-parallel steps over emulated network links, against the alpha-beta scaling model.
 
 Each rank runs in a network namespace of its own, as if on its own machine. The namespaces are
-joined through a bridge (a switch) in one more namespace by veth pairs, and every link is shaped in
-both directions: with `tc qdisc ... netem rate R delay D` where the kernel has netem, otherwise
-with `tbf rate R` (rate only; the delay is then not emulated and the script says so). MPI runs
-over TCP on those links only (Open MPI's launcher reaches each namespace through `ip netns exec`,
-standing in for ssh). The namespaces have no route outside; all of them are removed on exit.
+joined by veth pairs to one more namespace, a router, and every link is shaped in both
+directions with `tc ... tbf rate R`. A link's delay D (one way) is added with `netem delay`
+where the kernel has netem; where it has not (netem is an optional module), the router sends the
+packets through a delay line of its own: a TUN device read by a process (this script, with
+--delay-line) that writes each packet back D ms after it came. MPI runs over TCP on those links
+only (Open MPI's launcher reaches each namespace through `ip netns exec`, standing in for ssh).
+The namespaces have no route outside; all of them, and the delay line, are removed on exit.
+Links use 9000-byte frames (as cluster networks do), which also keeps the delay line's packet rate
+within what one process moves.
 
-For each link setting it runs `convoy bench` on N ranks (one thread each, one rank per namespace)
-and prints the measured step time next to the model's prediction:
+For each link setting it runs build/tests/bench/allreduce_bench (all-reduces from 64 KiB to
+16 MiB, with alpha and beta fitted to them) and then `convoy bench` on N ranks (one thread each),
+and prints the measured step time next to two predictions of the model:
 
     step = compute + exposed all-reduce
     all-reduce of n bytes on p ranks (ring) = 2 (p - 1) (alpha + n / (p B))
 
-with compute (everything but the exposed communication), backward's time and the per-message
-latency alpha0 taken from a run on unshaped links, B the link's rate in bytes/s, alpha = alpha0 +
-the link's delay, and the exposed part as tests/bench/scaling_model.py computes it (buckets
-overlap backward). Open MPI is held to its ring all-reduce so that the algorithm is the model's.
+"nominal": B the link's rate and alpha = alpha0 + D, alpha0 from allreduce_bench on unshaped
+links; "fitted": alpha and B as allreduce_bench fitted them on that link. Compute (all but the
+exposed communication) and backward's time come from the run on unshaped links; the exposed part
+is what tests/bench/scaling_model.py computes (the reducer's buckets, each sent when backward has
+produced it). Open MPI is held to its
+ring all-reduce so that the algorithm is the model's.
 
-    /usr/bin/python3 tests/bench/emulated_network.py --convoy build/launcher/convoy \\
-        [--ranks 2] [--links 1000:0,200:0,50:0] [--model fashion_cnn] [--steps 60]
+    sudo /usr/bin/python3 tests/bench/emulated_network.py --convoy build/launcher/convoy \\
+        [--ranks 2] [--links 1000:0,1000:1,200:0.5,50:0] [--model fashion_cnn] [--steps 60]
 
 `--links` is a list of rate_mbit:delay_ms. Needs root (namespaces), iproute2 and Open MPI.
 """
 import argparse
+import collections
+import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 
-from scaling_model import exposed_ms
+from scaling_model import bucket_layout, exposed_ms
 
-SUBNET = "10.77.0"
+NET = "10.77"  # rank i is NET.i.2 on its link, the router NET.i.1
+MTU = "9000"
 AGENT = """#!/bin/sh
 # Open MPI's launcher runs: <agent> [options] <host> <command...>; the host is a rank's address,
 # mapped here to its namespace (standing in for ssh).
 while [ $# -gt 0 ]; do
   case "$1" in
-    {subnet}.*) host="$1"; shift; break ;;
+    {net}.*) host="$1"; shift; break ;;
     *) shift ;;
   esac
 done
-exec ip netns exec "{prefix}r${{host##*.}}" /bin/sh -c "$*"
+rank="${{host#{net}.}}"
+exec ip netns exec "{prefix}r${{rank%%.*}}" /bin/sh -c "$*"
 """
 
 
@@ -54,15 +68,44 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-class Network:
-    """The namespaces, bridge and veth pairs; removed by close()."""
+def delay_line(device, delay_ms):
+    """Runs in the router's namespace: every packet the router routes to `device` comes back out
+    of it delay_ms later (a TUN device: reads give the packets routed to it, writes are packets
+    arriving on it). Ends when its standard input closes (the script ended)."""
+    tunsetiff, iff_tun, iff_no_pi = 0x400454CA, 0x0001, 0x1000
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    fcntl.ioctl(fd, tunsetiff, struct.pack("16sH", device.encode(), iff_tun | iff_no_pi))
+    print("ready", flush=True)
+    delay = delay_ms / 1000
+    queue = collections.deque()  # (due, packet): one delay for all, so first in is first due
+    while True:
+        timeout = max(0.0, queue[0][0] - time.monotonic()) if queue else None
+        ready, _, _ = select.select([fd, sys.stdin], [], [], timeout)
+        if sys.stdin in ready and not sys.stdin.buffer.read1(1):
+            return 0
+        now = time.monotonic()
+        if fd in ready:
+            while True:
+                try:
+                    queue.append((now + delay, os.read(fd, 65536)))
+                except BlockingIOError:
+                    break
+        while queue and queue[0][0] <= now:
+            os.write(fd, queue.popleft()[1])
 
-    def __init__(self, ranks):
+
+class Network:
+    """The namespaces, links and delay line; removed by close()."""
+
+    def __init__(self, ranks, script):
         self.prefix = f"cvemu{os.getpid()}"
         self.hub = self.prefix + "h"
         self.ranks = ranks
+        self.script = script
         self.names = []
         self.netem = None
+        self.line = None  # the delay line's process
+        self.line_delay = None
 
     def ns(self, name, *cmd):
         return run(["ip", "netns", "exec", name] + list(cmd))
@@ -70,20 +113,23 @@ class Network:
     def create(self):
         run(["ip", "netns", "add", self.hub])
         self.names.append(self.hub)
-        self.ns(self.hub, "ip", "link", "add", "br0", "type", "bridge")
-        self.ns(self.hub, "ip", "link", "set", "br0", "up")
-        for i in range(self.ranks):
-            name = f"{self.prefix}r{i + 1}"
+        self.ns(self.hub, "ip", "link", "set", "lo", "up")
+        self.ns(self.hub, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.ns(self.hub, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
+        self.ns(self.hub, "sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0")
+        for i in range(1, self.ranks + 1):
+            name = f"{self.prefix}r{i}"
             run(["ip", "netns", "add", name])
             self.names.append(name)
             self.ns(name, "ip", "link", "set", "lo", "up")
-            self.ns(self.hub, "ip", "link", "add", f"v{i + 1}", "type", "veth", "peer", "name",
-                    "eth0", "netns", name)
-            self.ns(self.hub, "ip", "link", "set", f"v{i + 1}", "master", "br0")
-            self.ns(self.hub, "ip", "link", "set", f"v{i + 1}", "up")
-            self.ns(name, "ip", "addr", "add", f"{SUBNET}.{i + 1}/24", "dev", "eth0")
+            self.ns(self.hub, "ip", "link", "add", f"v{i}", "mtu", MTU, "type", "veth", "peer",
+                    "name", "eth0", "mtu", MTU, "netns", name)
+            self.ns(self.hub, "ip", "addr", "add", f"{NET}.{i}.1/24", "dev", f"v{i}")
+            self.ns(self.hub, "ip", "link", "set", f"v{i}", "up")
+            self.ns(name, "ip", "addr", "add", f"{NET}.{i}.2/24", "dev", "eth0")
             self.ns(name, "ip", "link", "set", "eth0", "up")
-        # No default route anywhere: nothing can leave the namespaces.
+            # The other ranks are behind the router; there is no default route anywhere.
+            self.ns(name, "ip", "route", "add", f"{NET}.0.0/16", "via", f"{NET}.{i}.1")
         probe = f"{self.prefix}r1"
         try:
             self.ns(probe, "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "0ms")
@@ -92,57 +138,104 @@ class Network:
         except subprocess.CalledProcessError:
             self.netem = False
 
+    def hosts(self):
+        return [f"{NET}.{i}.2" for i in range(1, self.ranks + 1)]
+
+    def set_delay_line(self, delay_ms):
+        """Routes every packet between ranks through the delay line (delay_ms > 0) or directly."""
+        if self.line is not None and self.line_delay != delay_ms:
+            self.line.stdin.close()
+            self.line.wait(timeout=10)
+            self.line = None
+            for i in range(1, self.ranks + 1):
+                self.ns(self.hub, "ip", "rule", "del", "iif", f"v{i}", "lookup", "100")
+        if delay_ms <= 0 or self.line is not None:
+            return
+        self.line = subprocess.Popen(
+            ["ip", "netns", "exec", self.hub, sys.executable, self.script, "--delay-line",
+             str(delay_ms)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.line.stdout.readline().strip() != "ready":
+            raise RuntimeError("the delay line did not start")
+        self.line_delay = delay_ms
+        self.ns(self.hub, "ip", "link", "set", "tun0", "mtu", MTU, "up")
+        self.ns(self.hub, "sysctl", "-qw", "net.ipv4.conf.tun0.rp_filter=0")
+        self.ns(self.hub, "ip", "route", "add", "default", "dev", "tun0", "table", "100")
+        for i in range(1, self.ranks + 1):
+            # What arrives from a rank goes through the delay line; what comes back out of it is
+            # routed by the main table to the rank it is for.
+            self.ns(self.hub, "ip", "rule", "add", "iif", f"v{i}", "lookup", "100")
+
     def shape(self, rate_mbit, delay_ms):
         """Shapes both directions of every rank's link; rate 0 removes the shaping."""
-        ends = [(f"{self.prefix}r{i + 1}", "eth0") for i in range(self.ranks)]
-        ends += [(self.hub, f"v{i + 1}") for i in range(self.ranks)]
+        ends = [(f"{self.prefix}r{i}", "eth0") for i in range(1, self.ranks + 1)]
+        ends += [(self.hub, f"v{i}") for i in range(1, self.ranks + 1)]
+        self.set_delay_line(0 if self.netem else delay_ms)
         for name, dev in ends:
             subprocess.run(["ip", "netns", "exec", name, "tc", "qdisc", "del", "dev", dev, "root"],
                            capture_output=True)
-            if rate_mbit <= 0:
+            if rate_mbit <= 0 and not (self.netem and delay_ms > 0):
                 continue
             if self.netem:
-                # Half the delay each way: a round trip through the switch costs 2 x delay.
-                self.ns(name, "tc", "qdisc", "add", "dev", dev, "root", "netem", "rate",
-                        f"{rate_mbit}mbit", "delay", f"{delay_ms / 2}ms", "limit", "100000")
+                # Half the delay at each end: one way through the router costs the delay.
+                rate = ["rate", f"{rate_mbit}mbit"] if rate_mbit > 0 else []
+                self.ns(name, "tc", "qdisc", "add", "dev", dev, "root", "netem", *rate, "delay",
+                        f"{delay_ms / 2}ms", "limit", "100000")
             else:
-                burst = max(32 * 1024, rate_mbit * 1_000_000 // 8 // 250)  # 4 ms of traffic
+                burst = max(64 * 1024, int(rate_mbit * 1_000_000 // 8 // 250))  # 4 ms of traffic
                 self.ns(name, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate",
-                        f"{rate_mbit}mbit", "burst", str(burst), "latency", "10ms")
+                        f"{rate_mbit}mbit", "burst", str(burst), "latency", "50ms")
 
     def close(self):
+        if self.line is not None:
+            self.line.stdin.close()
+            try:
+                self.line.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.line.kill()
+            self.line = None
         for name in reversed(self.names):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.names = []
 
 
-def bench(net, agent, args):
-    hosts = ",".join(f"{SUBNET}.{i + 1}" for i in range(args.ranks))
+def mpirun(net, agent, args, program):
     cmd = ["ip", "netns", "exec", f"{net.prefix}r1", "mpirun", "--allow-run-as-root",
-           "--oversubscribe", "--bind-to", "none", "-np", str(args.ranks), "--host", hosts,
-           "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self",
+           "--oversubscribe", "--bind-to", "none", "-np", str(args.ranks), "--host",
+           ",".join(net.hosts()), "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self",
            "--mca", "btl_tcp_if_include", "eth0", "--mca", "oob_tcp_if_include", "eth0",
            "--mca", "coll_tuned_use_dynamic_rules", "1",
            "--mca", "coll_tuned_allreduce_algorithm", "4",  # ring
-           "-x", "PATH", "-x", "LD_LIBRARY_PATH",
-           args.convoy, "bench", "--model", args.model, "--threads", "1", "--steps",
-           str(args.steps), "--warmup", "5", "--bucket-mb", str(args.bucket_mb), "--per-layer"]
+           "-x", "PATH", "-x", "LD_LIBRARY_PATH"] + program
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"mpirun exited with {out.returncode}: {out.stderr[-600:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench(net, agent, args):
+    return mpirun(net, agent, args, [
+        args.convoy, "bench", "--model", args.model, "--threads", "1", "--steps",
+        str(args.steps), "--warmup", "5", "--bucket-mb", str(args.bucket_mb), "--per-layer"])
+
+
+def allreduce_fit(net, agent, args):
+    return mpirun(net, agent, args, [args.allreduce_bench, "--max-mb", "16", "--repeats", "5"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--convoy", default="build/launcher/convoy")
+    parser.add_argument("--allreduce-bench", default="build/tests/bench/allreduce_bench")
     parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--links", default="1000:0,200:0,50:0")
+    parser.add_argument("--links", default="1000:0,1000:1,200:0.5,50:0")
     parser.add_argument("--model", default="fashion_cnn")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--bucket-mb", type=float, default=25)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--delay-line", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.delay_line is not None:
+        return delay_line("tun0", args.delay_line)
     if os.geteuid() != 0:
         print("emulated_network.py: needs root (it creates network namespaces)", file=sys.stderr)
         return 2
@@ -151,61 +244,77 @@ def main():
         return 2
     try:
         links = [(float(r), float(d)) for r, d in (x.split(":") for x in args.links.split(","))]
+        if any(r <= 0 or d < 0 for r, d in links):
+            raise ValueError
     except ValueError:
-        print(f"emulated_network.py: --links: '{args.links}' is not rate_mbit:delay_ms,...",
-              file=sys.stderr)
+        print(f"emulated_network.py: --links: '{args.links}' is not rate_mbit:delay_ms,... "
+              "(rates above 0, delays 0 or more)", file=sys.stderr)
         return 2
+    for flag, path in (("--convoy", args.convoy), ("--allreduce-bench", args.allreduce_bench)):
+        if not os.access(path, os.X_OK):
+            print(f"emulated_network.py: {flag}: '{path}' is not an executable", file=sys.stderr)
+            return 2
     args.convoy = os.path.abspath(args.convoy)
-    net = Network(args.ranks)
+    args.allreduce_bench = os.path.abspath(args.allreduce_bench)
+    net = Network(args.ranks, os.path.abspath(__file__))
     work = tempfile.mkdtemp(prefix="convoy-emu-")
     agent = os.path.join(work, "agent.sh")
     with open(agent, "w") as f:
-        f.write(AGENT.format(subnet=SUBNET, prefix=net.prefix))
+        f.write(AGENT.format(net=NET, prefix=net.prefix))
     os.chmod(agent, 0o755)
     results = []
     try:
         net.create()
         if not net.netem:
-            print("note: this kernel has no netem qdisc; links are shaped with tbf (rate only, no "
-                  "added delay)", file=sys.stderr)
+            print("note: this kernel has no netem qdisc; delays go through a delay line in the "
+                  "router", file=sys.stderr)
 
         def median_run(rate, delay):
             net.shape(rate, delay)
+            fit = allreduce_fit(net, agent, args)
             runs = [bench(net, agent, args) for _ in range(args.runs)]
-            return runs[[r["ms_per_step_median"] for r in runs].index(
-                statistics.median_low([r["ms_per_step_median"] for r in runs]))]
+            times = [r["ms_per_step_median"] for r in runs]
+            return fit, runs[times.index(statistics.median_low(times))]
 
-        base = median_run(0, 0)
+        base_fit, base = median_run(0, 0)
         red = base["reducer"]
         p, n = args.ranks, red["bytes_per_step"]
         compute_ms = base["ms_per_step_median"] - red["exposed_ms_per_step"]
         backward_ms = sum(layer["backward_ms"] for layer in base["layers"])
-        # Unshaped veth: the all-reduce is nearly all latency; what remains after an (optimistic)
-        # 5 GB/s for the bytes is alpha0.
-        alpha0_ms = max(red["raw_mpi_allreduce_ms"] / (2 * (p - 1)) - n / p / 5e6, 0.0)
+        alpha0_ms = max(base_fit["alpha_ms"], 0.0)
         results.append({"link": "unshaped", "measured_ms": base["ms_per_step_median"],
-                        "compute_ms": round(compute_ms, 3), "alpha0_ms": round(alpha0_ms, 4),
+                        "compute_ms": round(compute_ms, 3), "backward_ms": round(backward_ms, 3),
+                        "alpha0_ms": round(alpha0_ms, 4),
+                        "fitted_bytes_per_ms": round(base_fit["bytes_per_ms"]),
                         "bytes_per_step": n, "buckets": red["buckets"]})
+        buckets = bucket_layout(base["layers"], args.bucket_mb * (1 << 20))
+        if [size for size, _ in buckets] != red["bucket_bytes"]:
+            raise RuntimeError(f"the model's buckets {buckets} are not the reducer's "
+                               f"{red['bucket_bytes']}")
         for rate, delay in links:
-            r = median_run(rate, delay)
-            alpha = alpha0_ms + (delay if net.netem else 0.0)
-            bytes_per_ms = rate * 1e6 / 8 / 1e3
-            comm = exposed_ms(n, args.bucket_mb * (1 << 20), p, alpha, bytes_per_ms, backward_ms)
-            predicted = compute_ms + comm
+            fit, r = median_run(rate, delay)
+            nominal = compute_ms + exposed_ms(buckets, p, alpha0_ms + delay, rate * 1e6 / 8 / 1e3,
+                                              backward_ms)
+            fitted = compute_ms + exposed_ms(buckets, p, max(fit["alpha_ms"], 0.0),
+                                             fit["bytes_per_ms"], backward_ms)
+            measured = r["ms_per_step_median"]
             results.append({
-                "link": f"{rate:g} Mbit/s" + (f", {delay:g} ms" if net.netem else ""),
-                "measured_ms": round(r["ms_per_step_median"], 2),
-                "predicted_ms": round(predicted, 2),
-                "error": round(r["ms_per_step_median"] / predicted - 1, 3),
+                "link": f"{rate:g} Mbit/s, {delay:g} ms",
+                "measured_ms": round(measured, 2),
+                "nominal_ms": round(nominal, 2),
+                "nominal_error": round(measured / nominal - 1, 3),
+                "fitted_ms": round(fitted, 2),
+                "fitted_error": round(measured / fitted - 1, 3),
+                "fitted_alpha_ms": round(fit["alpha_ms"], 4),
+                "fitted_mbit": round(fit["bytes_per_ms"] * 8 / 1e3, 1),
                 "measured_allreduce_ms": round(r["reducer"]["raw_mpi_allreduce_ms"], 2),
-                "predicted_exposed_ms": round(comm, 2),
                 "exposed_ms": round(r["reducer"]["exposed_ms_per_step"], 2),
             })
     finally:
         net.close()
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"model": args.model, "ranks": args.ranks, "netem": net.netem,
-                      "results": results}, indent=1))
+                      "delay_line": not net.netem, "results": results}, indent=1))
     return 0
 
 

@@ -10,9 +10,11 @@ Per step, on every node:
 
 where alpha is the per-message latency and B the link's rate in bytes/s. The gradients travel in
 buckets (`--bucket-mb`): a bucket is all-reduced, one after another, as soon as backward has
-produced it, so only what outlasts backward is exposed. The model takes the buckets as ready at
-evenly spaced moments of backward (bucket k of K when k/K of it is done); with one bucket (the
-default 25 MB holds all of fashion_cnn's and wide_cnn's gradients) nothing overlaps and the whole
+produced it, so only what outlasts backward is exposed. The model lays the gradients into buckets
+as the reducer does (dist/bucket_assignment.h: in the order backward produces them, a bucket
+closing once it holds --bucket-mb) and takes each bucket as ready when backward has finished the
+layer of its last gradient, from each layer's measured backward time; with one bucket (the default
+25 MB holds all of fashion_cnn's and wide_cnn's gradients) nothing overlaps and the whole
 all-reduce is exposed. Efficiency = compute / step(p): the fraction of linear speed-up.
 
     /usr/bin/python3 tests/bench/scaling_model.py --convoy build/launcher/convoy \\
@@ -34,24 +36,40 @@ def ring_allreduce_ms(n_bytes, p, alpha_ms, bytes_per_ms):
     return 2 * (p - 1) * (alpha_ms + n_bytes / (p * bytes_per_ms))
 
 
-def exposed_ms(n_bytes, bucket_bytes, p, alpha_ms, bytes_per_ms, backward_ms):
-    """Communication left after backward: buckets reduced one after another, each starting when
-    backward has produced it (evenly spaced) and the previous one is done."""
-    buckets = max(1, -(-int(n_bytes) // int(bucket_bytes)))
-    size = n_bytes / buckets
+def bucket_layout(layers, bucket_bytes):
+    """[(bytes, ready_ms)] per bucket, as the reducer fills them: `layers` as `convoy bench
+    --per-layer` lists them (forward order, each with backward_ms and its parameters'
+    gradient_bytes); backward visits them last to first, a bucket closes once it holds
+    bucket_bytes, and it is ready when the layer of its last gradient is done."""
+    buckets, elapsed = [], 0.0
+    for layer in reversed(layers):
+        elapsed += layer["backward_ms"]
+        for size in layer["gradient_bytes"]:
+            if not buckets or buckets[-1][0] >= bucket_bytes:
+                buckets.append([0, 0.0])
+            buckets[-1][0] += size
+            buckets[-1][1] = elapsed
+    return [tuple(b) for b in buckets]
+
+
+def exposed_ms(buckets, p, alpha_ms, bytes_per_ms, backward_ms):
+    """Communication left after backward: the buckets ([(bytes, ready_ms)]) reduced one after
+    another, each starting when it is ready and the previous one is done."""
     end = 0.0
-    for k in range(1, buckets + 1):
-        ready = backward_ms * k / buckets
+    for size, ready in buckets:
         end = max(end, ready) + ring_allreduce_ms(size, p, alpha_ms, bytes_per_ms)
     return max(0.0, end - backward_ms)
 
 
-def predict(compute_ms, backward_ms, n_bytes, bucket_bytes, p, alpha_ms, gbits):
+def predict(compute_ms, layers, bucket_bytes, p, alpha_ms, gbits):
     bytes_per_ms = gbits * 1e9 / 8 / 1e3
-    exposed = exposed_ms(n_bytes, bucket_bytes, p, alpha_ms, bytes_per_ms, backward_ms)
+    backward_ms = sum(layer["backward_ms"] for layer in layers)
+    buckets = bucket_layout(layers, bucket_bytes)
+    n_bytes = sum(size for size, _ in buckets)
+    exposed = exposed_ms(buckets, p, alpha_ms, bytes_per_ms, backward_ms)
     step = compute_ms + exposed
     return {"nodes": p, "gbits": gbits, "bucket_mb": round(bucket_bytes / (1 << 20), 3),
-            "step_ms": round(step, 3),
+            "buckets": len(buckets), "step_ms": round(step, 3),
             "allreduce_ms": round(ring_allreduce_ms(n_bytes, p, alpha_ms, bytes_per_ms), 3),
             "exposed_ms": round(exposed, 3), "efficiency": round(compute_ms / step, 3)}
 
@@ -61,8 +79,7 @@ def measure(convoy, model, threads, steps):
                           "--steps", str(steps), "--per-layer"],
                          capture_output=True, text=True, check=True).stdout
     line = json.loads(out.strip().splitlines()[-1])
-    backward = sum(layer["backward_ms"] for layer in line["layers"])
-    return line["ms_per_step_median"], backward, 4 * line["parameters"]
+    return line["ms_per_step_median"], line["layers"]
 
 
 def main():
@@ -85,11 +102,12 @@ def main():
         print("scaling_model.py: --gbits, --nodes and --bucket-mb are comma-separated numbers",
               file=sys.stderr)
         return 2
-    compute, backward, n_bytes = measure(args.convoy, args.model, args.threads, args.steps)
-    rows = [predict(compute, backward, n_bytes, b * (1 << 20), p, args.alpha_us / 1000, g)
+    compute, layers = measure(args.convoy, args.model, args.threads, args.steps)
+    rows = [predict(compute, layers, b * (1 << 20), p, args.alpha_us / 1000, g)
             for b in buckets for g in rates for p in nodes]
     print(json.dumps({"model": args.model, "threads": args.threads, "compute_ms": compute,
-                      "backward_ms": round(backward, 3), "gradient_bytes": n_bytes,
+                      "backward_ms": round(sum(x["backward_ms"] for x in layers), 3),
+                      "gradient_bytes": sum(sum(x["gradient_bytes"]) for x in layers),
                       "alpha_us": args.alpha_us,
                       "predictions": rows}, indent=1))
     return 0

@@ -1,0 +1,83 @@
+// Times the all-reduce convoy's gradients go through (MpiCommunicator::allreduce_sum of floats)
+// for message sizes from 64 KiB (a gradient bucket's order of size, where Open MPI's TCP transport
+// has left its eager protocol for messages that wait for the receiver) up, and fits the alpha-beta
+// model of a ring all-reduce to them:
+//
+//   t(n) = 2 (p - 1) alpha + 2 (p - 1) / p * n * beta        (n bytes, p ranks)
+//
+// by least squares of the relative error over the sizes (weights 1 / t^2: small messages, which
+// decide alpha, count as much as large ones). Prints one JSON line on rank 0: the median
+// milliseconds per size, alpha (ms per message) and the effective bandwidth 1 / beta (bytes per
+// ms). tests/bench/emulated_network.py runs it on each emulated link.
+//
+//   mpirun -np 2 build/tests/bench/allreduce_bench [--min-kb 64] [--max-mb 16] [--repeats 15]
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/stopwatch.h"
+#include "dist/mpi_communicator.h"
+
+namespace {
+
+// Median of `repeats` timed all-reduces of `floats` values (after two untimed ones), agreed by
+// the ranks: each takes the slowest rank's time of every repeat.
+double median_ms(convoy::Communicator& comm, size_t floats, int repeats) {
+  std::vector<float> values(floats, 1.f);
+  std::vector<double> times;
+  for (int i = 0; i < repeats + 2; ++i) {
+    std::vector<double> zero(1, 0.0);
+    comm.allreduce_sum(std::span<double>(zero));  // start together
+    const convoy::Stopwatch run;
+    comm.allreduce_sum(std::span<float>(values));
+    std::vector<double> took(static_cast<size_t>(comm.size()), 0.0);
+    took[static_cast<size_t>(comm.rank())] = run.milliseconds();
+    comm.allreduce_sum(std::span<double>(took));
+    if (i >= 2) times.push_back(*std::max_element(took.begin(), took.end()));
+  }
+  std::nth_element(times.begin(), times.begin() + long(times.size() / 2), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("Times all-reduces of growing size and fits alpha and beta");
+  double min_kb = 64, max_mb = 16;
+  int repeats = 15;
+  app.add_option("--min-kb", min_kb, "Smallest message, KiB")->check(CLI::Range(1.0, 1e6));
+  app.add_option("--max-mb", max_mb, "Largest message, MiB")->check(CLI::Range(0.01, 1024.0));
+  app.add_option("--repeats", repeats, "Timed all-reduces per size")->check(CLI::Range(3, 10000));
+  CLI11_PARSE(app, argc, argv);
+  const convoy::MpiRuntime runtime(&argc, &argv);
+  convoy::MpiCommunicator comm;
+  const double p = comm.size();
+  nlohmann::json sizes = nlohmann::json::array();
+  // Weighted least squares of t = a * x + b with x = 2 (p - 1) / p * n, b = 2 (p - 1) alpha.
+  double sx = 0, sy = 0, sxx = 0, sxy = 0, sw = 0;
+  for (auto bytes = static_cast<size_t>(min_kb * 1024);
+       bytes <= static_cast<size_t>(max_mb * (1 << 20)); bytes *= 2) {
+    const double ms = median_ms(comm, bytes / sizeof(float), repeats);
+    sizes.push_back({{"bytes", bytes}, {"ms", ms}});
+    const double x = 2 * (p - 1) / p * double(bytes);
+    const double w = 1.0 / std::max(ms * ms, 1e-12);
+    sw += w;
+    sx += w * x;
+    sy += w * ms;
+    sxx += w * x * x;
+    sxy += w * x * ms;
+  }
+  const double slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx);  // beta, ms per byte
+  const double intercept = (sy - slope * sx) / sw;
+  if (comm.rank() == 0) {
+    const nlohmann::json line = {{"ranks", comm.size()},
+                                 {"sizes", sizes},
+                                 {"alpha_ms", intercept / (2 * (p - 1))},
+                                 {"bytes_per_ms", slope > 0 ? 1.0 / slope : 0.0}};
+    fmt::print("{}\n", line.dump());
+  }
+  return 0;
+}
