@@ -52,14 +52,21 @@ int main(int argc, char** argv) {
   app.add_option("--max-mb", max_mb, "Largest message, MiB")->check(CLI::Range(0.01, 1024.0));
   app.add_option("--repeats", repeats, "Timed all-reduces per size")->check(CLI::Range(3, 10000));
   CLI11_PARSE(app, argc, argv);
+  // Whole floats, and at least two sizes to fit a line through.
+  const size_t smallest = static_cast<size_t>(min_kb * 1024) / sizeof(float) * sizeof(float);
+  const auto largest = static_cast<size_t>(max_mb * (1 << 20));
+  if (smallest == 0 || 2 * smallest > largest) {
+    fmt::print(stderr, "allreduce_bench: --min-kb {} and --max-mb {} give fewer than two sizes\n",
+               min_kb, max_mb);
+    return 2;
+  }
   const convoy::MpiRuntime runtime(&argc, &argv);
   convoy::MpiCommunicator comm;
   const double p = comm.size();
   nlohmann::json sizes = nlohmann::json::array();
   // Weighted least squares of t = a * x + b with x = 2 (p - 1) / p * n, b = 2 (p - 1) alpha.
   double sx = 0, sy = 0, sxx = 0, sxy = 0, sw = 0;
-  for (auto bytes = static_cast<size_t>(min_kb * 1024);
-       bytes <= static_cast<size_t>(max_mb * (1 << 20)); bytes *= 2) {
+  for (size_t bytes = smallest; bytes <= largest; bytes *= 2) {
     const double ms = median_ms(comm, bytes / sizeof(float), repeats);
     sizes.push_back({{"bytes", bytes}, {"ms", ms}});
     const double x = 2 * (p - 1) / p * double(bytes);

@@ -3,10 +3,10 @@
 
 Each rank runs in a network namespace of its own, as if on its own machine. The namespaces are
 joined by veth pairs to one more namespace, a router, and every link is shaped in both
-directions with `tc ... tbf rate R`. A link's delay D (one way) is added with `netem delay`
-where the kernel has netem; where it has not (netem is an optional module), the router sends the
-packets through a delay line of its own: a TUN device read by a process (this script, with
---delay-line) that writes each packet back D ms after it came. MPI runs over TCP on those links
+directions: with `tc ... netem rate R delay D/2` at each end where the kernel has netem (D: the
+link's one-way delay). Where it has not (netem is an optional module), rates are shaped with `tbf
+rate R`, and the router sends the packets through a delay line of its own: a TUN device read by
+a process (this script, with --delay-line) that writes each packet back D ms after it came. MPI runs over TCP on those links
 only (Open MPI's launcher reaches each namespace through `ip netns exec`, standing in for ssh).
 The namespaces have no route outside; all of them, and the delay line, are removed on exit.
 Links use 9000-byte frames (as cluster networks do), which also keeps the delay line's packet rate
@@ -160,6 +160,10 @@ class Network:
         self.ns(self.hub, "ip", "link", "set", "tun0", "mtu", MTU, "up")
         self.ns(self.hub, "sysctl", "-qw", "net.ipv4.conf.tun0.rp_filter=0")
         self.ns(self.hub, "ip", "route", "add", "default", "dev", "tun0", "table", "100")
+        # Should the delay line die, its route goes with tun0: packets must then be dropped, not
+        # routed straight through as if there were no delay.
+        self.ns(self.hub, "ip", "route", "add", "unreachable", "default", "metric", "1000",
+                "table", "100")
         for i in range(1, self.ranks + 1):
             # What arrives from a rank goes through the delay line; what comes back out of it is
             # routed by the main table to the rank it is for.
@@ -186,6 +190,8 @@ class Network:
                         f"{rate_mbit}mbit", "burst", str(burst), "latency", "50ms")
 
     def close(self):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the clean-up short
         if self.line is not None:
             self.line.stdin.close()
             try:
@@ -194,6 +200,13 @@ class Network:
                 self.line.kill()
             self.line = None
         for name in reversed(self.names):
+            # Whatever still runs inside (ranks of a failed run) would keep it alive unnamed.
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.names = []
 
@@ -206,10 +219,20 @@ def mpirun(net, agent, args, program):
            "--mca", "coll_tuned_use_dynamic_rules", "1",
            "--mca", "coll_tuned_allreduce_algorithm", "4",  # ring
            "-x", "PATH", "-x", "LD_LIBRARY_PATH"] + program
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if out.returncode != 0:
-        raise RuntimeError(f"mpirun exited with {out.returncode}: {out.stderr[-600:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # A session of its own, so that a timeout ends mpirun's daemons and ranks with it.
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=900)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    if net.line is not None and net.line.poll() is not None:
+        raise RuntimeError("the delay line died during the run: its delay was not applied")
+    if p.returncode != 0:
+        raise RuntimeError(f"mpirun exited with {p.returncode}: {err[-600:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def bench(net, agent, args):
@@ -287,7 +310,7 @@ def main():
                         "alpha0_ms": round(alpha0_ms, 4),
                         "fitted_bytes_per_ms": round(base_fit["bytes_per_ms"]),
                         "bytes_per_step": n, "buckets": red["buckets"]})
-        buckets = bucket_layout(base["layers"], args.bucket_mb * (1 << 20))
+        buckets = bucket_layout(base["layers"], int(args.bucket_mb * (1 << 20)))
         if [size for size, _ in buckets] != red["bucket_bytes"]:
             raise RuntimeError(f"the model's buckets {buckets} are not the reducer's "
                                f"{red['bucket_bytes']}")
@@ -320,4 +343,5 @@ def main():
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     sys.exit(main())

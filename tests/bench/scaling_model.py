@@ -49,6 +49,8 @@ def bucket_layout(layers, bucket_bytes):
                 buckets.append([0, 0.0])
             buckets[-1][0] += size
             buckets[-1][1] = elapsed
+    if buckets:
+        buckets[-1][1] = elapsed  # the last bucket goes when backward has ended (finish())
     return [tuple(b) for b in buckets]
 
 
@@ -103,7 +105,7 @@ def main():
               file=sys.stderr)
         return 2
     compute, layers = measure(args.convoy, args.model, args.threads, args.steps)
-    rows = [predict(compute, layers, b * (1 << 20), p, args.alpha_us / 1000, g)
+    rows = [predict(compute, layers, int(b * (1 << 20)), p, args.alpha_us / 1000, g)
             for b in buckets for g in rates for p in nodes]
     print(json.dumps({"model": args.model, "threads": args.threads, "compute_ms": compute,
                       "backward_ms": round(sum(x["backward_ms"] for x in layers), 3),
