@@ -55,6 +55,14 @@ Model& initialized(Model& model, uint64_t seed) {
   return model;
 }
 
+// The model as checkpoints record it: its train block says how this run evaluates (flags may
+// have overridden the model's own), so that `convoy evaluate` repeats the final report unasked.
+pb::ModelSpec recorded_spec(pb::ModelSpec spec, const TrainingSessionOptions& options) {
+  spec.mutable_train()->set_precision(precision_name(options.precision));
+  spec.mutable_train()->set_test_flip(options.train.test_flip);
+  return spec;
+}
+
 }  // namespace
 
 std::string default_job_id(const pb::ModelSpec& spec, const std::string& model_source) {
@@ -69,7 +77,7 @@ std::string default_job_id(const pb::ModelSpec& spec, const std::string& model_s
 TrainingSession::TrainingSession(Job& job, const pb::ModelSpec& spec,
                                  TrainingSessionOptions options, Say warn, Say notice)
     : job_(job),
-      spec_(spec),
+      spec_(recorded_spec(spec, options)),  // before options_ takes them
       options_(std::move(options)),
       warn_(std::move(warn)),
       notice_(std::move(notice)),

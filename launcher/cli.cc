@@ -38,9 +38,16 @@ int run_cli(int argc, char** argv) {
       ->check(positive_number())
       ->capture_default_str();
   add_threads_flag(e, evaluate.threads);
-  add_precision_flag(e, evaluate.precision);
-  e->add_flag("--test-flip", evaluate.test_flip,
-              "Also run each sample mirrored (width reversed) and average the two predictions");
+  e->add_option("--precision", evaluate.precision,
+                fmt::format("{} (default: as the checkpoint's run evaluated, fp32 where this "
+                            "CPU has no bf16)",
+                            kPrecisionHelp))
+      ->check(precision_check());
+  CLI::Option* flip =
+      e->add_flag("--test-flip", evaluate.test_flip,
+                  "Also run each sample mirrored (width reversed) and average the two predictions "
+                  "(default: as the checkpoint's run evaluated)");
+  e->final_callback([flip, &evaluate] { evaluate.test_flip_given = flip->count() > 0; });
   e->add_flag("--log-json", evaluate.log_json, "JSON lines on stdout");
 
   BenchCommand bench;

@@ -72,8 +72,11 @@ struct EvaluateCommand {
   int64_t batch_size = 256;
   int threads = 0;
   bool log_json = false;
-  std::string precision = "fp32";
+  // Unset: as the run that wrote the checkpoint evaluated (its model's train block), with fp32
+  // where this CPU has no bf16.
+  std::string precision;
   bool test_flip = false;
+  bool test_flip_given = false;  // else the checkpoint's run's
 };
 int run_evaluate(const EvaluateCommand& cmd);
 

@@ -115,6 +115,48 @@ TEST_F(Cli, Bf16CheckpointsEvaluateInEitherPrecision) {
   EXPECT_EQ(last_json_line(bench.out)["precision"], "bf16");
 }
 
+// A checkpoint records how its run evaluated (precision, test flip), so evaluate repeats the final
+// report unasked; flags override (the last one wins), and a bf16 checkpoint still evaluates, in
+// fp32, where the CPU has no bf16.
+TEST_F(Cli, EvaluateRepeatsHowTheRunEvaluated) {
+  const std::string precision = testing::cpu_has_bf16() ? "bf16" : "fp32";
+  const std::string save = work_.file("flip.ckpt");
+  const CommandResult trained =
+      convoy(train({"--test-flip", "--precision", precision, "--save", save, "--log-json"}));
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const double final_loss = last_json_line(trained.out)["test_loss"].get<double>();
+  const pb::TrainSpec recorded = load_checkpoint(save).model().train();
+  EXPECT_TRUE(recorded.test_flip());
+  EXPECT_EQ(recorded.precision(), precision);
+
+  const auto evaluate = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"evaluate",   "--checkpoint", save, "--data",
+                                     data_.path(), "--batch-size", "64", "--log-json"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const CommandResult r = convoy(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return last_json_line(r.out)["test_loss"].get<double>();
+  };
+  EXPECT_NEAR(evaluate({}), final_loss, 1e-5);
+  const double unflipped = evaluate({"--test-flip=false"});
+  EXPECT_GT(std::abs(unflipped - final_loss), 1e-4)
+      << "flipped and unflipped evaluate alike: the comparison cannot fail";
+  EXPECT_NEAR(evaluate({"--test-flip=false", "--test-flip"}), final_loss, 1e-5);
+  EXPECT_NEAR(evaluate({"--test-flip", "--test-flip=false"}), unflipped, 1e-5);
+
+  if (precision == "bf16") {
+    const CommandResult fp32 =
+        testing::run_command({testing::convoy_binary(), "evaluate", "--checkpoint", save, "--data",
+                              data_.path(), "--log-json"},
+                             120, {"ONEDNN_MAX_CPU_ISA=AVX2", "OMP_NUM_THREADS=1"});
+    EXPECT_EQ(fp32.exit_code, 0) << fp32.err;
+    EXPECT_NE(fp32.err.find("evaluating in fp32, not the bf16 the checkpoint was trained in"),
+              std::string::npos)
+        << fp32.err;
+    EXPECT_NEAR(last_json_line(fp32.out)["test_loss"].get<double>(), final_loss, 0.05);
+  }
+}
+
 // fashion_fast carries its recipe: the start event shows the model's values, except those the
 // command line gives, and `auto` resolved to the precision that ran.
 TEST_F(Cli, AModelsRecipeSetsTheDefaultsAndFlagsWin) {
