@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "core/error.h"
 
 namespace convoy {
@@ -59,10 +64,28 @@ std::string precision_unsupported(Precision precision) {
       isa_name(dnnl::get_effective_cpu_isa()));
 }
 
+std::string cpu_vendor() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned max_leaf = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &max_leaf, &ebx, &ecx, &edx) == 0) return {};
+  char vendor[12];
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  return std::string(vendor, sizeof vendor);
+#else
+  return {};
+#endif
+}
+
 Precision preferred_precision() {
   const auto effective = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   const auto amx = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
-  return (effective & amx) == amx ? Precision::kBFloat16 : Precision::kFloat32;
+  if ((effective & amx) == amx) return Precision::kBFloat16;
+  if (precision_unsupported(Precision::kBFloat16).empty() && cpu_vendor() == "AuthenticAMD") {
+    return Precision::kBFloat16;
+  }
+  return Precision::kFloat32;
 }
 
 void require_precision(Precision precision, const std::string& where) {

@@ -30,7 +30,8 @@ void add_threads_flag(CLI::App* app, int& threads);
 // --precision fp32|bf16 (core/precision.h). train declares it in its flag table with this help.
 inline constexpr const char* kPrecisionHelp =
     "fp32, or bf16: convolutions and dense layers in bf16 with fp32 master weights (CPUs with "
-    "AVX512-BF16 or AMX), or auto: bf16 where the CPU has AMX, fp32 elsewhere";
+    "AVX512-BF16 or AMX), or auto: bf16 where it is faster (AMX, or AVX512-BF16 on AMD), fp32 "
+    "elsewhere";
 const CLI::Validator& precision_check();
 void add_precision_flag(CLI::App* app, std::string& precision);
 

@@ -3,6 +3,9 @@
 // report is exactly the single-process one.
 #include <fmt/format.h>
 
+#include <span>
+#include <vector>
+
 #include "core/checkpoint.h"
 #include "core/trainer.h"
 #include "dist/data_parallel.h"
@@ -13,20 +16,32 @@
 namespace convoy {
 namespace {
 
-// The precision the checkpoint's run evaluated with (its model's train block records it),
-// falling back to fp32 where this CPU has no bf16: a checkpoint trained on an AMX machine still
-// evaluates on any other.
-Precision recorded_precision(const EvaluateCommand& cmd, const pb::TrainSpec& recorded, bool say) {
-  // Checkpoints from before the record, and models without a train block: train's default.
+// The precision the checkpoint's run evaluated with, as its model's train block records it (a
+// checkpoint written before runs recorded theirs holds its model's recipe, or nothing: fp32,
+// train's default). Where a rank's CPU has no bf16 every rank evaluates in fp32, with a note: a
+// checkpoint trained on an AMX machine still evaluates on any other, and ranks never sum
+// confusion matrices of two precisions.
+Precision recorded_precision(const EvaluateCommand& cmd, const pb::TrainSpec& recorded, Job& job) {
   if (!recorded.has_precision()) return Precision::kFloat32;
-  if (recorded.precision() == "auto") return preferred_precision();
-  const Precision precision =
-      parse_precision(recorded.precision(), cmd.checkpoint + ": model.train.precision");
-  const std::string unsupported = precision_unsupported(precision);
-  if (unsupported.empty()) return precision;
-  if (say) {
-    fmt::print(stderr, "convoy: evaluating in fp32, not the {} the checkpoint was trained in: {}\n",
-               recorded.precision(), unsupported);
+  const bool automatic = recorded.precision() == "auto";
+  const Precision wanted =
+      automatic ? preferred_precision()
+                : job.agree([&] {
+                    return parse_precision(recorded.precision(),
+                                           cmd.checkpoint + ": model.train.precision");
+                  });
+  // Ranks that can run it (for auto: that prefer it), against all ranks.
+  std::vector<int64_t> able = {
+      wanted == Precision::kBFloat16 && precision_unsupported(Precision::kBFloat16).empty(), 1};
+  if (job.comm() != nullptr) job.comm()->allreduce_sum(std::span<int64_t>(able));
+  if (able[0] == able[1]) return Precision::kBFloat16;
+  if (wanted == Precision::kBFloat16 && !automatic && job.is_root()) {
+    fmt::print(stderr,
+               "convoy: evaluating in fp32, not the {} the checkpoint was trained in: {}\n",
+               recorded.precision(),
+               able[1] > 1 ? fmt::format("{} of {} ranks' CPUs have no bf16", able[1] - able[0],
+                                         able[1])
+                           : precision_unsupported(wanted));
   }
   return Precision::kFloat32;
 }
@@ -54,9 +69,7 @@ int run_evaluate(const EvaluateCommand& cmd) {
     });
 
     const pb::TrainSpec& recorded = checkpoint.model().train();
-    const Precision precision =
-        flagged ? given
-                : job.agree([&] { return recorded_precision(cmd, recorded, job.is_root()); });
+    const Precision precision = flagged ? given : recorded_precision(cmd, recorded, job);
     const bool test_flip = cmd.test_flip_given ? cmd.test_flip : recorded.test_flip();
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     dnnl::stream stream(engine);

@@ -57,6 +57,25 @@ TEST(Precision, Bf16IsRefusedExactlyWhereTheCpuLacksIt) {
   EXPECT_TRUE(e.starts_with("lenet5: bf16 needs a CPU with AVX512-BF16 or AMX")) << e;
 }
 
+// auto: bf16 with AMX, or with AVX512-BF16 on AMD's CPUs; fp32 elsewhere. The witness is the
+// kernel's view of the CPU (/proc/cpuinfo), unless ONEDNN_MAX_CPU_ISA holds oneDNN below it.
+TEST(Precision, AutoIsBf16WithAmxOrOnAmdsAvx512Bf16) {
+  const std::string cpuinfo = testing::read_file("/proc/cpuinfo");
+  const bool amd = cpuinfo.find("vendor_id\t: AuthenticAMD") != std::string::npos;
+  EXPECT_EQ(cpu_vendor() == "AuthenticAMD", amd) << cpu_vendor();
+  EXPECT_EQ(cpu_vendor() == "GenuineIntel",
+            cpuinfo.find("vendor_id\t: GenuineIntel") != std::string::npos)
+      << cpu_vendor();
+  bool amx = testing::cpu_has_amx(), bf16 = testing::cpu_has_bf16();
+  if (std::getenv("ONEDNN_MAX_CPU_ISA") == nullptr) {
+    amx = cpuinfo.find(" amx_bf16") != std::string::npos;
+    bf16 = cpuinfo.find(" avx512_bf16") != std::string::npos;
+  }
+  const Precision expected = amx || (bf16 && amd) ? Precision::kBFloat16 : Precision::kFloat32;
+  EXPECT_EQ(precision_name(preferred_precision()), std::string(precision_name(expected)))
+      << "amx " << amx << ", avx512_bf16 " << bf16 << ", AMD " << amd;
+}
+
 struct Pair {
   Pair(const std::string& name, int64_t batch)
       : engine(dnnl::engine::kind::cpu, 0),
