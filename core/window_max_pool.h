@@ -8,7 +8,8 @@
 // zero-fills the whole input gradient and then scatters into it, where non-overlapping windows
 // let each element be written once; its AVX-512 forward kernel is 2.7x slower than its own SSE4.1
 // one on this shape (core/implementation_choice.h); and it cannot apply a ReLU as part of the
-// pooling. Measured with `convoy bench --per-layer` (README, Performance).
+// pooling. Measured with `convoy bench --per-layer` (README, Performance). Its loops run at the
+// widest vectors the CPU has: 4, 8 or 16 floats (core/window_max_pool_kernels.h).
 //
 // Results are bitwise oneDNN's: the first maximum of a window in row-major order wins, ties
 // included, a NaN is never the maximum, and the gradient goes to that element only (a -0 comes
@@ -25,22 +26,31 @@
 
 #include "core/shape.h"
 #include "core/tensor.h"
+#include "core/window_max_pool_kernels.h"
 
 namespace convoy {
 
 class WindowMaxPool {
  public:
-  static constexpr uint8_t kClipped = 0xff;
+  static constexpr uint8_t kClipped = window_pool::kClipped;
 
   // The kernel for `src` and `window`, or nothing when it does not apply (other layouts, data
   // types than f32 and bf16, other ranks, overlapping or padded windows, a window of over 64
   // elements).
-  static std::optional<WindowMaxPool> create(const dnnl::memory::desc& src, const Window& window);
+  // `max_width` caps the vector width (floats: 4, 8 or 16) below the widest this CPU runs, for
+  // tests of every width.
+  static std::optional<WindowMaxPool> create(const dnnl::memory::desc& src, const Window& window,
+                                             int max_width = 16);
+  // The widest vectors the kernels use here: 16 floats with AVX-512 (F, BW, DQ, VL), 8 with
+  // AVX2, else 4; no wider than ONEDNN_MAX_CPU_ISA lets oneDNN run.
+  static int widest_width();
+  // The width this kernel runs at.
+  int width() const { return width_; }
 
   // The output's desc: the source's layout at the pooled size.
   const dnnl::memory::desc& dst_desc() const { return dst_desc_; }
   // Bytes of argmax the forward pass writes for the backward pass.
-  size_t argmax_bytes() const { return dst_desc_.get_size() / (bf16_ ? 2 : 4); }
+  size_t argmax_bytes() const { return dst_desc_.get_size() / (geometry_.bf16 ? 2 : 4); }
 
   // dst = max over each window (then max(., 0) when `relu`); records each argmax. Buffers hold
   // elements of dst_desc()'s data type (the gradients too).
@@ -49,23 +59,9 @@ class WindowMaxPool {
   void backward(const void* diff_dst, const uint8_t* argmax, void* diff_src) const;
 
  private:
-  // Element offsets of a channel-innermost layout: (image, channel group, row, column), then
-  // `lanes` consecutive channels.
-  struct Layout {
-    int64_t image, group, row, column;
-  };
-  // T: float, or uint16_t holding bf16's bits.
-  template <typename T, int kLanes>
-  void forward_lanes(const T* src, T* dst, uint8_t* argmax, bool relu) const;
-  template <typename T, int kLanes>
-  void backward_lanes(const T* diff_dst, const uint8_t* argmax, T* diff_src) const;
-
   dnnl::memory::desc dst_desc_;
-  bool bf16_ = false;
-  int lanes_ = 16;  // channels processed together (8 or 16)
-  int64_t images_ = 0, groups_ = 0;
-  int64_t kernel_h_ = 0, kernel_w_ = 0, in_h_ = 0, in_w_ = 0, out_h_ = 0, out_w_ = 0;
-  Layout in_{}, out_{};
+  window_pool::Geometry geometry_;
+  int width_ = 4;
 };
 
 }  // namespace convoy

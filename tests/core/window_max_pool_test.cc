@@ -8,12 +8,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "core/aligned_buffer.h"
 #include "core/random.h"
 #include "core/tensor.h"
+#include "testing/temp_dir.h"
 
 namespace convoy {
 namespace {
@@ -76,15 +80,6 @@ TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
   src_t.copy_from_plain(x);
   diff_dst_t.copy_from_plain(dy);
 
-  // The kernel.
-  Tensor dst(pool->dst_desc(), engine), diff_src(src_desc, engine);
-  std::memset(diff_src.memory().get_data_handle(), 0x7f, diff_src.bytes());  // all written?
-  AlignedBuffer<uint8_t> argmax(pool->argmax_bytes());
-  pool->forward(src_t.memory().get_data_handle(), dst.memory().get_data_handle(), argmax.data(),
-                c.relu);
-  pool->backward(diff_dst_t.memory().get_data_handle(), argmax.data(),
-                 diff_src.memory().get_data_handle());
-
   // oneDNN in f32: pooling (then ReLU) forward; (ReLU backward on the pooled values, then)
   // pooling backward.
   const Dims padding_r = window.right_padding({c.dims[2], c.dims[3]});
@@ -127,8 +122,50 @@ TEST_P(WindowMaxPoolTest, EqualsOneDnnBitwise) {
                                                {DNNL_ARG_WORKSPACE, workspace}});
   stream.wait();
 
-  EXPECT_TRUE(same_bits(dst.to_plain(), Tensor(ref_dst).to_plain(), "output"));
-  EXPECT_TRUE(same_bits(diff_src.to_plain(), Tensor(ref_diff_src).to_plain(), "input gradient"));
+  // The kernel, at every vector width this CPU runs (up to the channels it takes at once).
+  // Channels taken at once: the layout's block, or in nhwc 16 where they divide the channels.
+  const int lanes = c.layout == tag::nChw16c  ? 16
+                    : c.layout == tag::nChw8c ? 8
+                    : c.dims[1] % 16 == 0     ? 16
+                                              : 8;
+  EXPECT_EQ(pool->width(), std::min(WindowMaxPool::widest_width(), lanes));
+  for (int width = 4; width <= std::min(WindowMaxPool::widest_width(), lanes); width *= 2) {
+    SCOPED_TRACE(::testing::Message() << "width " << width);
+    const std::optional<WindowMaxPool> at = WindowMaxPool::create(src_desc, window, width);
+    ASSERT_TRUE(at.has_value());
+    ASSERT_EQ(at->width(), width);
+    Tensor dst(at->dst_desc(), engine), diff_src(src_desc, engine);
+    std::memset(diff_src.memory().get_data_handle(), 0x7f, diff_src.bytes());  // all written?
+    AlignedBuffer<uint8_t> argmax(at->argmax_bytes());
+    at->forward(src_t.memory().get_data_handle(), dst.memory().get_data_handle(), argmax.data(),
+                c.relu);
+    at->backward(diff_dst_t.memory().get_data_handle(), argmax.data(),
+                 diff_src.memory().get_data_handle());
+    EXPECT_TRUE(same_bits(dst.to_plain(), Tensor(ref_dst).to_plain(), "output"));
+    EXPECT_TRUE(same_bits(diff_src.to_plain(), Tensor(ref_diff_src).to_plain(), "input gradient"));
+  }
+}
+
+// The widest kernels run where the CPU has their instructions (the witness: the kernel's view of
+// the CPU, /proc/cpuinfo), and no wider than ONEDNN_MAX_CPU_ISA holds oneDNN.
+TEST(WindowMaxPool, RunsTheWidestVectorsTheCpuHas) {
+  const std::string cpuinfo = testing::read_file("/proc/cpuinfo");
+  const auto has = [&](const std::string& flag) {
+    return cpuinfo.find(" " + flag + " ") != std::string::npos ||
+           cpuinfo.find(" " + flag + "\n") != std::string::npos;
+  };
+  const int expected = has("avx512f") && has("avx512bw") && has("avx512dq") && has("avx512vl") ? 16
+                       : has("avx2")                                                           ? 8
+                                                                                               : 4;
+  if (const char* held = std::getenv("ONEDNN_MAX_CPU_ISA")) {
+    const std::string isa = held;
+    const int cap = isa.starts_with("AVX512_CORE") || isa == "ALL"         ? 16
+                    : isa.starts_with("AVX2") || isa.starts_with("AVX512") ? 8
+                                                                           : 4;
+    EXPECT_EQ(WindowMaxPool::widest_width(), std::min(expected, cap)) << isa;
+    return;
+  }
+  EXPECT_EQ(WindowMaxPool::widest_width(), expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(
