@@ -31,9 +31,10 @@ std::string precision_unsupported(Precision precision);
 // Throws Error::invalid_input with that reason (prefixed by `where`) when unsupported.
 void require_precision(Precision precision, const std::string& where);
 // The faster precision here (README, Mixed precision): bf16 where the CPU has AMX, or AVX512-BF16
-// and is AMD's (measured on Zen 5; Zen 4 not measured); fp32 elsewhere. On an AMD EPYC of family 26 fashion_cnn's step
-// was 1.66x faster in bf16; on an Intel AVX512-BF16 CPU without AMX (measured as a Xeon held
-// there by ONEDNN_MAX_CPU_ISA) oneDNN 2.6's bf16 convolutions were slower than its fp32 ones.
+// and is AMD's (measured on Zen 5; Zen 4 not measured); fp32 elsewhere. On an AMD EPYC of family 26
+// fashion_cnn's step was 1.66x faster in bf16; on an Intel AVX512-BF16 CPU without AMX (measured as
+// a Xeon held there by ONEDNN_MAX_CPU_ISA) oneDNN 2.6's bf16 convolutions were slower than its fp32
+// ones.
 Precision preferred_precision();
 
 // The CPU's vendor string from CPUID ("GenuineIntel", "AuthenticAMD", ...).

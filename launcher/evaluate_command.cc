@@ -24,24 +24,20 @@ namespace {
 Precision recorded_precision(const EvaluateCommand& cmd, const pb::TrainSpec& recorded, Job& job) {
   if (!recorded.has_precision()) return Precision::kFloat32;
   const bool automatic = recorded.precision() == "auto";
-  const Precision wanted =
-      automatic ? preferred_precision()
-                : job.agree([&] {
-                    return parse_precision(recorded.precision(),
-                                           cmd.checkpoint + ": model.train.precision");
-                  });
+  const Precision wanted = automatic ? preferred_precision() : job.agree([&] {
+    return parse_precision(recorded.precision(), cmd.checkpoint + ": model.train.precision");
+  });
   // Ranks that can run it (for auto: that prefer it), against all ranks.
   std::vector<int64_t> able = {
       wanted == Precision::kBFloat16 && precision_unsupported(Precision::kBFloat16).empty(), 1};
   if (job.comm() != nullptr) job.comm()->allreduce_sum(std::span<int64_t>(able));
   if (able[0] == able[1]) return Precision::kBFloat16;
   if (wanted == Precision::kBFloat16 && !automatic && job.is_root()) {
-    fmt::print(stderr,
-               "convoy: evaluating in fp32, not the {} the checkpoint was trained in: {}\n",
+    fmt::print(stderr, "convoy: evaluating in fp32, not the {} the checkpoint was trained in: {}\n",
                recorded.precision(),
-               able[1] > 1 ? fmt::format("{} of {} ranks' CPUs have no bf16", able[1] - able[0],
-                                         able[1])
-                           : precision_unsupported(wanted));
+               able[1] > 1
+                   ? fmt::format("{} of {} ranks' CPUs have no bf16", able[1] - able[0], able[1])
+                   : precision_unsupported(wanted));
   }
   return Precision::kFloat32;
 }

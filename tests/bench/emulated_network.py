@@ -14,13 +14,15 @@ within what one process moves.
 
 For each link setting it runs build/tests/bench/allreduce_bench (all-reduces from 64 KiB to
 16 MiB, with alpha and beta fitted to them) and then `convoy bench` on N ranks (one thread each),
-and prints the measured step time next to two predictions of the model:
+and prints the measured step time next to three predictions of the model:
 
     step = compute + exposed all-reduce
     all-reduce of n bytes on p ranks (ring) = 2 (p - 1) (alpha + n / (p B))
 
 "nominal": B the link's rate and alpha = alpha0 + D, alpha0 from allreduce_bench on unshaped
-links; "fitted": alpha and B as allreduce_bench fitted them on that link. Compute (all but the
+links; "fitted": alpha and B as allreduce_bench fitted them on that link; "sized": each bucket's
+all-reduce timed by allreduce_bench on that link at the sizes around the bucket's (interpolated),
+no alpha or beta at all. Compute (all but the
 exposed communication) and backward's time come from the run on unshaped links; the exposed part
 is what tests/bench/scaling_model.py computes (the reducer's buckets, each sent when backward has
 produced it). Open MPI is held to its
@@ -46,7 +48,7 @@ import sys
 import tempfile
 import time
 
-from scaling_model import bucket_layout, exposed_ms
+from scaling_model import bucket_layout, exposed_ms, interpolated, ring
 
 NET = "10.77"  # rank i is NET.i.2 on its link, the router NET.i.1
 MTU = "9000"
@@ -159,10 +161,11 @@ class Network:
         self.line_delay = delay_ms
         self.ns(self.hub, "ip", "link", "set", "tun0", "mtu", MTU, "up")
         self.ns(self.hub, "sysctl", "-qw", "net.ipv4.conf.tun0.rp_filter=0")
-        self.ns(self.hub, "ip", "route", "add", "default", "dev", "tun0", "table", "100")
+        # `replace`: the unreachable route outlives an earlier delay line (tun0's went with it).
+        self.ns(self.hub, "ip", "route", "replace", "default", "dev", "tun0", "table", "100")
         # Should the delay line die, its route goes with tun0: packets must then be dropped, not
         # routed straight through as if there were no delay.
-        self.ns(self.hub, "ip", "route", "add", "unreachable", "default", "metric", "1000",
+        self.ns(self.hub, "ip", "route", "replace", "unreachable", "default", "metric", "1000",
                 "table", "100")
         for i in range(1, self.ranks + 1):
             # What arrives from a rank goes through the delay line; what comes back out of it is
@@ -316,10 +319,11 @@ def main():
                                f"{red['bucket_bytes']}")
         for rate, delay in links:
             fit, r = median_run(rate, delay)
-            nominal = compute_ms + exposed_ms(buckets, p, alpha0_ms + delay, rate * 1e6 / 8 / 1e3,
-                                              backward_ms)
-            fitted = compute_ms + exposed_ms(buckets, p, max(fit["alpha_ms"], 0.0),
-                                             fit["bytes_per_ms"], backward_ms)
+            nominal = compute_ms + exposed_ms(
+                buckets, ring(p, alpha0_ms + delay, rate * 1e6 / 8 / 1e3), backward_ms)
+            fitted = compute_ms + exposed_ms(
+                buckets, ring(p, max(fit["alpha_ms"], 0.0), fit["bytes_per_ms"]), backward_ms)
+            sized = compute_ms + exposed_ms(buckets, interpolated(fit["sizes"]), backward_ms)
             measured = r["ms_per_step_median"]
             results.append({
                 "link": f"{rate:g} Mbit/s, {delay:g} ms",
@@ -328,6 +332,8 @@ def main():
                 "nominal_error": round(measured / nominal - 1, 3),
                 "fitted_ms": round(fitted, 2),
                 "fitted_error": round(measured / fitted - 1, 3),
+                "sized_ms": round(sized, 2),
+                "sized_error": round(measured / sized - 1, 3),
                 "fitted_alpha_ms": round(fit["alpha_ms"], 4),
                 "fitted_mbit": round(fit["bytes_per_ms"] * 8 / 1e3, 1),
                 "measured_allreduce_ms": round(r["reducer"]["raw_mpi_allreduce_ms"], 2),

@@ -54,12 +54,34 @@ def bucket_layout(layers, bucket_bytes):
     return [tuple(b) for b in buckets]
 
 
-def exposed_ms(buckets, p, alpha_ms, bytes_per_ms, backward_ms):
+def ring(p, alpha_ms, bytes_per_ms):
+    """The alpha-beta ring all-reduce's time as a function of the bytes reduced."""
+    return lambda n_bytes: ring_allreduce_ms(n_bytes, p, alpha_ms, bytes_per_ms)
+
+
+def interpolated(sizes):
+    """The all-reduce's time as measured (allreduce_bench's [{"bytes", "ms"}]): linear between
+    the measured sizes, and beyond them along the nearest end's segment."""
+    points = sorted((s["bytes"], s["ms"]) for s in sizes)
+    if len(points) < 2:
+        raise ValueError("need all-reduce times at two sizes at least")
+
+    def at(n_bytes):
+        i = 1
+        while i < len(points) - 1 and points[i][0] < n_bytes:
+            i += 1
+        (x0, y0), (x1, y1) = points[i - 1], points[i]
+        return max(0.0, y0 + (y1 - y0) * (n_bytes - x0) / (x1 - x0))
+    return at
+
+
+def exposed_ms(buckets, allreduce_ms, backward_ms):
     """Communication left after backward: the buckets ([(bytes, ready_ms)]) reduced one after
-    another, each starting when it is ready and the previous one is done."""
+    another, each starting when it is ready and the previous one is done; allreduce_ms(n) is
+    the time of one all-reduce of n bytes (ring() or interpolated())."""
     end = 0.0
     for size, ready in buckets:
-        end = max(end, ready) + ring_allreduce_ms(size, p, alpha_ms, bytes_per_ms)
+        end = max(end, ready) + allreduce_ms(size)
     return max(0.0, end - backward_ms)
 
 
@@ -68,7 +90,7 @@ def predict(compute_ms, layers, bucket_bytes, p, alpha_ms, gbits):
     backward_ms = sum(layer["backward_ms"] for layer in layers)
     buckets = bucket_layout(layers, bucket_bytes)
     n_bytes = sum(size for size, _ in buckets)
-    exposed = exposed_ms(buckets, p, alpha_ms, bytes_per_ms, backward_ms)
+    exposed = exposed_ms(buckets, ring(p, alpha_ms, bytes_per_ms), backward_ms)
     step = compute_ms + exposed
     return {"nodes": p, "gbits": gbits, "bucket_mb": round(bucket_bytes / (1 << 20), 3),
             "buckets": len(buckets), "step_ms": round(step, 3),
