@@ -183,7 +183,10 @@ TEST_F(CoordinatorJob, KilledJobResumesToTheSameParameters) {
     testing::ChildProcess job(testing::mpirun_convoy(2, args), dir_.file("job.out"),
                               dir_.file("job.err"));
     bool stored = false;
-    for (int i = 0; i < 600 && !stored; ++i) {
+    // A generous deadline: under the sanitizers on a slow machine the first checkpoint can take
+    // tens of seconds.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    while (!stored && std::chrono::steady_clock::now() < deadline) {
       stored = newest_stored() >= 0;
       if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

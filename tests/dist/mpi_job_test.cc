@@ -303,7 +303,9 @@ TEST_F(MpiJob, KilledJobWithBatchNormDropoutAdamAugmentationAndAWeightAverageRes
     testing::ChildProcess job(testing::mpirun_convoy(2, interrupted), dir_.file("job.out"),
                               dir_.file("job.err"));
     bool stored = false;
-    for (int i = 0; i < 1200 && !stored; ++i) {
+    // A generous deadline: under the sanitizers on a slow machine 100 steps take tens of seconds.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    while (!stored && std::chrono::steady_clock::now() < deadline) {
       for (const auto& entry : std::filesystem::directory_iterator(checkpoints)) {
         stored = stored || entry.path().filename().string().starts_with("step-000000100");
       }
