@@ -18,6 +18,18 @@
 
 extern char** environ;
 
+namespace {
+// The processes tests start inherit this. When ranks outnumber the cores (three or four ranks
+// here), each rank loads the machine's topology itself in MPI_Init, and hwloc's PCI component
+// reads the PCI ID database into a buffer it grows by realloc: under AddressSanitizer, whose
+// realloc always copies, that alone took 13 s per job start. Ranks in tests talk over loopback;
+// which PCI devices are near which cores does not matter to them.
+const bool kNoPciTopology = [] {
+  ::setenv("HWLOC_COMPONENTS", "-pci", /*overwrite=*/0);
+  return true;
+}();
+}  // namespace
+
 #if defined(CONVOY_ASAN)
 namespace {
 // Sanitized builds: the processes tests start (convoy, mpirun, the ranks) inherit this, so that
