@@ -36,8 +36,8 @@ struct TrainCommand {
   double weight_decay = 0.0;
   std::string optimizer = "sgd";  // sgd | adam | adamw
   int64_t random_crop = -1;       // crop padding; -1: the model's
-  bool flip = false;              // turn horizontal flips on
-  bool no_augment = false;        // no augmentation, whatever the model says
+  bool flip = false;        // horizontal flips on or off; counts only when `given` holds "--flip"
+  bool no_augment = false;  // no augmentation, whatever the model says
   double beta1 = 0.9, beta2 = 0.999, adam_epsilon = 1e-8;
   uint64_t seed = 1;
   int threads = 0;  // 0: all cores

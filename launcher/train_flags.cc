@@ -357,6 +357,18 @@ void add_train_flags(CLI::App& app, TrainCommand& cmd) {
   }
 }
 
+namespace {
+Augmentation train_augmentation(const TrainCommand& cmd, const pb::ModelSpec& spec) {
+  Augmentation augmentation = Augmentation::from_spec(spec, cmd.model);
+  // Given flags replace the model's augment block: `--random-crop 0` and `--flip=false` turn off
+  // what it asks for.
+  if (cmd.random_crop >= 0) augmentation.crop_padding = cmd.random_crop;
+  if (std::ranges::find(cmd.given, "--flip") != cmd.given.end()) augmentation.flip = cmd.flip;
+  if (cmd.no_augment) augmentation = {};
+  return augmentation;
+}
+}  // namespace
+
 JobFingerprint train_fingerprint(const TrainCommand& cmd, const pb::ModelSpec& spec,
                                  const Dataset& train, const Dataset& test) {
   TrainCommand copy = cmd;  // the table's accessors take a mutable command
@@ -369,6 +381,8 @@ JobFingerprint train_fingerprint(const TrainCommand& cmd, const pb::ModelSpec& s
   for (const TrainFlag& flag : train_flags()) {
     if (flag.ranks_agree) fields.emplace_back(flag.name, text(flag.field(copy)));
   }
+  // --flip=false and no --flip differ when the model asks for flips.
+  fields.emplace_back("augmentation", train_augmentation(cmd, spec).str());
   return fields;
 }
 
@@ -380,10 +394,7 @@ TrainingSessionOptions training_session_options(const TrainCommand& cmd, const p
     throw Error::invalid_input(fmt::format(
         "--ema-decay: {} rounds to 1 in single precision; at most 0.9999999", cmd.ema_decay));
   }
-  Augmentation augmentation = Augmentation::from_spec(spec, cmd.model);
-  if (cmd.random_crop >= 0) augmentation.crop_padding = cmd.random_crop;
-  if (cmd.flip) augmentation.flip = true;
-  if (cmd.no_augment) augmentation = {};
+  const Augmentation augmentation = train_augmentation(cmd, spec);
   return {
       .job_id = cmd.job_id.empty() ? default_job_id(spec, cmd.model) : cmd.job_id,
       .model_source = cmd.model,

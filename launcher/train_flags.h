@@ -49,7 +49,8 @@ TrainCommand parse_train_args(const std::vector<std::string>& args);
 // A CLI11 parse error's message on one line.
 std::string one_line(const CLI::ParseError& error);
 // Everything the ranks must agree on: the version, the model (with a CRC of its spec), the data
-// set's name and sizes, and the table's flags marked ranks_agree, by flag name with their values.
+// set's name and sizes, the table's flags marked ranks_agree, by flag name with their values, and
+// the augmentation they add up to.
 JobFingerprint train_fingerprint(const TrainCommand& cmd, const pb::ModelSpec& spec,
                                  const Dataset& train, const Dataset& test);
 // A training session's settings from the flags (the model's augmentation overridden by

@@ -386,6 +386,24 @@ TEST_F(MpiJob, RanksWithDifferentSettingsStopWithTheFieldNamed) {
   EXPECT_FALSE(std::filesystem::exists(dir_.file("a.ckpt")));
 }
 
+// --flip=false and no --flip are the same flag value but not the same training when the model asks
+// for flips: the ranks compare the augmentation itself.
+TEST_F(MpiJob, RanksAugmentingDifferentlyStop) {
+  std::vector<std::string> argv =
+      testing::mpirun_convoy(1, train_args(16, dir_.file("a.ckpt"), "fashion_fast"));
+  argv.insert(argv.end(), {"--flip=false", ":", "-np", "1", testing::convoy_binary()});
+  const std::vector<std::string> second = train_args(16, dir_.file("b.ckpt"), "fashion_fast");
+  argv.insert(argv.end(), second.begin(), second.end());
+  const CommandResult r = testing::run_command(argv, 120);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("convoy: ranks disagree on augmentation: rank 0 has crop 2, rank 1 has "
+                       "crop 2 + flip"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("a.ckpt")));
+}
+
 TEST_F(MpiJob, KilledRankEndsTheJob) {
   // Train for long enough that the kill lands mid-training.
   const std::string out = dir_.file("out"), err = dir_.file("err");

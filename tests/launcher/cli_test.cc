@@ -174,9 +174,35 @@ TEST_F(Cli, AModelsRecipeSetsTheDefaultsAndFlagsWin) {
   EXPECT_EQ(start["lr"], 0.1);                // the recipe's
   EXPECT_EQ(start["label_smoothing"], 0.1);
   EXPECT_EQ(start["test_flip"], true);
-  EXPECT_EQ(start["augment"], "crop 2 + flip");
+  EXPECT_EQ(start["augment"], "crop 2 + flip");  // the model's augment block
   // The rule for auto is checked against the CPU's flags in Precision.AutoIsBf16WithAmx....
   EXPECT_EQ(start["precision"], precision_name(preferred_precision()));
+}
+
+// Augmentation flags replace what the model's augment block asks for, either way.
+TEST_F(Cli, AugmentationFlagsTurnTheModelsChoicesOffAndOn) {
+  const auto augment = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"train",     "--model",     "fashion_fast",
+                                     "--data",    data_.path(),  "--global-batch-size",
+                                     "32",        "--max-steps", "1",
+                                     "--log-json"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const CommandResult r = convoy(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("\"event\":\"start\"") != std::string::npos) {
+        return nlohmann::json::parse(line)["augment"].get<std::string>();
+      }
+    }
+    return std::string("no start event");
+  };
+  EXPECT_EQ(augment({"--flip=false"}), "crop 2");
+  EXPECT_EQ(augment({"--random-crop", "0"}), "flip");
+  EXPECT_EQ(augment({"--random-crop", "0", "--flip=false"}), "none");
+  EXPECT_EQ(augment({"--flip=false", "--flip"}), "crop 2 + flip");  // the last one wins
+  EXPECT_EQ(augment({"--no-augment", "--flip"}), "none");
+  EXPECT_EQ(augment({"--random-crop", "3"}), "crop 3 + flip");
 }
 
 TEST_F(Cli, NonPositiveNumbers) {
