@@ -15,8 +15,8 @@ import csv
 import glob
 import json
 import os
+import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -87,23 +87,19 @@ def read_events(path, growing=False):
     return events
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        address = f"127.0.0.1:{port}"
         tb_dir = os.path.join(tmp, "tb")
         coordinator = subprocess.Popen(
-            [CONVOY, "coordinator", "--listen", address, "--state-dir", os.path.join(tmp, "state"),
-             "--tensorboard-dir", tb_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [CONVOY, "coordinator", "--listen", "127.0.0.1:0",
+             "--state-dir", os.path.join(tmp, "state"), "--tensorboard-dir", tb_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         job = None
         try:
-            assert "listening" in coordinator.stdout.readline()
+            # Port 0: the coordinator says which port it got.
+            first = coordinator.stdout.readline()
+            listening = re.search(r"listening on port (\d+)", first)
+            assert listening, f"the coordinator's first line: {first!r}"
+            address = f"127.0.0.1:{listening.group(1)}"
             # 400 steps, a checkpoint every 50: step records reach the coordinator in batches up to
             # 50 ms old while a checkpoint is stored at once, so the checkpoints must lie much
             # further apart than 50 ms of steps for the reported steps to pass the newest one, and

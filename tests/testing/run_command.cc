@@ -12,7 +12,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -265,16 +268,48 @@ CommandResult make_self_signed_certificate(const std::string& cert, const std::s
                      60);
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+// Binds a loopback TCP socket to `port` (0: the kernel's choice) and closes it; the port it got,
+// or 0.
+int bind_and_release(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  address.sin_port = htons(static_cast<uint16_t>(port));
   socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
   ::close(fd);
-  return ntohs(address.sin_port);
+  return bound ? ntohs(address.sin_port) : 0;
+}
+}  // namespace
+
+int free_port() {
+  // Below the kernel's ephemeral range (ip_local_port_range): ports there are handed out to
+  // every outgoing connection and every listener bound to port 0 (Open MPI's, another test's),
+  // any of which could take this one before the test's server binds it. At random, so that tests
+  // running at once rarely pick the same one; never one this process was given before.
+  int ephemeral_low = 0;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  constexpr int kLowest = 10000;
+  if (ephemeral_low > kLowest + 1000) {
+    static std::mutex mutex;
+    static std::set<int> given;
+    static std::mt19937 rng(std::random_device{}());
+    const std::lock_guard lock(mutex);
+    std::uniform_int_distribution<int> pick(kLowest, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const int candidate = pick(rng);
+      if (given.contains(candidate)) continue;
+      if (const int port = bind_and_release(candidate); port != 0) {
+        given.insert(port);
+        return port;
+      }
+    }
+  }
+  return bind_and_release(0);
 }
 
 }  // namespace convoy::testing

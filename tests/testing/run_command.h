@@ -79,7 +79,8 @@ nlohmann::json last_json_line(const std::string& output);
 // rank, and allowed to run as root (CI does).
 std::vector<std::string> mpirun_convoy(int ranks, const std::vector<std::string>& args);
 
-// A loopback TCP port that was free a moment ago (tests check the server really got it).
+// A loopback TCP port that was free a moment ago, outside the range the kernel hands out to
+// connections (tests check the server really got it).
 int free_port();
 
 // A self-signed certificate and key for localhost and 127.0.0.1 (Debian's openssl), for TLS tests.
