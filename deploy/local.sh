@@ -6,7 +6,8 @@
 #                                                   ranks (CONVOY_RANKS) under `convoy launch`
 #                                                   (restarts, checkpoints in ./convoy-state; run
 #                                                   again to continue) and print the report
-#   deploy/local.sh test                            run the whole test suite (what CI runs)
+#   deploy/local.sh test [ctest flags...]           run the whole test suite (what CI runs), or
+#                                                   what the flags select (e.g. -LE '^io$')
 #   deploy/local.sh build                           only install and build
 #   deploy/local.sh fuzz [SECONDS]                  build the fuzz targets with clang, ASan, UBSan
 #                                                   and libFuzzer (build-fuzz/) and run each for
@@ -64,9 +65,9 @@ case "$mode" in
   test)
     cd "$build"
     if [[ $sanitize == thread ]]; then
-      exec ctest --output-on-failure -j "$jobs" -L tsan
+      exec ctest --output-on-failure -j "$jobs" -L tsan "$@"
     fi
-    exec ctest --output-on-failure -j "$jobs"
+    exec ctest --output-on-failure -j "$jobs" "$@"
     ;;
   fuzz)
     exec "$root/tests/fuzz/run.sh" "$build" "${1:-60}" "$jobs"
