@@ -13,7 +13,7 @@ data loading and evaluation for both. PyTorch uses its default initialisation an
 `mpirun -np 2 convoy train --model fashion_fast --threads 1` once per seed, reporting each run's
 final test accuracy (the last model's, as the recipe trains it) and wall time, and their medians;
 `--epochs N` shortens the recipe (its cosine schedule ends at the new last epoch). PyTorch runs the
-same recipe with DDP (fashion_fast's network, crop 2 + flip, SGD with Nesterov momentum and
+same recipe with DDP (fashion_fast's network, random flips, SGD with Nesterov momentum and
 weight decay 5e-4, learning rate 0.1 for a global batch of 128 with 1 warm-up epoch and cosine
 decay, label smoothing 0.1, flip at test time, bf16 autocast where convoy's `auto` picks bf16),
 once, stopped after --pytorch-minutes.
@@ -171,10 +171,7 @@ def ddp_recipe_worker(rank, world, port, args, queue, start, bf16):
         ddp.train()
         for s in range(steps_per_epoch):
             idx = order[s * batch:(s + 1) * batch]
-            padded = F.pad(x_train[idx], (2, 2, 2, 2))  # crop 2: each sample's own 28x28 window
-            shifts = torch.randint(0, 5, (len(idx), 2)).tolist()
-            x = torch.stack([padded[i, :, dy:dy + 28, dx:dx + 28]
-                             for i, (dy, dx) in enumerate(shifts)])
+            x = x_train[idx]  # a copy: the flips below do not touch the data set
             flip = torch.rand(len(idx)) < 0.5
             x[flip] = x[flip].flip(3)
             opt.zero_grad(set_to_none=True)

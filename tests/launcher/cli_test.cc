@@ -174,18 +174,21 @@ TEST_F(Cli, AModelsRecipeSetsTheDefaultsAndFlagsWin) {
   EXPECT_EQ(start["lr"], 0.1);                // the recipe's
   EXPECT_EQ(start["label_smoothing"], 0.1);
   EXPECT_EQ(start["test_flip"], true);
-  EXPECT_EQ(start["augment"], "crop 2 + flip");  // the model's augment block
+  EXPECT_EQ(start["augment"], "flip");  // the model's augment block
   // The rule for auto is checked against the CPU's flags in Precision.AutoIsBf16WithAmx....
   EXPECT_EQ(start["precision"], precision_name(preferred_precision()));
 }
 
 // Augmentation flags replace what the model's augment block asks for, either way.
 TEST_F(Cli, AugmentationFlagsTurnTheModelsChoicesOffAndOn) {
+  const std::string model =
+      work_.write("augmented.pbtxt",
+                  "input { channels: 1 spatial: [28, 28] } num_classes: 10\n"
+                  "augment { crop_padding: 2 horizontal_flip: true }\n"
+                  "layer { name: \"fc\" type: \"Dense\" dense { units: 10 } }\n");
   const auto augment = [&](std::vector<std::string> flags) {
-    std::vector<std::string> args = {"train",     "--model",     "fashion_fast",
-                                     "--data",    data_.path(),  "--global-batch-size",
-                                     "32",        "--max-steps", "1",
-                                     "--log-json"};
+    std::vector<std::string> args = {"train",      "--model",     model, "--data",
+                                     data_.path(), "--max-steps", "1",   "--log-json"};
     args.insert(args.end(), flags.begin(), flags.end());
     const CommandResult r = convoy(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -203,6 +206,7 @@ TEST_F(Cli, AugmentationFlagsTurnTheModelsChoicesOffAndOn) {
   EXPECT_EQ(augment({"--flip=false", "--flip"}), "crop 2 + flip");  // the last one wins
   EXPECT_EQ(augment({"--no-augment", "--flip"}), "none");
   EXPECT_EQ(augment({"--random-crop", "3"}), "crop 3 + flip");
+  EXPECT_EQ(augment({}), "crop 2 + flip");
 }
 
 TEST_F(Cli, NonPositiveNumbers) {
