@@ -243,7 +243,15 @@ TrainSummary TrainingSession::run(const Dataset& train, const Dataset& test,
     throw;
   }
   write_timeline();
-  if (job_.size() > 1) verify_identical_parameters(*job_.comm(), model_, "after training");
+  if (job_.size() > 1) {
+    verify_identical_parameters(*job_.comm(), model_, "after training");
+    if (average_) {
+      // The average is what gets evaluated and saved beside the weights: it must agree too.
+      const AveragedWeights averaged(&*average_);
+      verify_identical_parameters(*job_.comm(), model_,
+                                  "after training (their --ema-decay average)");
+    }
+  }
   if (summary.stopped) {
     hooks.checkpoint_final(std::nullopt);  // preempted: where it stopped, without evaluating
   } else {
