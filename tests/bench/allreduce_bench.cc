@@ -11,6 +11,7 @@
 // ms). tests/bench/emulated_network.py runs it on each emulated link.
 //
 //   mpirun -np 2 build/tests/bench/allreduce_bench [--min-kb 64] [--max-mb 16] [--repeats 15]
+//       [--gap-ms 0]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -24,13 +25,16 @@
 namespace {
 
 // Median of `repeats` timed all-reduces of `floats` values (after two untimed ones), agreed by
-// the ranks: each takes the slowest rank's time of every repeat.
-double median_ms(convoy::Communicator& comm, size_t floats, int repeats) {
+// the ranks: each takes the slowest rank's time of every repeat. Before each, every rank computes
+// (spins) for `gap_ms`, as a training step computes between its all-reduces.
+double median_ms(convoy::Communicator& comm, size_t floats, int repeats, double gap_ms, bool sync) {
   std::vector<float> values(floats, 1.f);
   std::vector<double> times;
   for (int i = 0; i < repeats + 2; ++i) {
+    for (const convoy::Stopwatch gap; gap.milliseconds() < gap_ms;) {
+    }
     std::vector<double> zero(1, 0.0);
-    comm.allreduce_sum(std::span<double>(zero));  // start together
+    if (sync) comm.allreduce_sum(std::span<double>(zero));  // start together
     const convoy::Stopwatch run;
     comm.allreduce_sum(std::span<float>(values));
     std::vector<double> took(static_cast<size_t>(comm.size()), 0.0);
@@ -48,10 +52,20 @@ int main(int argc, char** argv) {
   CLI::App app("Times all-reduces of growing size and fits alpha and beta");
   double min_kb = 64, max_mb = 16;
   int repeats = 15;
+  double gap_ms = 0;
+  bool sync = true;
   app.add_option("--min-kb", min_kb, "Smallest message, KiB")->check(CLI::Range(1.0, 1e6));
   app.add_option("--max-mb", max_mb, "Largest message, MiB")->check(CLI::Range(0.01, 1024.0));
   app.add_option("--repeats", repeats, "Timed all-reduces per size")->check(CLI::Range(3, 10000));
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--gap-ms", gap_ms, "Computation before each all-reduce, ms")
+      ->check(CLI::Range(0.0, 10000.0));
+  app.add_flag("!--no-sync", sync, "Start each all-reduce when the rank gets there, not together");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int printed = app.exit(e);  // --help prints and succeeds; a bad flag is the user's (2)
+    return printed == 0 ? 0 : 2;
+  }
   // Whole floats, and at least two sizes to fit a line through.
   const size_t smallest = static_cast<size_t>(min_kb * 1024) / sizeof(float) * sizeof(float);
   const auto largest = static_cast<size_t>(max_mb * (1 << 20));
@@ -67,7 +81,7 @@ int main(int argc, char** argv) {
   // Weighted least squares of t = a * x + b with x = 2 (p - 1) / p * n, b = 2 (p - 1) alpha.
   double sx = 0, sy = 0, sxx = 0, sxy = 0, sw = 0;
   for (size_t bytes = smallest; bytes <= largest; bytes *= 2) {
-    const double ms = median_ms(comm, bytes / sizeof(float), repeats);
+    const double ms = median_ms(comm, bytes / sizeof(float), repeats, gap_ms, sync);
     sizes.push_back({{"bytes", bytes}, {"ms", ms}});
     const double x = 2 * (p - 1) / p * double(bytes);
     const double w = 1.0 / std::max(ms * ms, 1e-12);

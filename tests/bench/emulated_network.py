@@ -31,7 +31,10 @@ ring all-reduce so that the algorithm is the model's.
     sudo /usr/bin/python3 tests/bench/emulated_network.py --convoy build/launcher/convoy \\
         [--ranks 2] [--links 1000:0,1000:1,200:0.5,50:0] [--model fashion_cnn] [--steps 60]
 
-`--links` is a list of rate_mbit:delay_ms. Needs root (namespaces), iproute2 and Open MPI.
+`--links` is a list of rate_mbit:delay_ms. Each link's result also gives the share of TCP
+segments the ranks retransmitted, in the training steps and in the back-to-back all-reduces.
+`--tcp-slow-start-after-idle 0` turns off TCP's restart from a small window after a pause in the
+ranks' namespaces. Needs root (namespaces), iproute2 and Open MPI.
 """
 import argparse
 import collections
@@ -99,7 +102,8 @@ def delay_line(device, delay_ms):
 class Network:
     """The namespaces, links and delay line; removed by close()."""
 
-    def __init__(self, ranks, script):
+    def __init__(self, ranks, script, slow_start_after_idle=None):
+        self.slow_start_after_idle = slow_start_after_idle
         self.prefix = f"cvemu{os.getpid()}"
         self.hub = self.prefix + "h"
         self.ranks = ranks
@@ -132,6 +136,9 @@ class Network:
             self.ns(name, "ip", "link", "set", "eth0", "up")
             # The other ranks are behind the router; there is no default route anywhere.
             self.ns(name, "ip", "route", "add", f"{NET}.0.0/16", "via", f"{NET}.{i}.1")
+            if self.slow_start_after_idle is not None:
+                self.ns(name, "sysctl", "-qw",
+                        f"net.ipv4.tcp_slow_start_after_idle={self.slow_start_after_idle}")
         probe = f"{self.prefix}r1"
         try:
             self.ns(probe, "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "0ms")
@@ -142,6 +149,18 @@ class Network:
 
     def hosts(self):
         return [f"{NET}.{i}.2" for i in range(1, self.ranks + 1)]
+
+    def tcp_segments(self):
+        """TCP segments sent and retransmitted so far, summed over the ranks' namespaces."""
+        sent = retransmitted = 0
+        for i in range(1, self.ranks + 1):
+            snmp = self.ns(f"{self.prefix}r{i}", "cat", "/proc/net/snmp").stdout
+            names, values = [line.split()[1:] for line in snmp.splitlines()
+                             if line.startswith("Tcp:")]
+            tcp = dict(zip(names, map(int, values)))
+            sent += tcp["OutSegs"]
+            retransmitted += tcp["RetransSegs"]
+        return sent, retransmitted
 
     def set_delay_line(self, delay_ms):
         """Routes every packet between ranks through the delay line (delay_ms > 0) or directly."""
@@ -238,6 +257,14 @@ def mpirun(net, agent, args, program):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def retransmitted_percent(net, measure):
+    """What measure() returns, and the share of TCP segments retransmitted while it ran."""
+    sent0, retransmitted0 = net.tcp_segments()
+    result = measure()
+    sent, retransmitted = net.tcp_segments()
+    return result, round(100 * (retransmitted - retransmitted0) / max(1, sent - sent0), 2)
+
+
 def bench(net, agent, args):
     return mpirun(net, agent, args, [
         args.convoy, "bench", "--model", args.model, "--threads", "1", "--steps",
@@ -258,6 +285,9 @@ def main():
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--bucket-mb", type=float, default=25)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tcp-slow-start-after-idle", type=int, choices=(0, 1),
+                        help="the ranks' net.ipv4.tcp_slow_start_after_idle (default: the "
+                        "kernel's, 1)")
     parser.add_argument("--delay-line", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.delay_line is not None:
@@ -282,7 +312,7 @@ def main():
             return 2
     args.convoy = os.path.abspath(args.convoy)
     args.allreduce_bench = os.path.abspath(args.allreduce_bench)
-    net = Network(args.ranks, os.path.abspath(__file__))
+    net = Network(args.ranks, os.path.abspath(__file__), args.tcp_slow_start_after_idle)
     work = tempfile.mkdtemp(prefix="convoy-emu-")
     agent = os.path.join(work, "agent.sh")
     with open(agent, "w") as f:
@@ -297,8 +327,13 @@ def main():
 
         def median_run(rate, delay):
             net.shape(rate, delay)
-            fit = allreduce_fit(net, agent, args)
-            runs = [bench(net, agent, args) for _ in range(args.runs)]
+            fit, percent = retransmitted_percent(net, lambda: allreduce_fit(net, agent, args))
+            fit["retransmitted_percent"] = percent
+            runs = []
+            for _ in range(args.runs):
+                r, percent = retransmitted_percent(net, lambda: bench(net, agent, args))
+                r["retransmitted_percent"] = percent
+                runs.append(r)
             times = [r["ms_per_step_median"] for r in runs]
             return fit, runs[times.index(statistics.median_low(times))]
 
@@ -338,11 +373,16 @@ def main():
                 "fitted_mbit": round(fit["bytes_per_ms"] * 8 / 1e3, 1),
                 "measured_allreduce_ms": round(r["reducer"]["raw_mpi_allreduce_ms"], 2),
                 "exposed_ms": round(r["reducer"]["exposed_ms_per_step"], 2),
+                # TCP's retransmissions in the training steps and in the back-to-back
+                # all-reduces: losses the shaping causes, which neither prediction models.
+                "step_retransmitted_percent": r["retransmitted_percent"],
+                "allreduce_retransmitted_percent": fit["retransmitted_percent"],
             })
     finally:
         net.close()
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"model": args.model, "ranks": args.ranks, "netem": net.netem,
+                      "tcp_slow_start_after_idle": args.tcp_slow_start_after_idle,
                       "delay_line": not net.netem, "results": results}, indent=1))
     return 0
 

@@ -45,7 +45,12 @@ int main(int argc, char** argv) {
   int threads = 2, repeats = 200;
   app.add_option("--threads", threads, "OpenMP threads")->check(CLI::PositiveNumber);
   app.add_option("--repeats", repeats, "Timed runs per implementation")->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int printed = app.exit(e);  // --help prints and succeeds; a bad flag is the user's (2)
+    return printed == 0 ? 0 : 2;
+  }
   omp_set_num_threads(threads);
 
   engine eng(engine::kind::cpu, 0);
