@@ -11,7 +11,7 @@
 // ms). tests/bench/emulated_network.py runs it on each emulated link.
 //
 //   mpirun -np 2 build/tests/bench/allreduce_bench [--min-kb 64] [--max-mb 16] [--repeats 15]
-//       [--gap-ms 0]
+//       [--gap-ms 0] [--no-sync]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -26,7 +26,9 @@ namespace {
 
 // Median of `repeats` timed all-reduces of `floats` values (after two untimed ones), agreed by
 // the ranks: each takes the slowest rank's time of every repeat. Before each, every rank computes
-// (spins) for `gap_ms`, as a training step computes between its all-reduces.
+// (spins) for `gap_ms`, as a training step computes between its all-reduces, then (with `sync`)
+// all-reduce one value so that the ranks start together. Without it a rank starts when it gets
+// there: after the pause that follows the previous repeat's own small all-reduce of the times.
 double median_ms(convoy::Communicator& comm, size_t floats, int repeats, double gap_ms, bool sync) {
   std::vector<float> values(floats, 1.f);
   std::vector<double> times;
@@ -54,12 +56,15 @@ int main(int argc, char** argv) {
   int repeats = 15;
   double gap_ms = 0;
   bool sync = true;
+  // The last value given wins, so that a wrapper's defaults can be overridden after them.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--min-kb", min_kb, "Smallest message, KiB")->check(CLI::Range(1.0, 1e6));
   app.add_option("--max-mb", max_mb, "Largest message, MiB")->check(CLI::Range(0.01, 1024.0));
   app.add_option("--repeats", repeats, "Timed all-reduces per size")->check(CLI::Range(3, 10000));
   app.add_option("--gap-ms", gap_ms, "Computation before each all-reduce, ms")
       ->check(CLI::Range(0.0, 10000.0));
-  app.add_flag("!--no-sync", sync, "Start each all-reduce when the rank gets there, not together");
+  app.add_flag("!--no-sync", sync,
+               "No small all-reduce between the pause and the timed all-reduce");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,7 +34,8 @@ ring all-reduce so that the algorithm is the model's.
 `--links` is a list of rate_mbit:delay_ms. Each link's result also gives the share of TCP
 segments the ranks retransmitted, in the training steps and in the back-to-back all-reduces.
 `--tcp-slow-start-after-idle 0` turns off TCP's restart from a small window after a pause in the
-ranks' namespaces. Needs root (namespaces), iproute2 and Open MPI.
+ranks' namespaces; `--allreduce-args` passes more flags to allreduce_bench (its `--gap-ms` and
+`--no-sync`), whose time per size each link's result lists. Needs root (namespaces), iproute2 and Open MPI.
 """
 import argparse
 import collections
@@ -42,6 +43,7 @@ import fcntl
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import statistics
@@ -272,7 +274,8 @@ def bench(net, agent, args):
 
 
 def allreduce_fit(net, agent, args):
-    return mpirun(net, agent, args, [args.allreduce_bench, "--max-mb", "16", "--repeats", "5"])
+    return mpirun(net, agent, args, [args.allreduce_bench, "--max-mb", "16", "--repeats", "5"] +
+                  shlex.split(args.allreduce_args))
 
 
 def main():
@@ -285,6 +288,8 @@ def main():
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--bucket-mb", type=float, default=25)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--allreduce-args", default="",
+                        help="more flags for allreduce_bench, e.g. '--gap-ms 20 --no-sync'")
     parser.add_argument("--tcp-slow-start-after-idle", type=int, choices=(0, 1),
                         help="the ranks' net.ipv4.tcp_slow_start_after_idle (default: the "
                         "kernel's, 1)")
@@ -305,6 +310,11 @@ def main():
     except ValueError:
         print(f"emulated_network.py: --links: '{args.links}' is not rate_mbit:delay_ms,... "
               "(rates above 0, delays 0 or more)", file=sys.stderr)
+        return 2
+    try:
+        shlex.split(args.allreduce_args)
+    except ValueError as e:
+        print(f"emulated_network.py: --allreduce-args: {e}", file=sys.stderr)
         return 2
     for flag, path in (("--convoy", args.convoy), ("--allreduce-bench", args.allreduce_bench)):
         if not os.access(path, os.X_OK):
@@ -373,10 +383,12 @@ def main():
                 "fitted_mbit": round(fit["bytes_per_ms"] * 8 / 1e3, 1),
                 "measured_allreduce_ms": round(r["reducer"]["raw_mpi_allreduce_ms"], 2),
                 "exposed_ms": round(r["reducer"]["exposed_ms_per_step"], 2),
-                # TCP's retransmissions in the training steps and in the back-to-back
-                # all-reduces: losses the shaping causes, which neither prediction models.
+                # TCP's retransmissions in the `convoy bench` runs (start-up and warm-up
+                # included) and in allreduce_bench's: losses the shaping causes, which none of the
+                # predictions models.
                 "step_retransmitted_percent": r["retransmitted_percent"],
                 "allreduce_retransmitted_percent": fit["retransmitted_percent"],
+                "allreduce_sizes_ms": [[s["bytes"], round(s["ms"], 2)] for s in fit["sizes"]],
             })
     finally:
         net.close()
