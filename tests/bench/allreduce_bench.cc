@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "bench_flags.h"
 #include "core/stopwatch.h"
 #include "dist/mpi_communicator.h"
 
@@ -65,12 +66,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 10000.0));
   app.add_flag("!--no-sync", sync,
                "No small all-reduce between the pause and the timed all-reduce");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int printed = app.exit(e);  // --help prints and succeeds; a bad flag is the user's (2)
-    return printed == 0 ? 0 : 2;
-  }
+  if (const auto exit_code = convoy::bench::parse_flags(app, argc, argv)) return *exit_code;
   // Whole floats, and at least two sizes to fit a line through.
   const size_t smallest = static_cast<size_t>(min_kb * 1024) / sizeof(float) * sizeof(float);
   const auto largest = static_cast<size_t>(max_mb * (1 << 20));

@@ -14,6 +14,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
+#include "bench_flags.h"
 #include "core/implementation_choice.h"
 #include "core/stopwatch.h"
 
@@ -45,12 +46,7 @@ int main(int argc, char** argv) {
   int threads = 2, repeats = 200;
   app.add_option("--threads", threads, "OpenMP threads")->check(CLI::PositiveNumber);
   app.add_option("--repeats", repeats, "Timed runs per implementation")->check(CLI::PositiveNumber);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int printed = app.exit(e);  // --help prints and succeeds; a bad flag is the user's (2)
-    return printed == 0 ? 0 : 2;
-  }
+  if (const auto exit_code = convoy::bench::parse_flags(app, argc, argv)) return *exit_code;
   omp_set_num_threads(threads);
 
   engine eng(engine::kind::cpu, 0);
