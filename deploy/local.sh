@@ -10,12 +10,14 @@
 #                                                   what the flags select (e.g. -LE '^io$')
 #   deploy/local.sh build                           only install and build
 #   deploy/local.sh fuzz [SECONDS]                  build the fuzz targets with clang, ASan, UBSan
-#                                                   and libFuzzer (build-fuzz/) and run each for
-#                                                   SECONDS (default 60), two at a time
+#                                                   and libFuzzer (build-address-undefined/) and
+#                                                   run each for SECONDS (default 60), two at a time
 #
 # CONVOY_SANITIZE=address,undefined (or thread) builds with those sanitizers into build-<names>/
 # instead (RelWithDebInfo), e.g. `CONVOY_SANITIZE=address,undefined deploy/local.sh test`.
-# thread builds and runs only the tests of convoy's threaded parts (labelled tsan).
+# address,undefined is built with clang and libFuzzer's instrumentation, so the suite and the fuzz
+# targets share one build (CI builds it once for both); thread (GCC) builds and runs only the tests
+# of convoy's threaded parts (labelled tsan).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,17 +27,16 @@ extra=()
 targets=()
 if [[ $mode == fuzz ]]; then
   sanitize=address,undefined
-  extra=(-DCMAKE_CXX_COMPILER=clang++ -DCONVOY_FUZZ=ON)
   targets=(--target fuzzers)
+fi
+if [[ $sanitize == address,undefined ]]; then
+  extra=(-DCMAKE_CXX_COMPILER=clang++ -DCONVOY_FUZZ=ON)
 fi
 build_type=Release
 if [[ -n $sanitize ]]; then
   build_type=RelWithDebInfo
 fi
 default_build=$root/build${sanitize:+-${sanitize//,/-}}
-if [[ $mode == fuzz ]]; then
-  default_build=$root/build-fuzz
-fi
 build="${CONVOY_BUILD_DIR:-$default_build}"
 jobs="${CONVOY_JOBS:-$(nproc)}"
 
