@@ -29,10 +29,12 @@ namespace {
 // the ranks: each takes the slowest rank's time of every repeat. Before each, every rank computes
 // (spins) for `gap_ms`, as a training step computes between its all-reduces, then (with `sync`)
 // all-reduce one value so that the ranks start together. Without it a rank starts when it gets
-// there: after the pause that follows the previous repeat's own small all-reduce of the times.
+// there, and nothing else goes over the network between the timed all-reduces (the times are
+// agreed after the last), as in training.
 double median_ms(convoy::Communicator& comm, size_t floats, int repeats, double gap_ms, bool sync) {
   std::vector<float> values(floats, 1.f);
-  std::vector<double> times;
+  const auto ranks = static_cast<size_t>(comm.size());
+  std::vector<double> took(static_cast<size_t>(repeats) * ranks, 0.0);  // [repeat][rank]
   for (int i = 0; i < repeats + 2; ++i) {
     for (const convoy::Stopwatch gap; gap.milliseconds() < gap_ms;) {
     }
@@ -40,10 +42,14 @@ double median_ms(convoy::Communicator& comm, size_t floats, int repeats, double 
     if (sync) comm.allreduce_sum(std::span<double>(zero));  // start together
     const convoy::Stopwatch run;
     comm.allreduce_sum(std::span<float>(values));
-    std::vector<double> took(static_cast<size_t>(comm.size()), 0.0);
-    took[static_cast<size_t>(comm.rank())] = run.milliseconds();
-    comm.allreduce_sum(std::span<double>(took));
-    if (i >= 2) times.push_back(*std::max_element(took.begin(), took.end()));
+    const double ms = run.milliseconds();
+    if (i >= 2) took[static_cast<size_t>(i - 2) * ranks + static_cast<size_t>(comm.rank())] = ms;
+  }
+  comm.allreduce_sum(std::span<double>(took));
+  std::vector<double> times;
+  for (size_t r = 0; r < static_cast<size_t>(repeats); ++r) {
+    times.push_back(
+        *std::max_element(took.begin() + long(r * ranks), took.begin() + long((r + 1) * ranks)));
   }
   std::nth_element(times.begin(), times.begin() + long(times.size() / 2), times.end());
   return times[times.size() / 2];

@@ -33,7 +33,8 @@ ring all-reduce so that the algorithm is the model's.
 
 `--links` is a list of rate_mbit:delay_ms. Each link's result also gives the share of TCP
 segments the ranks retransmitted, in the training steps and in the back-to-back all-reduces.
-`--tcp-slow-start-after-idle 0` turns off TCP's restart from a small window after a pause in the
+`--quickack` turns off delayed ACKs on the ranks' routes. `--queue-ms` bounds how long a packet waits in a shaped link's queue (50 ms by default; switches'
+buffers hold far less). `--tcp-slow-start-after-idle 0` turns off TCP's restart from a small window after a pause in the
 ranks' namespaces; `--allreduce-args` passes more flags to allreduce_bench (its `--gap-ms` and
 `--no-sync`), whose time per size each link's result lists. Needs root (namespaces), iproute2 and Open MPI.
 """
@@ -104,8 +105,10 @@ def delay_line(device, delay_ms):
 class Network:
     """The namespaces, links and delay line; removed by close()."""
 
-    def __init__(self, ranks, script, slow_start_after_idle=None):
+    def __init__(self, ranks, script, slow_start_after_idle=None, queue_ms=50.0, quickack=False):
         self.slow_start_after_idle = slow_start_after_idle
+        self.quickack = quickack  # acknowledge every segment at once (no delayed ACKs)
+        self.queue_ms = queue_ms  # how long a packet may wait in a shaped link's queue
         self.prefix = f"cvemu{os.getpid()}"
         self.hub = self.prefix + "h"
         self.ranks = ranks
@@ -137,7 +140,8 @@ class Network:
             self.ns(name, "ip", "addr", "add", f"{NET}.{i}.2/24", "dev", "eth0")
             self.ns(name, "ip", "link", "set", "eth0", "up")
             # The other ranks are behind the router; there is no default route anywhere.
-            self.ns(name, "ip", "route", "add", f"{NET}.0.0/16", "via", f"{NET}.{i}.1")
+            self.ns(name, "ip", "route", "add", f"{NET}.0.0/16", "via", f"{NET}.{i}.1",
+                    *(["quickack", "1"] if self.quickack else []))
             if self.slow_start_after_idle is not None:
                 self.ns(name, "sysctl", "-qw",
                         f"net.ipv4.tcp_slow_start_after_idle={self.slow_start_after_idle}")
@@ -205,13 +209,19 @@ class Network:
                 continue
             if self.netem:
                 # Half the delay at each end: one way through the router costs the delay.
+                # netem's queue holds the packets in flight on the delay as well as those waiting
+                # for the rate: a limit in packets of the queue's time plus the delay.
                 rate = ["rate", f"{rate_mbit}mbit"] if rate_mbit > 0 else []
+                limit = 100000
+                if rate_mbit > 0:
+                    held_s = (self.queue_ms + delay_ms / 2) / 1e3
+                    limit = max(100, int(rate_mbit * 1e6 / 8 * held_s / int(MTU)) + 1)
                 self.ns(name, "tc", "qdisc", "add", "dev", dev, "root", "netem", *rate, "delay",
-                        f"{delay_ms / 2}ms", "limit", "100000")
+                        f"{delay_ms / 2}ms", "limit", str(limit))
             else:
                 burst = max(64 * 1024, int(rate_mbit * 1_000_000 // 8 // 250))  # 4 ms of traffic
                 self.ns(name, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate",
-                        f"{rate_mbit}mbit", "burst", str(burst), "latency", "50ms")
+                        f"{rate_mbit}mbit", "burst", str(burst), "latency", f"{self.queue_ms:g}ms")
 
     def close(self):
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -293,6 +303,13 @@ def main():
     parser.add_argument("--tcp-slow-start-after-idle", type=int, choices=(0, 1),
                         help="the ranks' net.ipv4.tcp_slow_start_after_idle (default: the "
                         "kernel's, 1)")
+    parser.add_argument("--queue-ms", type=float, default=50.0,
+                        help="how long a packet may wait in a shaped link's queue before it is "
+                        "dropped (tbf's latency; netem's limit in packets is set to match); "
+                        "default 50")
+    parser.add_argument("--quickack", action="store_true",
+                        help="the ranks acknowledge every TCP segment at once (the route's "
+                        "quickack attribute): no delayed ACKs")
     parser.add_argument("--delay-line", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.delay_line is not None:
@@ -311,6 +328,10 @@ def main():
         print(f"emulated_network.py: --links: '{args.links}' is not rate_mbit:delay_ms,... "
               "(rates above 0, delays 0 or more)", file=sys.stderr)
         return 2
+    if not 1 <= args.queue_ms <= 1000:
+        print(f"emulated_network.py: --queue-ms: {args.queue_ms:g} is not between 1 and 1000",
+              file=sys.stderr)
+        return 2
     try:
         shlex.split(args.allreduce_args)
     except ValueError as e:
@@ -322,7 +343,8 @@ def main():
             return 2
     args.convoy = os.path.abspath(args.convoy)
     args.allreduce_bench = os.path.abspath(args.allreduce_bench)
-    net = Network(args.ranks, os.path.abspath(__file__), args.tcp_slow_start_after_idle)
+    net = Network(args.ranks, os.path.abspath(__file__), args.tcp_slow_start_after_idle,
+                  args.queue_ms, args.quickack)
     work = tempfile.mkdtemp(prefix="convoy-emu-")
     agent = os.path.join(work, "agent.sh")
     with open(agent, "w") as f:
@@ -395,6 +417,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"model": args.model, "ranks": args.ranks, "netem": net.netem,
                       "tcp_slow_start_after_idle": args.tcp_slow_start_after_idle,
+                      "queue_ms": args.queue_ms, "quickack": args.quickack,
                       "delay_line": not net.netem, "results": results}, indent=1))
     return 0
 
