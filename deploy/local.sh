@@ -16,13 +16,14 @@
 # CONVOY_SANITIZE=address,undefined (or thread) builds with those sanitizers into build-<names>/
 # instead (RelWithDebInfo), e.g. `CONVOY_SANITIZE=address,undefined deploy/local.sh test`.
 # address,undefined is built with clang and libFuzzer's instrumentation, so the suite and the fuzz
-# targets share one build (CI builds it once for both); thread (GCC) builds and runs only the tests
-# of convoy's threaded parts (labelled tsan).
+# targets share one build (CI builds it once for both); address or undefined alone build with GCC;
+# thread (GCC) builds and runs only the tests of convoy's threaded parts (labelled tsan).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode="${1:-}"
 sanitize="${CONVOY_SANITIZE:-}"
+if [[ $sanitize == undefined,address ]]; then sanitize=address,undefined; fi
 extra=()
 targets=()
 if [[ $mode == fuzz ]]; then
@@ -54,8 +55,23 @@ launcher=()
 if command -v ccache >/dev/null 2>&1; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DCONVOY_SANITIZE="$sanitize" \
-  "${extra[@]}" "${launcher[@]}" >/dev/null
+# A build directory configured with the other compiler starts afresh: CMake would otherwise drop
+# its cache on the compiler's change and, with it, the options given here (the sanitizers).
+fresh=()
+if [[ -f $build/CMakeCache.txt ]]; then
+  cached=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+  want_clang=false
+  if [[ ${#extra[@]} -gt 0 ]]; then want_clang=true; fi
+  has_clang=false
+  if [[ $cached == *clang* ]]; then has_clang=true; fi
+  if [[ $want_clang != "$has_clang" ]]; then fresh=(--fresh); fi
+fi
+cmake "${fresh[@]}" -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="$build_type" \
+  -DCONVOY_SANITIZE="$sanitize" "${extra[@]}" "${launcher[@]}" >/dev/null
+if ! grep -qx "CONVOY_SANITIZE:STRING=$sanitize" "$build/CMakeCache.txt"; then
+  echo "deploy/local.sh: $build is not configured with CONVOY_SANITIZE='$sanitize'" >&2
+  exit 1
+fi
 cmake --build "$build" -j "$jobs" "${targets[@]}"
 
 case "$mode" in
