@@ -13,7 +13,8 @@ Links use 9000-byte frames (as cluster networks do), which also keeps the delay 
 within what one process moves.
 
 For each link setting it runs build/tests/bench/allreduce_bench (all-reduces from 64 KiB to
-16 MiB, with alpha and beta fitted to them) and then `convoy bench` on N ranks (one thread each),
+16 MiB, with alpha and beta fitted to them; with --allreduce-pattern step, each all-reduce on a
+shaped link follows a pause as long as a step's computation, as in training) and then `convoy bench` on N ranks (one thread each),
 and prints the measured step time next to three predictions of the model:
 
     step = compute + exposed all-reduce
@@ -32,11 +33,13 @@ ring all-reduce so that the algorithm is the model's.
         [--ranks 2] [--links 1000:0,1000:1,200:0.5,50:0] [--model fashion_cnn] [--steps 60]
 
 `--links` is a list of rate_mbit:delay_ms. Each link's result also gives the share of TCP
-segments the ranks retransmitted, in the training steps and in the back-to-back all-reduces.
-`--quickack` turns off delayed ACKs on the ranks' routes. `--queue-ms` bounds how long a packet waits in a shaped link's queue (50 ms by default; switches'
-buffers hold far less). `--tcp-slow-start-after-idle 0` turns off TCP's restart from a small window after a pause in the
-ranks' namespaces; `--allreduce-args` passes more flags to allreduce_bench (its `--gap-ms` and
-`--no-sync`), whose time per size each link's result lists. Needs root (namespaces), iproute2 and Open MPI.
+segments the ranks retransmitted, in the training steps and in allreduce_bench's all-reduces.
+`--quickack` turns off delayed ACKs on the ranks' routes. `--queue-ms` sets how long a packet
+may wait in a shaped link's queue (50 ms by default; a switch's buffers hold far less).
+`--tcp-slow-start-after-idle 0` turns off TCP's restart from a small window after a pause in
+the ranks' namespaces. `--allreduce-args` passes more flags to allreduce_bench (its `--gap-ms`
+and `--no-sync`), whose time per size each link's result lists. Needs root (namespaces),
+iproute2 and Open MPI.
 """
 import argparse
 import collections
@@ -210,12 +213,14 @@ class Network:
             if self.netem:
                 # Half the delay at each end: one way through the router costs the delay.
                 # netem's queue holds the packets in flight on the delay as well as those waiting
-                # for the rate: a limit in packets of the queue's time plus the delay.
+                # for the rate: a limit in packets of the queue's time plus the delay, counted in
+                # full frames (a segmentation-offload packet of up to 64 KB counts as one, so the
+                # queue may hold more time than asked).
                 rate = ["rate", f"{rate_mbit}mbit"] if rate_mbit > 0 else []
                 limit = 100000
                 if rate_mbit > 0:
                     held_s = (self.queue_ms + delay_ms / 2) / 1e3
-                    limit = max(100, int(rate_mbit * 1e6 / 8 * held_s / int(MTU)) + 1)
+                    limit = max(4, int(rate_mbit * 1e6 / 8 * held_s / int(MTU)) + 1)
                 self.ns(name, "tc", "qdisc", "add", "dev", dev, "root", "netem", *rate, "delay",
                         f"{delay_ms / 2}ms", "limit", str(limit))
             else:
@@ -283,9 +288,12 @@ def bench(net, agent, args):
         str(args.steps), "--warmup", "5", "--bucket-mb", str(args.bucket_mb), "--per-layer"])
 
 
-def allreduce_fit(net, agent, args):
+def allreduce_fit(net, agent, args, gap_ms=None):
+    """allreduce_bench's times; with gap_ms, in a training step's pattern: each all-reduce after
+    gap_ms of computation, the ranks not brought together first."""
+    pattern = ["--gap-ms", f"{gap_ms:.3f}", "--no-sync"] if gap_ms is not None else []
     return mpirun(net, agent, args, [args.allreduce_bench, "--max-mb", "16", "--repeats", "5"] +
-                  shlex.split(args.allreduce_args))
+                  pattern + shlex.split(args.allreduce_args))
 
 
 def main():
@@ -305,8 +313,14 @@ def main():
                         "kernel's, 1)")
     parser.add_argument("--queue-ms", type=float, default=50.0,
                         help="how long a packet may wait in a shaped link's queue before it is "
-                        "dropped (tbf's latency; netem's limit in packets is set to match); "
-                        "default 50")
+                        "dropped (tbf's latency, to which its burst of at least 64 KiB adds; "
+                        "netem's limit in full frames is set to match); default 50")
+    parser.add_argument("--allreduce-pattern", choices=("back-to-back", "step"),
+                        default="back-to-back",
+                        help="how allreduce_bench times the all-reduces on shaped links: "
+                        "'back-to-back' (default) one after the other, the ranks brought together "
+                        "before each; 'step' each after a pause as long as the step's computation "
+                        "on unshaped links, as in training")
     parser.add_argument("--quickack", action="store_true",
                         help="the ranks acknowledge every TCP segment at once (the route's "
                         "quickack attribute): no delayed ACKs")
@@ -357,9 +371,10 @@ def main():
             print("note: this kernel has no netem qdisc; delays go through a delay line in the "
                   "router", file=sys.stderr)
 
-        def median_run(rate, delay):
+        def median_run(rate, delay, gap_ms=None):
             net.shape(rate, delay)
-            fit, percent = retransmitted_percent(net, lambda: allreduce_fit(net, agent, args))
+            fit, percent = retransmitted_percent(
+                net, lambda: allreduce_fit(net, agent, args, gap_ms))
             fit["retransmitted_percent"] = percent
             runs = []
             for _ in range(args.runs):
@@ -384,8 +399,9 @@ def main():
         if [size for size, _ in buckets] != red["bucket_bytes"]:
             raise RuntimeError(f"the model's buckets {buckets} are not the reducer's "
                                f"{red['bucket_bytes']}")
+        step_gap = compute_ms if args.allreduce_pattern == "step" else None
         for rate, delay in links:
-            fit, r = median_run(rate, delay)
+            fit, r = median_run(rate, delay, step_gap)
             nominal = compute_ms + exposed_ms(
                 buckets, ring(p, alpha0_ms + delay, rate * 1e6 / 8 / 1e3), backward_ms)
             fitted = compute_ms + exposed_ms(
@@ -418,6 +434,7 @@ def main():
     print(json.dumps({"model": args.model, "ranks": args.ranks, "netem": net.netem,
                       "tcp_slow_start_after_idle": args.tcp_slow_start_after_idle,
                       "queue_ms": args.queue_ms, "quickack": args.quickack,
+                      "allreduce_pattern": args.allreduce_pattern,
                       "delay_line": not net.netem, "results": results}, indent=1))
     return 0
 
