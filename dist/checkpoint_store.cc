@@ -113,16 +113,16 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
   // the process died has its previous file beside it (commit()): when the manifest still
   // describes that one, it is put back.
   for (pb::CheckpointInfo& e : entries_) {
-    const std::string previous = path(e.name()) + kPreviousSuffix;
-    if (sha256_of_file(path(e.name())) != e.sha256() && fs::exists(previous) &&
+    const std::string previous = home(e.name()) + kPreviousSuffix;
+    if (sha256_of_file(home(e.name())) != e.sha256() && fs::exists(previous) &&
         sha256_of_file(previous) == e.sha256()) {
-      as_io_error([&] { options_.file_system->rename(previous, path(e.name())); });
+      as_io_error([&] { options_.file_system->rename(previous, home(e.name())); });
       notes_.push_back(
           fmt::format("'{}': put back as the manifest lists it (a replacement of it "
                       "was cut short)",
-                      path(e.name())));
+                      home(e.name())));
     }
-    e.set_corrupt(sha256_of_file(path(e.name())) != e.sha256());
+    e.set_corrupt(sha256_of_file(home(e.name())) != e.sha256());
   }
   for (const std::string& temp : temporaries) options_.file_system->remove(temp);
   // Checkpoint files the manifest does not list (it was damaged, emptied or lost): adopt those
@@ -134,8 +134,8 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
     if (listed || !valid_checkpoint_name(name)) continue;
     rewrite = true;
     try {
-      const std::string bytes = read_file(path(name));
-      const pb::Checkpoint checkpoint = parse_checkpoint(bytes, path(name));
+      const std::string bytes = read_file(home(name));
+      const pb::Checkpoint checkpoint = parse_checkpoint(bytes, home(name));
       pb::CheckpointInfo info;
       info.set_name(name);
       info.set_size(bytes.size());
@@ -145,12 +145,12 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
       info.set_stored_time(wall_seconds());
       entries_.push_back(info);
       notes_.push_back(
-          fmt::format("'{}': not in the manifest; verified and listed again", path(name)));
+          fmt::format("'{}': not in the manifest; verified and listed again", home(name)));
     } catch (const Error& e) {
       notes_.push_back(
           fmt::format("'{}': not in the manifest and not a valid checkpoint ({}); "
                       "left alone, not served",
-                      path(name), e.what()));
+                      home(name), e.what()));
     }
   }
   std::stable_sort(entries_.begin(), entries_.end(),
@@ -158,8 +158,21 @@ CheckpointStore::CheckpointStore(std::string dir, Options options)
   if (rewrite) save_manifest(entries_);
 }
 
-std::string CheckpointStore::path(const std::string& name) const {
+std::string CheckpointStore::home(const std::string& name) const {
   return (fs::path(dir_) / (name + ".ckpt")).string();
+}
+
+std::string CheckpointStore::path(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  return displaced_.contains(name) ? home(name) + kPreviousSuffix : home(name);
+}
+
+void CheckpointStore::put_back_displaced() {
+  while (!displaced_.empty()) {
+    const std::string target = home(*displaced_.begin());
+    as_io_error([&] { options_.file_system->rename(target + kPreviousSuffix, target); });
+    displaced_.erase(displaced_.begin());
+  }
 }
 
 std::unique_ptr<CheckpointStore::Upload> CheckpointStore::begin(const pb::CheckpointInfo& header) {
@@ -251,6 +264,7 @@ pb::CheckpointInfo CheckpointStore::Upload::commit() {
 
   FileSystem& file_system = *store_.options_.file_system;
   std::lock_guard lock(store_.mutex_);
+  store_.put_back_displaced();
   const auto same_name = [&](const pb::CheckpointInfo& e) { return e.name() == name_; };
   std::vector<pb::CheckpointInfo> next = store_.entries_;
   std::erase_if(next, same_name);
@@ -263,7 +277,7 @@ pb::CheckpointInfo CheckpointStore::Upload::commit() {
   // A checkpoint of the same name is replaced. Until the manifest says so, the old file is kept
   // under a second name (a temporary's, so that opening the store removes it after a crash) to
   // be put back if the manifest cannot be written.
-  const std::string target = store_.path(name_);
+  const std::string target = store_.home(name_);
   const std::string previous = target + kPreviousSuffix;
   const bool replacing = std::any_of(store_.entries_.begin(), store_.entries_.end(), same_name);
   as_io_error([&] {
@@ -279,15 +293,18 @@ pb::CheckpointInfo CheckpointStore::Upload::commit() {
     store_.save_manifest(next, &manifest_replaced);
   } catch (const Error& e) {
     if (!manifest_replaced) {
-      // The manifest on disk still lists what it listed: put the files back as they were (if
-      // even that fails, the next opening does it: see the constructor).
-      try {
-        if (replacing) {
+      // The manifest on disk still lists what it listed: put the files back as they were. If
+      // even that fails, the old file is served from where it is until the next store or the
+      // next opening puts it back (see the constructor); a new file that cannot be removed is
+      // not listed (the next opening adopts it if it is intact).
+      if (replacing) {
+        try {
           file_system.rename(previous, target);
-        } else {
-          file_system.remove(target);
+        } catch (const Error&) {
+          store_.displaced_.insert(name_);
         }
-      } catch (const Error&) {
+      } else {
+        file_system.remove(target);
       }
       throw;
     }
@@ -298,7 +315,7 @@ pb::CheckpointInfo CheckpointStore::Upload::commit() {
   store_.entries_ = std::move(next);
   if (replacing) file_system.remove(previous);
   // Best effort: a file left here is not in the manifest; the next opening adopts it again.
-  for (const pb::CheckpointInfo& e : dropped) file_system.remove(store_.path(e.name()));
+  for (const pb::CheckpointInfo& e : dropped) file_system.remove(store_.home(e.name()));
   return info;
 }
 

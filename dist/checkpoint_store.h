@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,6 +84,8 @@ class CheckpointStore {
   // A servable checkpoint by name, or "latest" (highest step). Throws Error (not found; also for a
   // corrupt one, saying so).
   pb::CheckpointInfo find(const std::string& name_or_latest) const;
+  // The file that holds the listed checkpoint `name`: <dir>/<name>.ckpt, or the previous file
+  // beside it while a failed replacement of it waits to be undone (see Upload::commit).
   std::string path(const std::string& name) const;
   // Marks a checkpoint found damaged while serving: listed as corrupt, never served again.
   void mark_corrupt(const std::string& name);
@@ -92,6 +95,10 @@ class CheckpointStore {
   const std::string& dir() const { return dir_; }
 
  private:
+  // <dir>/<name>.ckpt: where a checkpoint's file belongs.
+  std::string home(const std::string& name) const;
+  // Puts back the files of replacements that could not be undone when they failed (Error: I/O).
+  void put_back_displaced();
   // Writes the manifest listing `entries` (Error: I/O); `*replaced` as write_file_atomically's.
   void save_manifest(const std::vector<pb::CheckpointInfo>& entries, bool* replaced = nullptr);
   // Throws Error (limit exceeded) when `kept` (what retention keeps) exceed max_total_bytes.
@@ -104,6 +111,9 @@ class CheckpointStore {
   Options options_;
   mutable std::mutex mutex_;
   std::vector<pb::CheckpointInfo> entries_;
+  // Names whose listed file is still the previous one beside home(name): a replacement failed
+  // and putting that file back failed too. Served from there; put back before the next store.
+  std::set<std::string> displaced_;
   std::vector<std::string> notes_;
 };
 

@@ -83,10 +83,7 @@ RecordLog::~RecordLog() {
 
 void RecordLog::append(const std::vector<std::string>& records) {
   const std::string buffer = frame(records);
-  if (cut_pending_) {
-    as_io_error([&] { file_system_.truncate(path_, size_); });
-    cut_pending_ = false;
-  }
+  cut_if_pending();
   try {
     as_io_error([&] {
       const std::unique_ptr<WritableFile> file =
@@ -108,7 +105,16 @@ void RecordLog::append(const std::vector<std::string>& records) {
   dirty_ = true;
 }
 
+void RecordLog::cut_if_pending() {
+  if (!cut_pending_) return;
+  as_io_error([&] { file_system_.truncate(path_, size_); });
+  cut_pending_ = false;
+  dirty_ = true;  // the cut is made durable by the fsync
+}
+
 void RecordLog::sync() {
+  // A batch whose append failed was refused: it must not be in the file when it is next opened.
+  cut_if_pending();
   if (!dirty_) return;
   as_io_error([&] {
     const std::unique_ptr<WritableFile> file = file_system_.open(path_, FileSystem::Mode::kAppend);

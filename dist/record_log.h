@@ -5,9 +5,9 @@
 // (they survive a crash of the process); sync() makes them durable (the coordinator calls it
 // about once a second). An append that fails (a full disk: perhaps half written) is cut back
 // off the file, so later appends follow the last whole record; if even that fails, the next
-// append cuts it first. Writes go through a FileSystem (core/file_system.h). A log holds no file
-// descriptor between calls: a coordinator with thousands of jobs keeps none open for them (each
-// append opens, writes and closes). Not thread-safe: the owner serializes calls.
+// sync or append cuts it first. Writes go through a FileSystem (core/file_system.h). A log holds no
+// file descriptor between calls: a coordinator with thousands of jobs keeps none open for them
+// (each append opens, writes and closes). Not thread-safe: the owner serializes calls.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +33,8 @@ class RecordLog {
   // Throws Error (I/O), also when no file descriptor is to be had (EMFILE); then none of
   // `records` is in the log.
   void append(const std::vector<std::string>& records);
-  // Throws Error (I/O) when fsync fails; the next sync tries again.
+  // Cuts off what a failed append left that could not be cut then, and fsyncs. Throws Error (I/O)
+  // when either fails; the next sync (or append) tries again.
   void sync();
   // Reads the intact records of a log file without opening it for writing.
   static void read(const std::string& path, const std::function<void(std::string_view)>& visit);
@@ -48,6 +49,8 @@ class RecordLog {
   uint64_t size_ = 0;         // bytes of whole records
   bool cut_pending_ = false;  // a failed append left bytes after size_ that could not be cut
   bool dirty_ = false;        // appended since the last sync
+
+  void cut_if_pending();
 };
 
 }  // namespace convoy

@@ -92,6 +92,14 @@ void FaultInjectingFileSystem::fail_at(size_t index, Fault fault) {
   fault_ = fault;
 }
 
+void FaultInjectingFileSystem::fail_from(size_t index, Fault fault, std::vector<Op> spared) {
+  std::lock_guard lock(mutex_);
+  fail_index_ = index;
+  fail_later_ = true;
+  spared_ = std::move(spared);
+  fault_ = fault;
+}
+
 void FaultInjectingFileSystem::fail_paths(std::string text, Fault fault) {
   std::lock_guard lock(mutex_);
   fail_text_ = std::move(text);
@@ -107,6 +115,8 @@ void FaultInjectingFileSystem::fail_kinds(std::vector<Op> kinds, Fault fault) {
 void FaultInjectingFileSystem::clear() {
   std::lock_guard lock(mutex_);
   fail_index_ = SIZE_MAX;
+  fail_later_ = false;
+  spared_.clear();
   fail_text_.clear();
   fail_kinds_.clear();
 }
@@ -125,7 +135,8 @@ bool FaultInjectingFileSystem::should_fail(Op op, const std::string& path, Fault
   std::lock_guard lock(mutex_);
   const size_t index = operations_.size();
   operations_.push_back(op);
-  const bool failing = index == fail_index_ ||
+  const bool spared = std::find(spared_.begin(), spared_.end(), op) != spared_.end();
+  const bool failing = (fail_later_ ? index >= fail_index_ && !spared : index == fail_index_) ||
                        (!fail_text_.empty() && path.find(fail_text_) != std::string::npos) ||
                        std::find(fail_kinds_.begin(), fail_kinds_.end(), op) != fail_kinds_.end();
   if (failing) {

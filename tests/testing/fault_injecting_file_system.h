@@ -2,8 +2,10 @@
 // disk fills, fsync reports an error or a rename fails. It passes every operation to a real file
 // system and counts them; a test first runs an action to learn how many operations it makes,
 // then runs it again once per operation with that one failing (LevelDB's fault-injection tests
-// work the same way). Or it fails every operation on paths containing a given text (one job's
-// directory on a full disk). Thread-safe.
+// work the same way), or with every operation from that one on failing (a disk that filled up or
+// broke and stays so: this reaches the code that runs only after a failure, such as putting a file
+// back). Or it fails every operation on paths containing a given text (one job's directory on a
+// full disk). Thread-safe.
 #pragma once
 
 #include <cerrno>
@@ -32,6 +34,9 @@ class FaultInjectingFileSystem final : public FileSystem {
 
   // Fails the operation with this index (0: the next one counted from now) and no other.
   void fail_at(size_t index, Fault fault);
+  // Fails the operation with this index and every later one, except those of the `spared` kinds
+  // (a full disk still removes and truncates files), until clear().
+  void fail_from(size_t index, Fault fault, std::vector<Op> spared = {});
   // Fails every operation on a path containing `text` (until clear()).
   void fail_paths(std::string text, Fault fault);
   // Fails every operation of these kinds (until clear()).
@@ -58,6 +63,8 @@ class FaultInjectingFileSystem final : public FileSystem {
   mutable std::mutex mutex_;
   std::vector<Op> operations_;
   size_t fail_index_ = SIZE_MAX;
+  bool fail_later_ = false;  // every operation from fail_index_ on
+  std::vector<Op> spared_;
   std::string fail_text_;
   std::vector<Op> fail_kinds_;
   Fault fault_;
