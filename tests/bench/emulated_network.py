@@ -6,16 +6,18 @@ joined by veth pairs to one more namespace, a router, and every link is shaped i
 directions: with `tc ... netem rate R delay D/2` at each end where the kernel has netem (D: the
 link's one-way delay). Where it has not (netem is an optional module), rates are shaped with `tbf
 rate R`, and the router sends the packets through a delay line of its own: a TUN device read by
-a process (this script, with --delay-line) that writes each packet back D ms after it came. MPI runs over TCP on those links
-only (Open MPI's launcher reaches each namespace through `ip netns exec`, standing in for ssh).
+a process (this script, with --delay-line) that writes each packet back D ms after it came. MPI
+runs over TCP on those links only (Open MPI's launcher reaches each namespace through `ip netns
+exec`, standing in for ssh).
 The namespaces have no route outside; all of them, and the delay line, are removed on exit.
 Links use 9000-byte frames (as cluster networks do), which also keeps the delay line's packet rate
 within what one process moves.
 
 For each link setting it runs build/tests/bench/allreduce_bench (all-reduces from 64 KiB to
 16 MiB, with alpha and beta fitted to them; with --allreduce-pattern step, each all-reduce on a
-shaped link follows a pause as long as a step's computation, as in training) and then `convoy bench` on N ranks (one thread each),
-and prints the measured step time next to three predictions of the model:
+shaped link follows a pause as long as a step's computation, as in training) and then `convoy
+bench` on N ranks (one thread each), and prints the measured step time next to three predictions
+of the model:
 
     step = compute + exposed all-reduce
     all-reduce of n bytes on p ranks (ring) = 2 (p - 1) (alpha + n / (p B))
@@ -342,6 +344,11 @@ def main():
         print(f"emulated_network.py: --links: '{args.links}' is not rate_mbit:delay_ms,... "
               "(rates above 0, delays 0 or more)", file=sys.stderr)
         return 2
+    for flag, value, low in (("--runs", args.runs, 1), ("--steps", args.steps, 1),
+                             ("--bucket-mb", args.bucket_mb, 1e-3)):
+        if value < low:
+            print(f"emulated_network.py: {flag}: {value:g} is below {low:g}", file=sys.stderr)
+            return 2
     if not 1 <= args.queue_ms <= 1000:
         print(f"emulated_network.py: --queue-ms: {args.queue_ms:g} is not between 1 and 1000",
               file=sys.stderr)
@@ -366,7 +373,16 @@ def main():
     os.chmod(agent, 0o755)
     results = []
     try:
-        net.create()
+        try:
+            net.create()
+        except subprocess.CalledProcessError as e:
+            # One line, not a traceback: most often an iproute2 or kernel without what a flag needs.
+            why = (e.stderr or "").strip().splitlines()
+            flag = "--quickack: " if "quickack" in e.cmd else ""
+            print(f"emulated_network.py: {flag}setting up the network failed: "
+                  f"`{' '.join(e.cmd)}`: {why[-1] if why else f'exit {e.returncode}'}",
+                  file=sys.stderr)
+            return 2 if flag else 1
         if not net.netem:
             print("note: this kernel has no netem qdisc; delays go through a delay line in the "
                   "router", file=sys.stderr)
