@@ -24,7 +24,9 @@ packages=(
   libprotobuf-dev protobuf-compiler
   # libraries that save hand-written code
   libgtest-dev libgmock-dev zlib1g-dev libzip-dev libcli11-dev libfmt-dev nlohmann-json3-dev
-  libssl-dev openssl libcpp-httplib-dev
+  libssl-dev openssl libmicrohttpd-dev
+  # the tests' HTTP client
+  libcpp-httplib-dev
   # the coordinator's /metrics checked with the real Prometheus (promtool, prometheus)
   prometheus
   # data, and Python used by tests to read what convoy writes (TensorBoard files: crcmod, protobuf)

@@ -1,4 +1,4 @@
-// The coordinator's HTTP side (cpp-httplib), beside its gRPC port: `convoy coordinator
+// The coordinator's HTTP side (GNU libmicrohttpd), beside its gRPC port: `convoy coordinator
 // --http-listen HOST:PORT`.
 //
 //   /healthz                          "ok", open to all (probes carry no token)
@@ -15,18 +15,22 @@
 // certificate and key, HTTPS with the gRPC port's certificate. Read-only: nothing here changes a
 // job. Data is never cached; pages carry a Content-Security-Policy that allows only the
 // dashboard's own script and style files (no inline script).
+//
+// Each connection is served by a thread of its own, none pooled, so a slow or idle client holds
+// only its own: a few clients sending their headers a byte at a time cannot keep the others
+// waiting (cpp-httplib, used before, gave each connection one of its 8 threads, and 8 such clients
+// held the whole port). At most kMaxConnections at once (more wait to be accepted) and
+// kMaxConnectionsPerAddress from one address (more are closed at once); a connection that sends
+// and receives nothing for kIdleSeconds is closed; headers are at most kHeaderBytes; request
+// bodies only on POST, with a Content-Length of at most kMaxBodyBytes.
 #pragma once
 
+#include <atomic>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
-namespace httplib {
-class Server;
-struct Request;
-}  // namespace httplib
+struct MHD_Daemon;
 
 namespace convoy {
 
@@ -40,8 +44,8 @@ struct CoordinatorHttpOptions {
 
 class CoordinatorHttp {
  public:
-  // Serves in a thread of its own until destroyed. Throws Error (invalid input) when `listen`
-  // cannot be bound.
+  // Serves from threads of its own until destroyed. Throws Error (invalid input) when `listen`
+  // cannot be bound or the server cannot start (with libmicrohttpd's reason).
   CoordinatorHttp(CoordinatorService& service, const CoordinatorHttpOptions& options);
   ~CoordinatorHttp();
   CoordinatorHttp(const CoordinatorHttp&) = delete;
@@ -51,18 +55,34 @@ class CoordinatorHttp {
 
   static constexpr size_t kMaxSessions = 1024;  // the oldest goes first
   static constexpr double kSessionSeconds = 12 * 3600;
+  static constexpr unsigned kMaxConnections = 512;
+  static constexpr unsigned kMaxConnectionsPerAddress = 64;
+  static constexpr unsigned kIdleSeconds = 30;
+  static constexpr size_t kHeaderBytes = 64 << 10;
+  static constexpr size_t kMaxBodyBytes = 8 << 10;  // a sign-in form is all anyone may send
+
+  // One request and its answer, as the handlers see them (coordinator_http.cc).
+  struct Request;
+  struct Reply;
 
  private:
-  bool authorized(const httplib::Request& request);
+  friend struct HttpCallbacks;  // libmicrohttpd's C callbacks
+  // Answers a whole request (the server's threads call it; any of them at once).
+  void answer(const Request& request, Reply& reply);
+  bool authorized(const Request& request);
   std::string new_session();
-  void end_session(const httplib::Request& request);
+  void end_session(const Request& request);
 
+  CoordinatorService& service_;
   CoordinatorHttpOptions options_;
-  std::unique_ptr<httplib::Server> server_;
+  bool tls_ = false;
+  MHD_Daemon* daemon_ = nullptr;
+  std::atomic<bool> started_{false};  // MHD_start_daemon returned
+  std::mutex start_errors_mutex_;
+  std::string start_errors_;  // what libmicrohttpd said while starting
   int port_ = 0;
   std::mutex sessions_mutex_;
   std::map<std::string, double> sessions_;  // id -> when it was opened (wall seconds)
-  std::thread thread_;
 };
 
 }  // namespace convoy
