@@ -153,14 +153,15 @@ void api(CoordinatorHttp::Reply& reply, F&& body) {
 // nullopt. Bodies are taken only
 // on POST, with a Content-Length of at most kMaxBodyBytes, neither chunked nor compressed, so
 // that no one (the sign-in form is open to all) can make the server read without end.
-std::optional<std::pair<unsigned, const char*>> refused_body(
+std::optional<std::pair<unsigned, std::string>> refused_body(
     const CoordinatorHttp::Request& request) {
   const char* length = request.header("Content-Length");
   const bool has_body = length != nullptr && std::string_view(length) != "0";
   if (request.header("Transfer-Encoding") != nullptr ||
       request.header("Content-Encoding") != nullptr ||
       (request.method == "POST" && length == nullptr) || (has_body && request.method != "POST")) {
-    return std::pair(400u, "bodies are taken only on POST, with a Content-Length, uncompressed\n");
+    return std::pair(400u, std::string("bodies are taken only on POST, with a Content-Length, "
+                                       "uncompressed\n"));
   }
   if (has_body) {
     uint64_t bytes = 0;
@@ -168,7 +169,8 @@ std::optional<std::pair<unsigned, const char*>> refused_body(
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), bytes);
     if (error != std::errc() || end != text.data() + text.size() ||
         bytes > CoordinatorHttp::kMaxBodyBytes) {
-      return std::pair(413u, "a request body may have at most 8192 bytes\n");
+      return std::pair(413u, fmt::format("a request body may have at most {} bytes\n",
+                                         CoordinatorHttp::kMaxBodyBytes));
     }
   }
   return std::nullopt;
